@@ -1,0 +1,53 @@
+"""The SymPy side of the function table: each language function as a SymPy constructor."""
+from __future__ import annotations
+
+import sympy as sp
+
+
+class sigmoid(sp.Function):  # noqa: N801 - named as in the language
+    """Logistic function 1 / (1 + exp(-x)), with its symbolic derivative."""
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return 1 / (1 + sp.exp(-x))
+        return None
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+
+class softplus(sp.Function):  # noqa: N801
+    """log(1 + exp(x)), with derivative sigmoid(x)."""
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return sp.log(1 + sp.exp(x))
+        return None
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+
+class batch_mean(sp.Function):  # noqa: N801
+    """Mean over the batch of trajectories (the language's `mean`)."""
+
+
+def _where(cond, a, b):
+    return sp.Piecewise((a, cond), (b, True))
+
+
+ELEMENTWISE = {
+    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin, "acos": sp.acos, "atan": sp.atan,
+    "atan2": sp.atan2, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "sech": sp.sech,
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "sign": sp.sign,
+    "sigmoid": sigmoid, "softplus": softplus,
+    "min": lambda *a: sp.Min(*a), "max": lambda *a: sp.Max(*a), "where": _where,
+}
+
+COMPARISONS = {"<": sp.StrictLessThan, "<=": sp.LessThan, ">": sp.StrictGreaterThan, ">=": sp.GreaterThan,
+               "==": sp.Eq, "!=": sp.Ne}
+
+CONSTANTS = {"pi": sp.pi}

@@ -1,0 +1,96 @@
+"""The intermediate representation: a problem as SymPy expressions plus symbol tables.
+
+Symbols: a state `x` is `Symbol("x")` (its current value), `Symbol("x(0)")` and `Symbol("x(T)")`
+its initial and final values; `t` is time, `T` the final time; a param is `Symbol(name)`;
+a net call is an undefined SymPy function named after the net.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..dsl.ast import Span
+from ..dsl.options import MlpOptions, OdeOptions, TrainOptions
+
+TIME = sp.Symbol("t", real=True)
+FINAL_TIME = sp.Symbol("T", real=True)
+
+
+def state_symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(name, real=True)
+
+
+def initial_symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(f"{name}(0)", real=True)
+
+
+def final_symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(f"{name}(T)", real=True)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A random initial value: normal(mean, std) or uniform(low, high)."""
+
+    kind: str
+    a: float
+    b: float
+
+
+@dataclass
+class Net:
+    name: str
+    inputs: tuple[str, ...]
+    options: MlpOptions
+
+
+@dataclass
+class Objective:
+    sense: str             # "minimize" | "maximize"
+    expr: sp.Expr          # over initial/final symbols, T and params
+    text: str              # as written in the spec
+
+
+@dataclass
+class StopEvent:
+    """Integration stops when `function` (of t and states) crosses zero from below."""
+
+    function: sp.Expr
+    max_time: float
+    text: str
+
+
+@dataclass
+class Expectation:
+    """An `expect` check. Terminal ones use initial/final symbols; `over` ones are pointwise."""
+
+    text: str
+    op: str
+    left: sp.Expr
+    right: sp.Expr
+    tolerance: float | None
+    relative: bool
+    rms: bool
+    over: tuple[str, float, float] | None
+    span: Span
+
+
+@dataclass
+class Problem:
+    name: str
+    title: str
+    states: list[str]                        # columns of the state vector (integral states last)
+    initial: dict[str, sp.Expr | Distribution]
+    params: dict[str, float]                 # trainable scalars and their initial values
+    nets: dict[str, Net]
+    dynamics: dict[str, sp.Expr]             # d(state)/dt, lets/defs/controls substituted
+    controls: dict[str, sp.Expr]             # named controls, pointwise, for outputs
+    horizon: float | None
+    stop: StopEvent | None
+    objective: Objective
+    expectations: list[Expectation]
+    ode: OdeOptions
+    train: TrainOptions
+    batch: int
+    user_states: list[str] = field(default_factory=list)   # states declared in the spec

@@ -1,0 +1,224 @@
+"""Lower a checked spec to the SymPy IR.
+
+Expressions are built from the syntax tree with SymPy constructors and the fixed function table
+only — spec text never reaches sympify/parse_expr/eval. Consts become exact numbers, defs and
+lets are substituted inline, `integral(...)` becomes an extra state of the ODE.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import sympy as sp
+
+from ..dsl import ast
+from ..dsl.check import CheckedSpec
+from ..dsl.errors import SpecError
+from . import ir
+from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean
+
+INTEGRAL_PREFIX = "integral_"
+
+
+class _Lowering:
+    def __init__(self, checked: CheckedSpec) -> None:
+        self.checked = checked
+        self.env: dict[str, sp.Expr] = dict(CONSTANTS)
+        self.nets = {name: sp.Function(name) for name in checked.nets}
+        self.integrals: dict[str, sp.Expr] = {}   # integral state name -> integrand
+
+    def error(self, message: str, span: ast.Span, hint: str | None = None) -> SpecError:
+        spec = self.checked.spec
+        return SpecError(message, span, spec.source, spec.filename, hint)
+
+    # -- expressions
+    def expr(self, node: ast.Expr, local: dict[str, sp.Expr] | None = None,
+             at_time: Callable[[str, ast.Call], sp.Expr] | None = None) -> sp.Expr:
+        """SymPy expression of an AST expression. `at_time` lowers `x(T)`, `integral(.)`, `mean(.)`."""
+        local = local or {}
+
+        def go(n: ast.Expr) -> sp.Expr:
+            if isinstance(n, ast.Number):
+                return sp.Integer(int(n.value)) if n.value.is_integer() and abs(n.value) < 2**53 \
+                    else sp.Float(n.text if "." in n.text or "e" in n.text.lower() else n.value, 17)
+            if isinstance(n, ast.Name):
+                if n.id in local:
+                    return local[n.id]
+                if n.id == "t":
+                    return ir.TIME
+                if n.id == "T":
+                    return self.final_time()
+                return self.env[n.id]
+            if isinstance(n, ast.Neg):
+                return -go(n.operand)
+            if isinstance(n, ast.BinOp):
+                a, b = go(n.left), go(n.right)
+                if n.op == "+":
+                    return a + b
+                if n.op == "-":
+                    return a - b
+                if n.op == "*":
+                    return a * b
+                if n.op == "/":
+                    if b == 0:
+                        raise self.error("division by zero", n.span)
+                    return a / b
+                return a ** b
+            if isinstance(n, ast.Compare):
+                return COMPARISONS[n.op](go(n.left), go(n.right))
+            if isinstance(n, ast.Call):
+                return self.call(n, go, at_time)
+            raise self.error("this expression is not supported here", n.span)
+
+        return go(node)
+
+    def call(self, n: ast.Call, go, at_time) -> sp.Expr:
+        args = [go(a) for a in n.args] if n.func not in ("integral", "mean") and n.func not in \
+            self.checked.states else []
+        if n.func in self.checked.defs:
+            d = self.checked.defs[n.func]
+            return self.expr(d.body, dict(zip(d.params, args)))
+        if n.func in self.nets:
+            return self.nets[n.func](*args)
+        if n.func in ELEMENTWISE:
+            return ELEMENTWISE[n.func](*args)
+        if at_time is None:  # checker guarantees trajectory calls only occur where at_time is given
+            raise self.error(f"{n.func}(...) is not allowed here", n.span)
+        return at_time(n.func, n)
+
+    def final_time(self) -> sp.Expr:
+        horizon = self.checked.horizon
+        return self.constant(horizon.value, "horizon") if horizon else ir.FINAL_TIME
+
+    def constant(self, node: ast.Expr, what: str) -> sp.Expr:
+        value = self.expr(node)
+        if value.free_symbols:
+            raise self.error(f"{what} must be a constant", node.span)
+        if not value.is_real or not value.is_finite:
+            raise self.error(f"{what} is not a finite real number ({value})", node.span)
+        return value
+
+    # -- terminal expressions (objective, expects)
+    def terminal(self, node: ast.Expr, at: str | None, span: ast.Span) -> sp.Expr:
+        """An expression over the whole trajectory: states at 0/T, integrals, batch means."""
+        states = self.checked.states
+
+        def at_time(func: str, call: ast.Call) -> sp.Expr:
+            if func in states:
+                arg = call.args[0]
+                return ir.initial_symbol(func) if isinstance(arg, ast.Number) else ir.final_symbol(func)
+            if func == "integral":
+                name = f"{INTEGRAL_PREFIX}{len(self.integrals)}"
+                self.integrals[name] = self.expr(call.args[0])
+                return ir.final_symbol(name)
+            inner = self.expr(call.args[0], at_time=at_time)  # mean
+            return batch_mean(self.pointwise_to_final(inner) if at else inner)
+
+        value = self.expr(node, at_time=at_time)
+        if at is not None:
+            value = self.pointwise_to_final(value)
+        current = {ir.state_symbol(s) for s in states} | {ir.TIME}
+        loose = sorted(str(s) for s in value.free_symbols & current)
+        if loose:
+            name = loose[0]
+            raise self.error(f"'{name}' needs a time here: write {name}(T), {name}(0) or add 'at end'"
+                             if name != "t" else "'t' needs a time here: use T for the final time",
+                             span, "an objective or expect is evaluated once, on the whole trajectory")
+        return value
+
+    def pointwise_to_final(self, value: sp.Expr) -> sp.Expr:
+        subs = {ir.state_symbol(s): ir.final_symbol(s) for s in self.checked.states}
+        subs[ir.TIME] = self.final_time()
+        return value.xreplace(subs)
+
+    # -- the whole problem
+    def run(self) -> ir.Problem:
+        c = self.checked
+        for name, b in c.consts.items():
+            self.env[name] = self.constant(b.value, f"const '{name}'")
+        params = {}
+        for name, b in c.params.items():
+            params[name] = float(self.constant(b.value, f"param '{name}'"))
+            self.env[name] = sp.Symbol(name, real=True)
+        for name in c.states:
+            self.env[name] = ir.state_symbol(name)
+        initial: dict[str, sp.Expr | ir.Distribution] = {}
+        for name, b in c.states.items():
+            if b.distribution is not None:
+                a, bb = (float(self.constant(x, "distribution parameter")) for x in b.distribution.args)
+                if b.distribution.func == "normal" and bb < 0:
+                    raise self.error("normal(mean, std) needs std >= 0", b.distribution.args[1].span)
+                if b.distribution.func == "uniform" and bb <= a:
+                    raise self.error("uniform(low, high) needs low < high", b.distribution.span)
+                initial[name] = ir.Distribution(b.distribution.func, a, bb)
+            else:
+                initial[name] = self.expr(b.value)
+        for name, s in c.lets.items():
+            self.env[name] = self.expr(s.value)
+        dynamics = {name: self.expr(c.ders[name].value) for name in c.states}
+        controls = {name: self.env[name] for name in c.controls}
+
+        obj = c.objective
+        objective = ir.Objective(obj.sense, self.terminal(obj.expr, obj.at, obj.span), _text(c, obj.expr))
+        expectations = [self.expectation(e) for e in c.expects]
+
+        stop = None
+        if c.stop:
+            cond = c.stop.condition
+            lhs, rhs = self.expr(cond.left), self.expr(cond.right)
+            function = lhs - rhs if cond.op in (">", ">=") else rhs - lhs
+            max_time = float(self.constant(c.stop.max_time, "the stop time limit"))
+            if max_time <= 0:
+                raise self.error("the stop time limit must be positive", c.stop.max_time.span)
+            stop = ir.StopEvent(function, max_time, _text(c, cond))
+        horizon = None
+        if c.horizon:
+            horizon = float(self.constant(c.horizon.value, "horizon"))
+            if horizon <= 0:
+                raise self.error("the horizon must be positive", c.horizon.value.span)
+
+        self.check_batch_reduction(objective, c.objective.span)
+        dynamics.update(self.integrals)
+        for name in self.integrals:
+            initial[name] = sp.Integer(0)
+        return ir.Problem(
+            name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
+            nets={n: ir.Net(n, stmt.inputs, opts) for n, (stmt, opts) in c.nets.items()},
+            dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
+            expectations=expectations, ode=c.ode, train=c.train, batch=c.batch, user_states=list(c.states),
+        )
+
+    def expectation(self, e: ast.ExpectStmt) -> ir.Expectation:
+        c = self.checked
+        if e.over:
+            var, low, high = e.over
+            left, right = self.expr(e.left), self.expr(e.right)
+            over = (var, float(self.constant(low, "range")), float(self.constant(high, "range")))
+            if over[2] <= over[1]:
+                raise self.error("the range of 'over' must be increasing", e.over_span)
+        else:
+            left, right = self.terminal(e.left, e.at, e.span), self.terminal(e.right, e.at, e.span)
+            over = None
+        return ir.Expectation(_text(c, e).removeprefix("expect").strip(), e.op, left, right, e.tolerance, e.relative, e.rms, over, e.span)
+
+    def check_batch_reduction(self, objective: ir.Objective, span: ast.Span) -> None:
+        if self.checked.batch == 1:
+            return
+        outside = objective.expr.replace(lambda x: isinstance(x, batch_mean), lambda x: sp.Integer(0))
+        per_trajectory = {ir.initial_symbol(s) for s in self.checked.states} | \
+                         {ir.final_symbol(s) for s in self.checked.states}
+        if outside.free_symbols & per_trajectory:
+            raise self.error("with a batch, the objective must be reduced: wrap it in mean(...)", span)
+
+
+def _text(checked: CheckedSpec, node) -> str:
+    """The source text of a node (single line)."""
+    span = node.span
+    lines = checked.spec.source.splitlines()
+    if span.line == span.end_line:
+        return lines[span.line - 1][span.column - 1: span.end_column - 1].strip()
+    return lines[span.line - 1][span.column - 1:].strip() + " ..."
+
+
+def lower(checked: CheckedSpec) -> ir.Problem:
+    """Lower a checked spec to a `Problem` of SymPy expressions."""
+    return _Lowering(checked).run()

@@ -1,0 +1,34 @@
+"""impsolve.dsl: the `.imp` language — grammar, parser, syntax tree and semantic checker.
+
+Knows nothing of torch: `impsolve check` imports only this package.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .check import CheckedSpec, check
+from .errors import SpecError
+from .parser import parse
+
+__all__ = ["CheckedSpec", "SpecError", "check", "parse", "read_spec"]
+
+
+def read_spec(path_or_text: str | Path) -> CheckedSpec:
+    """Parse and check a spec given as a file path or as spec text."""
+    text, filename = _source(path_or_text)
+    return check(parse(text, filename))
+
+
+def _source(path_or_text: str | Path) -> tuple[str, str]:
+    if isinstance(path_or_text, Path) or ("\n" not in str(path_or_text) and str(path_or_text).endswith(".imp")):
+        path = Path(path_or_text)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except FileNotFoundError:
+            raise SpecError(f"no such spec file: {path}", None, filename=str(path)) from None
+        except UnicodeDecodeError as err:
+            raise SpecError(f"the spec is not valid UTF-8 text ({err.reason} at byte {err.start})", None,
+                            filename=str(path)) from None
+        except OSError as err:
+            raise SpecError(f"cannot read the spec: {err.strerror}", None, filename=str(path)) from None
+    return str(path_or_text), "<spec>"

@@ -1,0 +1,210 @@
+"""The syntax tree of a `.imp` spec. Every node carries the source span it came from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Span:
+    """1-based line/column range of a node in its source text."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+# ---------------------------------------------------------------- expressions
+@dataclass(frozen=True)
+class Number:
+    value: float
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple["Expr", ...]
+    kwargs: tuple["Keyword", ...]
+    span: Span
+    func_span: Span
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str
+    value: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * / @ ^
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Transpose:
+    operand: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Array:
+    items: tuple["Expr", ...]
+    span: Span
+
+
+Expr = Union[Number, Name, Call, BinOp, Neg, Compare, Transpose, Array]
+
+
+# ----------------------------------------------------------------- statements
+@dataclass(frozen=True)
+class Binding:
+    """`name[shape] = expr` or `name[shape] ~ distribution(...)` in const/param/state."""
+
+    name: str
+    shape: tuple[Expr, ...]
+    value: Expr | None
+    distribution: Call | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class ProblemStmt:
+    name: str
+    title: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class DeclStmt:
+    """`const`, `param` or `state` with one or more bindings."""
+
+    kind: str
+    bindings: tuple[Binding, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class DefStmt:
+    name: str
+    params: tuple[str, ...]
+    body: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class LetStmt:
+    """`let` or `control`: a named expression."""
+
+    kind: str
+    name: str
+    shape: tuple[Expr, ...]
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class NetStmt:
+    name: str
+    inputs: tuple[str, ...]
+    architecture: Call
+    span: Span
+
+
+@dataclass(frozen=True)
+class DerStmt:
+    state: str
+    state_span: Span
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class HorizonStmt:
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class StopStmt:
+    condition: Expr
+    max_time: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class ObjectiveStmt:
+    sense: str  # "minimize" | "maximize"
+    expr: Expr
+    at: str | None  # "stop" | "end" | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class SettingsStmt:
+    """`solve ode(...)`, `train adam(...)`: a settings call."""
+
+    kind: str
+    call: Call
+    span: Span
+
+
+@dataclass(frozen=True)
+class BatchStmt:
+    size: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class ExpectStmt:
+    left: Expr
+    at: str | None
+    op: str
+    right: Expr
+    tolerance: float | None
+    relative: bool
+    rms: bool
+    over: tuple[str, Expr, Expr] | None
+    over_span: Span | None
+    span: Span
+
+
+Statement = Union[
+    ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
+    ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt,
+]
+
+
+@dataclass
+class Spec:
+    """A parsed spec: its statements plus the text and file name for error messages."""
+
+    statements: list[Statement]
+    source: str
+    filename: str

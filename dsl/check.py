@@ -1,0 +1,490 @@
+"""Semantic check: resolve names and kinds, sort dependencies, validate settings.
+
+The result, a `CheckedSpec`, is what the compiler lowers. Every problem found is a SpecError
+pointing at the offending source span.
+"""
+from __future__ import annotations
+
+import keyword
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from pydantic import BaseModel, ValidationError
+
+from . import ast
+from .errors import SpecError, did_you_mean
+from .functions import CONSTANTS, ELEMENTWISE, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
+from .options import FIXED_STEP_METHODS, SETTINGS, MlpOptions, OdeOptions, TrainOptions
+
+MAX_NAME_LENGTH = 64
+DISTRIBUTIONS = {"normal": 2, "uniform": 2}
+
+
+@dataclass
+class CheckedSpec:
+    """A spec whose names, kinds and settings are resolved; declarations in dependency order."""
+
+    spec: ast.Spec
+    name: str
+    title: str
+    consts: dict[str, ast.Binding] = field(default_factory=dict)
+    params: dict[str, ast.Binding] = field(default_factory=dict)
+    states: dict[str, ast.Binding] = field(default_factory=dict)
+    defs: dict[str, ast.DefStmt] = field(default_factory=dict)
+    lets: dict[str, ast.LetStmt] = field(default_factory=dict)   # lets and controls, sorted
+    nets: dict[str, tuple[ast.NetStmt, MlpOptions]] = field(default_factory=dict)
+    ders: dict[str, ast.DerStmt] = field(default_factory=dict)
+    horizon: ast.HorizonStmt | None = None
+    stop: ast.StopStmt | None = None
+    objective: ast.ObjectiveStmt | None = None
+    ode: OdeOptions = field(default_factory=OdeOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    batch: int = 1
+    expects: list[ast.ExpectStmt] = field(default_factory=list)
+
+    @property
+    def controls(self) -> list[str]:
+        return [n for n, s in self.lets.items() if s.kind == "control"]
+
+    def with_overrides(self, overrides: dict[str, str]) -> "CheckedSpec":
+        """Apply `section.key=value` overrides (from `--set`) to the settings, validated."""
+        for key, raw in overrides.items():
+            section, _, option = key.partition(".")
+            targets = {"train": "train", "solve": "ode", "ode": "ode"}
+            if section not in targets or not option:
+                raise SpecError(f"cannot set '{key}'", None, filename="--set",
+                                hint="use train.<option> or solve.<option>, e.g. train.lr=0.01")
+            current: BaseModel = getattr(self, targets[section])
+            data = current.model_dump()
+            if option not in type(current).model_fields:
+                raise SpecError(f"unknown option '{option}' for {section}", None, filename="--set",
+                                hint=did_you_mean(option, type(current).model_fields))
+            data[option] = _parse_cli_value(raw)
+            try:
+                setattr(self, targets[section], type(current).model_validate(data))
+            except ValidationError as err:
+                raise SpecError(f"invalid value for {key}: {err.errors()[0]['msg']}", None,
+                                filename="--set") from None
+        return self
+
+
+def _parse_cli_value(raw: str):
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+# ----------------------------------------------------------------- utilities
+def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
+    """All sub-expressions of expr, itself first."""
+    yield expr
+    if isinstance(expr, ast.Call):
+        for a in expr.args:
+            yield from walk(a)
+        for k in expr.kwargs:
+            yield from walk(k.value)
+    elif isinstance(expr, (ast.BinOp, ast.Compare)):
+        yield from walk(expr.left)
+        yield from walk(expr.right)
+    elif isinstance(expr, (ast.Neg, ast.Transpose)):
+        yield from walk(expr.operand)
+    elif isinstance(expr, ast.Array):
+        for item in expr.items:
+            yield from walk(item)
+
+
+def literal(expr: ast.Expr, error) -> object:
+    """A settings value: number, name (string), true/false, or a list of those."""
+    if isinstance(expr, ast.Number):
+        return int(expr.value) if expr.value.is_integer() and "." not in expr.text and "e" not in expr.text.lower() else expr.value
+    if isinstance(expr, ast.Neg) and isinstance(expr.operand, ast.Number):
+        return -literal(expr.operand, error)
+    if isinstance(expr, ast.Name):
+        return {"true": True, "false": False}.get(expr.id, expr.id)
+    if isinstance(expr, ast.Array):
+        return [literal(i, error) for i in expr.items]
+    raise error("a settings value must be a number, a name, true/false or a list", expr.span)
+
+
+# ------------------------------------------------------------------- checker
+class _Checker:
+    def __init__(self, spec: ast.Spec) -> None:
+        self.spec = spec
+        self.kinds: dict[str, str] = {}      # name -> const/param/state/def/let/control/net
+        self.spans: dict[str, ast.Span] = {}
+
+    def error(self, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
+        return SpecError(message, span, self.spec.source, self.spec.filename, hint)
+
+    # -- declarations
+    def declare(self, name: str, kind: str, span: ast.Span) -> None:
+        self.validate_identifier(name, span)
+        if name in self.kinds:
+            first = self.spans[name]
+            raise self.error(f"'{name}' is already declared (as {self.kinds[name]} on line {first.line})", span,
+                             "each name is declared once")
+        self.kinds[name] = kind
+        self.spans[name] = span
+
+    def validate_identifier(self, name: str, span: ast.Span) -> None:
+        if name.startswith("_"):
+            raise self.error(f"names may not start with '_' ('{name[:40]}')", span, "use a letter first")
+        if len(name) > MAX_NAME_LENGTH:
+            raise self.error(f"name is too long ({len(name)} characters; the limit is {MAX_NAME_LENGTH})", span)
+        if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+            raise self.error(f"'{name}' is a reserved word", span, "choose another name")
+        if name in RESERVED:
+            raise self.error(f"'{name}' is a built-in name and cannot be redeclared", span)
+
+    def run(self) -> CheckedSpec:
+        stmts = self.spec.statements
+        problem = [s for s in stmts if isinstance(s, ast.ProblemStmt)]
+        if len(problem) > 1:
+            raise self.error("only one 'problem' statement is allowed", problem[1].span)
+        default_name = os.path.splitext(os.path.basename(self.spec.filename))[0]
+        if not default_name.isidentifier() or default_name.startswith("<"):
+            default_name = "problem"
+        out = CheckedSpec(self.spec, problem[0].name if problem else default_name,
+                          problem[0].title if problem else "")
+        if problem:
+            self.validate_identifier(out.name, problem[0].span)
+
+        # pass 1: declarations
+        for s in stmts:
+            if isinstance(s, ast.DeclStmt):
+                table = {"const": out.consts, "param": out.params, "state": out.states}[s.kind]
+                for b in s.bindings:
+                    self.declare(b.name, s.kind, b.span)
+                    if b.shape:
+                        raise self.error(f"shaped {s.kind}s ('{b.name}[...]') are not supported yet", b.span,
+                                         "declare scalar names, one per component")
+                    if b.distribution is not None and s.kind != "state":
+                        raise self.error(f"a {s.kind} cannot be drawn from a distribution", b.distribution.span,
+                                         "use '=' with a value")
+                    table[b.name] = b
+            elif isinstance(s, ast.DefStmt):
+                self.declare(s.name, "def", s.span)
+                for p in s.params:
+                    self.validate_identifier(p, s.span)
+                if len(set(s.params)) != len(s.params):
+                    raise self.error(f"'{s.name}' has a repeated parameter name", s.span)
+                out.defs[s.name] = s
+            elif isinstance(s, ast.LetStmt):
+                self.declare(s.name, s.kind, s.span)
+                if s.shape:
+                    raise self.error(f"shaped {s.kind}s are not supported yet", s.span)
+                out.lets[s.name] = s
+            elif isinstance(s, ast.NetStmt):
+                self.declare(s.name, "net", s.span)
+                out.nets[s.name] = (s, self.settings("net", s.architecture))
+
+        # pass 2: statements that use names
+        for s in stmts:
+            if isinstance(s, ast.DerStmt):
+                kind = self.kinds.get(s.state)
+                if kind is None:
+                    raise self.error(f"der() of undeclared name '{s.state}'", s.state_span,
+                                     did_you_mean(s.state, out.states) or "declare it with 'state'")
+                if kind != "state":
+                    raise self.error(f"der() needs a state, but '{s.state}' is a {kind}", s.state_span,
+                                     "only states have dynamics")
+                if s.state in out.ders:
+                    raise self.error(f"der({s.state}) is given twice", s.span,
+                                     f"first on line {out.ders[s.state].span.line}")
+                out.ders[s.state] = s
+            elif isinstance(s, ast.HorizonStmt):
+                if out.horizon:
+                    raise self.error("'horizon' is given twice", s.span)
+                out.horizon = s
+            elif isinstance(s, ast.StopStmt):
+                if out.stop:
+                    raise self.error("'stop when' is given twice", s.span)
+                out.stop = s
+            elif isinstance(s, ast.ObjectiveStmt):
+                if out.objective:
+                    raise self.error("only one objective (minimize/maximize) is allowed", s.span,
+                                     f"the first is on line {out.objective.span.line}; add terms to it")
+                out.objective = s
+            elif isinstance(s, ast.SettingsStmt):
+                if s.kind == "solve":
+                    out.ode = self.settings("solve", s.call)
+                    if out.ode.method in FIXED_STEP_METHODS and out.ode.step_size is None:
+                        raise self.error(f"the fixed-step method '{out.ode.method}' needs step_size", s.span,
+                                         "add e.g. step_size=0.01")
+                else:
+                    options = self.settings("train", s.call)
+                    out.train = options.model_copy(update={"optimizer": s.call.func})
+            elif isinstance(s, ast.BatchStmt):
+                value = literal(s.size, self.error)
+                if not isinstance(value, int) or value < 1:
+                    raise self.error("batch must be a positive integer", s.size.span)
+                out.batch = value
+            elif isinstance(s, ast.ExpectStmt):
+                out.expects.append(s)
+
+        self.check_structure(out)
+        self.check_expressions(out)
+        out.consts = self.sorted_by_dependencies(out.consts, lambda b: [b.value])
+        out.lets = self.sorted_by_dependencies(out.lets, lambda s: [s.value])
+        self.check_def_cycles(out)
+        return out
+
+    def check_structure(self, out: CheckedSpec) -> None:
+        for name, b in out.states.items():
+            if name not in out.ders:
+                raise self.error(f"state '{name}' has no dynamics", b.span, f"add 'der({name}) = ...'")
+        if out.objective is None:
+            raise self.error("the spec has no objective", ast.Span(1, 1, 1, 2),
+                             "add 'minimize <expr>' or 'maximize <expr>'")
+        if out.states:
+            if out.horizon and out.stop:
+                raise self.error("give either 'horizon' or 'stop when', not both", out.stop.span)
+            if not out.horizon and not out.stop:
+                raise self.error("a spec with states needs 'horizon <T>' or 'stop when <condition> within <T>'",
+                                 next(iter(out.states.values())).span)
+        if out.stop:
+            if not isinstance(out.stop.condition, ast.Compare) or out.stop.condition.op in ("==", "!="):
+                raise self.error("'stop when' needs a condition like 'y >= l'", out.stop.condition.span,
+                                 "use <, <=, > or >=")
+        if out.stop and out.batch > 1:
+            raise self.error("'stop when' needs a single trajectory (batch 1)", out.stop.span)
+        has_distribution = any(b.distribution for b in out.states.values())
+        if has_distribution and out.stop:
+            raise self.error("random initial states need a fixed 'horizon'", out.stop.span)
+        for at_holder in [out.objective, *out.expects]:
+            if at_holder.at == "stop" and not out.stop:
+                raise self.error("'at stop' needs a 'stop when' statement", at_holder.span,
+                                 "use 'at end' (or x(T)) for a fixed horizon")
+
+    # -- settings
+    def settings(self, kind: str, call: ast.Call):
+        schema = SETTINGS.get((kind, call.func))
+        if schema is None:
+            choices = [name for (k, name) in SETTINGS if k == kind]
+            raise self.error(f"unknown {kind} setting '{call.func}'", call.func_span,
+                             did_you_mean(call.func, choices) or "choose one of: " + ", ".join(choices))
+        if call.args:
+            raise self.error(f"options of {call.func}() are given as name=value", call.args[0].span)
+        data = {}
+        for kw in call.kwargs:
+            fields = [f for f in schema.model_fields if f != "optimizer"]
+            if kw.name not in fields:
+                raise self.error(f"unknown option '{kw.name}' for {call.func}()", kw.span,
+                                 did_you_mean(kw.name, fields) or "options: " + ", ".join(fields))
+            if kw.name in data:
+                raise self.error(f"option '{kw.name}' is given twice", kw.span)
+            data[kw.name] = literal(kw.value, self.error)
+        try:
+            return schema.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            option = str(first["loc"][0]) if first["loc"] else ""
+            span = next((kw.value.span for kw in call.kwargs if kw.name == option), call.span)
+            raise self.error(f"invalid value for '{option}': {first['msg']}", span) from None
+
+    # -- expressions
+    def check_expressions(self, out: CheckedSpec) -> None:
+        for b in out.consts.values():
+            self.check_expr(b.value, "const", {"const"})
+        for b in out.params.values():
+            self.check_expr(b.value, "param", {"const"})
+        for b in out.states.values():
+            if b.value is not None:
+                self.check_expr(b.value, "initial value", {"const", "param"})
+            else:
+                self.check_distribution(b.distribution)
+        dynamic = {"const", "param", "state", "def", "let", "control", "net", "time"}
+        if out.horizon:
+            self.check_expr(out.horizon.value, "horizon", {"const"})
+            dynamic.add("final_time")
+        for d in out.defs.values():
+            self.check_expr(d.body, "def", dynamic - {"state", "let", "control"}, local=set(d.params))
+        for s in out.lets.values():
+            self.check_expr(s.value, s.kind, dynamic)
+        for s in out.ders.values():
+            self.check_expr(s.value, "dynamics", dynamic)
+        if out.stop:
+            self.check_expr(out.stop.condition, "stop condition", dynamic, comparison_ok=True)
+            self.check_expr(out.stop.max_time, "stop time", {"const"})
+        terminal = dynamic | {"final_time", "trajectory"}
+        self.check_expr(out.objective.expr, "objective", terminal)
+        for e in out.expects:
+            allowed = terminal
+            local: set[str] = set()
+            if e.over:
+                var, low, high = e.over
+                if self.kinds.get(var) != "state":
+                    raise self.error(f"'over' needs a state, got '{var}'", e.over_span,
+                                     did_you_mean(var, out.states))
+                self.check_expr(low, "range", {"const"})
+                self.check_expr(high, "range", {"const"})
+                allowed = dynamic
+            self.check_expr(e.left, "expect", allowed, local=local)
+            self.check_expr(e.right, "expect", allowed, local=local)
+            if e.op == "==" and e.tolerance is None:
+                raise self.error("'==' in expect needs a tolerance", e.span, "add e.g. 'tol 1e-6' or 'tol 1%'")
+            if e.op != "==" and (e.tolerance is not None or e.rms):
+                raise self.error("'tol' and 'rms' only apply to '=='", e.span)
+            if e.op == "!=":
+                raise self.error("expect cannot use '!='", e.span, "use ==, <, >, <= or >=")
+            if e.rms and not e.over:
+                raise self.error("'rms' needs an 'over' range", e.span)
+
+    def check_distribution(self, call: ast.Call) -> None:
+        if call.func not in DISTRIBUTIONS:
+            raise self.error(f"unknown distribution '{call.func}'", call.func_span,
+                             did_you_mean(call.func, DISTRIBUTIONS) or "use normal(mean, std) or uniform(low, high)")
+        if len(call.args) != 2 or call.kwargs:
+            raise self.error(f"{call.func}() takes 2 arguments", call.span)
+        for a in call.args:
+            self.check_expr(a, "distribution", {"const"})
+
+    def check_expr(self, expr: ast.Expr, where: str, allowed: set[str], local: set[str] = frozenset(),
+                   comparison_ok: bool = False) -> None:
+        """Resolve every name and call in expr; `allowed` lists the kinds of names it may use."""
+        if isinstance(expr, ast.Number):
+            return
+        if isinstance(expr, ast.Name):
+            self.check_name(expr.id, expr.span, where, allowed, local)
+        elif isinstance(expr, ast.Call):
+            self.check_call(expr, where, allowed, local)
+        elif isinstance(expr, ast.BinOp):
+            if expr.op == "@":
+                raise self.error("'@' needs matrices, which are not supported yet", expr.span)
+            self.check_expr(expr.left, where, allowed, local)
+            self.check_expr(expr.right, where, allowed, local)
+        elif isinstance(expr, ast.Neg):
+            self.check_expr(expr.operand, where, allowed, local)
+        elif isinstance(expr, ast.Compare):
+            if not comparison_ok:
+                raise self.error(f"a comparison cannot be used as a value in {where}", expr.span,
+                                 "comparisons belong in 'stop when', 'expect' and where(cond, a, b)")
+            self.check_expr(expr.left, where, allowed, local)
+            self.check_expr(expr.right, where, allowed, local)
+        elif isinstance(expr, ast.Transpose):
+            raise self.error("transpose needs matrices, which are not supported yet", expr.span)
+        elif isinstance(expr, ast.Array):
+            raise self.error(f"a list is not a value in {where}", expr.span)
+
+    def check_name(self, name: str, span: ast.Span, where: str, allowed: set[str], local: set[str]) -> None:
+        if name in local or name in CONSTANTS:
+            return
+        if name == TIME:
+            kind = "time"
+        elif name == FINAL_TIME:
+            kind = "final_time"
+        elif name in FUNCTIONS:
+            raise self.error(f"'{name}' is a function; call it as {name}(...)", span)
+        else:
+            kind = self.kinds.get(name)
+        if kind is None:
+            raise self.error(f"undefined name '{name}'", span,
+                             did_you_mean(name, list(self.kinds) + list(local) + [TIME, FINAL_TIME, "pi"])
+                             or "declare it with const, param, state, let or control")
+        if kind in ("def", "net"):
+            raise self.error(f"'{name}' is a {kind}; call it with arguments", span)
+        if kind not in allowed:
+            meaning = {"time": "the time t", "final_time": "the final time T"}.get(kind, f"the {kind} '{name}'")
+            raise self.error(f"{meaning} cannot be used in {where}", span)
+
+    def check_call(self, call: ast.Call, where: str, allowed: set[str], local: set[str]) -> None:
+        name = call.func
+        if call.kwargs:
+            raise self.error(f"{name}() takes no 'name=value' arguments", call.kwargs[0].span)
+        kind = self.kinds.get(name)
+        nargs = len(call.args)
+        if name in FUNCTIONS and name not in local:
+            low, high = FUNCTIONS[name]
+            if nargs < low or (high is not None and nargs > high):
+                want = f"{low}" if low == high else f"at least {low}"
+                raise self.error(f"{name}() takes {want} argument{'s' if low != 1 else ''}, got {nargs}",
+                                 call.span)
+            if name in TRAJECTORY:
+                if "trajectory" not in allowed:
+                    raise self.error(f"{name}(...) can only be used in an objective or expect", call.span)
+                inner = allowed - {"trajectory"} if name == "integral" else allowed
+                if name == "integral":
+                    inner = inner - {"final_time"}
+                self.check_expr(call.args[0], where, inner, local)
+                return
+            for i, a in enumerate(call.args):
+                self.check_expr(a, where, allowed, local, comparison_ok=(name == "where" and i == 0))
+            if name == "where" and not isinstance(call.args[0], ast.Compare):
+                raise self.error("where() needs a comparison first: where(cond, a, b)", call.args[0].span)
+            return
+        if kind == "state":
+            if "trajectory" not in allowed:
+                raise self.error(f"'{name}(...)' (a state at a time) can only be used in an objective or expect",
+                                 call.span, f"use '{name}' for its current value")
+            arg = call.args[0] if nargs == 1 else None
+            ok = isinstance(arg, ast.Name) and arg.id == FINAL_TIME or isinstance(arg, ast.Number) and arg.value == 0
+            if not ok:
+                raise self.error(f"a state can be taken at 0 or at T: {name}(0) or {name}(T)", call.span)
+            return
+        if kind in ("def", "net"):
+            if kind == "def":
+                expected = len(self.spec_def(name).params)
+            else:
+                expected = len(self.spec_net(name).inputs)
+            if nargs != expected:
+                raise self.error(f"{kind} '{name}' takes {expected} argument{'s' if expected != 1 else ''}, "
+                                 f"got {nargs}", call.span)
+            if kind == "net" and "net" not in allowed:
+                raise self.error(f"net '{name}' cannot be used in {where}", call.span)
+            for a in call.args:
+                self.check_expr(a, where, allowed, local)
+            return
+        if kind is not None:
+            raise self.error(f"'{name}' is a {kind}, not a function", call.func_span)
+        candidates = list(FUNCTIONS) + [n for n, k in self.kinds.items() if k in ("def", "net")]
+        raise self.error(f"unknown function '{name}'", call.func_span,
+                         did_you_mean(name, candidates) or "see the function table in docs/language.md")
+
+    def spec_def(self, name: str) -> ast.DefStmt:
+        return next(s for s in self.spec.statements if isinstance(s, ast.DefStmt) and s.name == name)
+
+    def spec_net(self, name: str) -> ast.NetStmt:
+        return next(s for s in self.spec.statements if isinstance(s, ast.NetStmt) and s.name == name)
+
+    # -- dependency order
+    def sorted_by_dependencies(self, table: dict, exprs_of) -> dict:
+        """Topologically sort `table` by the names its expressions use; report cycles."""
+        deps = {name: {n.id for e in exprs_of(item) if e is not None for n in walk(e)
+                       if isinstance(n, ast.Name) and n.id in table} |
+                      {c.func for e in exprs_of(item) if e is not None for c in walk(e)
+                       if isinstance(c, ast.Call) and c.func in table}
+                for name, item in table.items()}
+        ordered: dict = {}
+        visiting: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in ordered:
+                return
+            if name in visiting:
+                cycle = visiting[visiting.index(name):] + [name]
+                raise self.error("circular definition: " + " -> ".join(cycle), table[name].span,
+                                 "a name cannot depend on itself")
+            visiting.append(name)
+            for d in sorted(deps[name]):
+                visit(d)
+            visiting.pop()
+            ordered[name] = table[name]
+
+        for name in table:
+            visit(name)
+        return ordered
+
+    def check_def_cycles(self, out: CheckedSpec) -> None:
+        self.sorted_by_dependencies(out.defs, lambda d: [d.body])
+
+
+def check(spec: ast.Spec) -> CheckedSpec:
+    """Check a parsed spec; raise SpecError on the first problem."""
+    return _Checker(spec).run()

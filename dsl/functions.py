@@ -1,0 +1,26 @@
+"""The fixed table of names the language knows: functions (with arity) and constants."""
+from __future__ import annotations
+
+# name -> (min args, max args); None = unbounded
+ELEMENTWISE = {
+    "sin": (1, 1), "cos": (1, 1), "tan": (1, 1), "asin": (1, 1), "acos": (1, 1), "atan": (1, 1),
+    "atan2": (2, 2), "sinh": (1, 1), "cosh": (1, 1), "tanh": (1, 1), "sech": (1, 1),
+    "exp": (1, 1), "log": (1, 1), "sqrt": (1, 1), "abs": (1, 1), "sign": (1, 1),
+    "sigmoid": (1, 1), "softplus": (1, 1), "min": (2, None), "max": (2, None), "where": (3, 3),
+}
+
+# Functions that only make sense on a whole trajectory or batch (objectives and expects).
+TRAJECTORY = {
+    "integral": (1, 1),   # integral over [0, T], computed by augmenting the ODE state
+    "mean": (1, 1),       # mean over the batch of initial conditions
+}
+
+FUNCTIONS = {**ELEMENTWISE, **TRAJECTORY}
+
+CONSTANTS = {"pi"}
+
+# Names with a fixed meaning: time, and the final time (horizon or stop time).
+TIME = "t"
+FINAL_TIME = "T"
+
+RESERVED = set(FUNCTIONS) | CONSTANTS | {TIME, FINAL_TIME, "true", "false"}

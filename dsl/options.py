@@ -1,0 +1,58 @@
+"""Schemas of the settings statements (`solve`, `train`, nets), validated with pydantic."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+ODE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "rk4", "midpoint", "euler")
+FIXED_STEP_METHODS = ("rk4", "midpoint", "euler")
+
+
+class OdeOptions(_Options):
+    """`solve ode(...)`: the ODE integrator."""
+
+    method: Literal[ODE_METHODS] = "dopri5"
+    rtol: PositiveFloat = 1e-6
+    atol: PositiveFloat = 1e-8
+    adjoint: bool = False
+    step_size: PositiveFloat | None = None
+    max_steps: PositiveInt = 100_000
+
+
+class TrainOptions(_Options):
+    """`train adam(...)`, `train sgd(...)`, `train lbfgs(...)`: the optimiser and its schedule."""
+
+    optimizer: Literal["adam", "sgd", "lbfgs"] = "adam"
+    lr: PositiveFloat = 0.01
+    steps: PositiveInt = 300
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    lr_final: PositiveFloat | None = Field(default=None, description="end learning rate of cosine")
+    gamma: PositiveFloat = 0.5   # step schedule: factor
+    every: PositiveInt = 100     # step schedule: period
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    history_size: PositiveInt = 20   # lbfgs
+    max_iter: PositiveInt = 20       # lbfgs inner iterations per step
+    clip: PositiveFloat | None = None  # gradient norm clipping
+
+
+class MlpOptions(_Options):
+    """`net f(x, y): mlp(...)`: a fully connected network."""
+
+    hidden: list[PositiveInt] = [16, 16]
+    act: Literal["tanh", "relu", "sigmoid", "softplus", "elu", "gelu", "silu"] = "tanh"
+
+
+SETTINGS = {
+    ("solve", "ode"): OdeOptions,
+    ("train", "adam"): TrainOptions,
+    ("train", "sgd"): TrainOptions,
+    ("train", "lbfgs"): TrainOptions,
+    ("net", "mlp"): MlpOptions,
+}

@@ -1,0 +1,116 @@
+"""The `impsolve` command line: run, check and compile specs."""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from . import __version__
+from .dsl import SpecError
+
+EXIT_OK, EXIT_EXPECT_FAILED, EXIT_SPEC_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+COMMANDS = ("run", "check", "compile")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="impsolve",
+        description="Solve a .imp spec: train its objective, check its expects, write results.",
+        epilog="commands: impsolve [run] SPEC | impsolve check SPEC | impsolve compile SPEC --emit")
+    parser.add_argument("--version", action="version", version=f"impsolve {__version__}")
+    parser.add_argument("command", nargs="?", choices=COMMANDS, default="run", help=argparse.SUPPRESS)
+    parser.add_argument("spec", help="path to a .imp file")
+    parser.add_argument("--out", help="results folder (default results/<problem>/)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--steps", type=int, help="override train steps")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set train.lr=0.01 (repeatable)")
+    parser.add_argument("--emit", action="store_true", help="compile: print the generated torch code")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    return parser
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    # `impsolve SPEC` is `impsolve run SPEC`: insert the command when the first word is not one.
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] not in COMMANDS:
+        argv = ["run", *argv]
+    return _parser().parse_args(argv)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError(f"--set needs KEY=VALUE, got '{item}'", None, filename="--set")
+        overrides[key.strip()] = value.strip()
+    if args.steps is not None:
+        overrides["train.steps"] = str(args.steps)
+    return overrides
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .api import load
+    problem = load(args.spec, _overrides(args))
+    if args.command == "check":
+        c = problem.checked
+        print(f"{args.spec}: ok — problem '{c.name}': {len(c.states)} states, {len(c.params)} params, "
+              f"{len(c.nets)} nets, {len(c.expects)} expects")
+        return EXIT_OK
+    if args.command == "compile":
+        source = problem.source()
+        print(source if args.emit else f"{args.spec}: compiled ({len(source.splitlines())} lines; --emit prints them)")
+        return EXIT_OK
+    from .runtime.study import run_study
+    model = problem.compile(args.device, args.dtype, args.seed)
+    result = run_study(model, seed=args.seed, out=args.out, quiet=args.quiet, write=True,
+                       spec_source=problem.checked.spec.source)
+    _summary(result)
+    return EXIT_OK if result.passed else EXIT_EXPECT_FAILED
+
+
+def _summary(result) -> None:
+    print(f"{result.problem}: {result.objective.sense} {result.objective.expr} = {result.objective.final:.8g} "
+          f"({result.steps} steps, {result.wall_time_s:.1f} s, {result.device}, {result.dtype})")
+    for w in result.warnings:
+        print(f"  warning: {w}")
+    for c in result.checks:
+        mark = "PASS" if c.passed else "FAIL"
+        tol = "" if c.tolerance is None else f" (tol {c.tolerance:g}{' relative' if c.relative else ''})"
+        print(f"  {mark}  expect {c.name}: value {c.value:.8g}, reference {c.reference:.8g}, "
+              f"error {c.error:.3g}{tol}")
+    print(f"  results in {result.out_dir}/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = _arguments(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_SPEC_ERROR
+    try:
+        return _run(args)
+    except SpecError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_SPEC_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
+        from .runtime.errors import RunError  # only here: `check` must not import torch
+        if isinstance(err, RunError):
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
+        if args.debug:
+            traceback.print_exc()
+        print(f"internal error: {type(err).__name__}: {err}\n  this is a bug in impsolve; rerun with --debug "
+              "for the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""CompiledProblem: the generated functions, nets and params of a spec as one nn.Module."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..compiler import Program, ir
+from . import ode
+from .nets import build_mlp
+
+
+@dataclass
+class Solution:
+    """One forward solve: initial and final states (batch x states) and the final time."""
+
+    s0: torch.Tensor
+    sT: torch.Tensor
+    T: torch.Tensor
+    stop_reached: bool = True
+
+
+class Dynamics(nn.Module):
+    """The right-hand side f(t, s) as a module, so adjoint solvers find its parameters."""
+
+    def __init__(self, function, params: nn.ParameterList, nets: nn.ModuleList) -> None:
+        super().__init__()
+        self.function = function
+        self.params = params
+        self.nets = nets
+        self.evaluations = 0
+
+    def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        self.evaluations += 1
+        return self.function(t, s)
+
+
+class CompiledProblem(nn.Module):
+    """A compiled spec. `forward()` integrates the dynamics and returns the objective (a scalar,
+    in the spec's own sense: minimised or maximised)."""
+
+    def __init__(self, program: Program, device: torch.device, dtype: torch.dtype, seed: int = 0) -> None:
+        super().__init__()
+        self.program = program
+        self.problem: ir.Problem = program.problem
+        self.device, self.dtype = device, dtype
+        torch.manual_seed(seed)
+        self.params = nn.ParameterList(
+            [nn.Parameter(torch.tensor(v, dtype=dtype, device=device)) for v in self.problem.params.values()])
+        self.nets = nn.ModuleList(
+            [build_mlp(len(net.inputs), net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
+        namespace: dict = {}
+        # The source is generated from validated symbols and numbers only (see compiler.codegen).
+        exec(compile(program.source, "<impsolve generated>", "exec"), namespace)  # noqa: S102
+        self.functions = namespace["build"](list(self.params), list(self.nets), dtype, device)
+        self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets) \
+            if "dynamics" in self.functions else None
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.register_buffer("random_initial", self._sample_initial(generator))
+
+    # -- initial states
+    def _sample_initial(self, generator: torch.Generator) -> torch.Tensor:
+        columns = []
+        for name in self.problem.states:
+            init = self.problem.initial[name]
+            if isinstance(init, ir.Distribution):
+                if init.kind == "normal":
+                    draw = init.a + init.b * torch.randn(self.problem.batch, generator=generator, dtype=torch.float64)
+                else:
+                    draw = init.a + (init.b - init.a) * torch.rand(self.problem.batch, generator=generator,
+                                                                    dtype=torch.float64)
+                columns.append(draw)
+        if not columns:
+            return torch.zeros(self.problem.batch, 0, dtype=self.dtype, device=self.device)
+        return torch.stack(columns, -1).to(self.device, self.dtype)
+
+    def initial_state(self) -> torch.Tensor:
+        """The batch of initial states (batch x states); fixed values may depend on params."""
+        fixed = iter(self.functions["initial"](None, None))
+        random = iter(self.random_initial.unbind(-1))
+        columns = []
+        for name in self.problem.states:
+            source = random if isinstance(self.problem.initial[name], ir.Distribution) else fixed
+            value = next(source)
+            columns.append(torch.as_tensor(value, dtype=self.dtype, device=self.device).expand(self.problem.batch))
+        return torch.stack(columns, -1)
+
+    # -- solving
+    def solve(self) -> Solution:
+        """Integrate from the initial states to the horizon or the stop event."""
+        s0 = self.initial_state()
+        options = self.problem.ode
+        if self.problem.stop:
+            event = self.functions["event"]
+            max_time = self.problem.stop.max_time
+            T, sT = ode.integrate_until(self.dynamics, s0, lambda t, s: event(t, s)[0].reshape(()),
+                                        max_time, options)
+            reached = bool(event(T, sT)[0].detach().reshape(()) >= -1e-6 * (1 + abs(float(T.detach()))))
+            return Solution(s0, sT, T, reached)
+        T = torch.tensor(self.problem.horizon, dtype=self.dtype, device=self.device)
+        sT = ode.integrate(self.dynamics, s0, torch.stack([T * 0, T]), options)[-1]
+        return Solution(s0, sT, T)
+
+    def objective(self, solution: Solution) -> torch.Tensor:
+        value = self.functions["objective"](None, None, solution.s0, solution.sT, solution.T)[0]
+        value = torch.as_tensor(value, dtype=self.dtype, device=self.device)
+        return value.mean() if value.dim() > 0 else value
+
+    def forward(self) -> torch.Tensor:
+        return self.objective(self.solve())
+
+    @torch.no_grad()
+    def trajectory(self, solution: Solution, points: int = 201) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense samples (times, states: points x batch x states) of the solved trajectory."""
+        times = torch.linspace(0.0, float(solution.T), points, dtype=self.dtype, device=self.device)
+        return times, ode.integrate(self.dynamics, solution.s0, times, self.problem.ode, adjoint=False)
+
+    @torch.no_grad()
+    def controls(self, times: torch.Tensor, states: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named controls evaluated along sampled states."""
+        if "controls" not in self.functions:
+            return {}
+        values = self.functions["controls"](times.reshape(-1, *[1] * (states.dim() - 2)), states)
+        return {name: torch.as_tensor(v).expand(states.shape[:-1])
+                for name, v in zip(self.problem.controls, values)}

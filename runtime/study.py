@@ -1,0 +1,93 @@
+"""A study: train a compiled problem, evaluate its expects, write the results folder."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from .checks import evaluate_checks, over_samples
+from .errors import RunError
+from .model import CompiledProblem, Solution
+from .plots import plot_history, plot_relation, plot_trajectory
+from .results import Check, ObjectiveResult, Result, write_csv, write_json
+from .train import train
+
+
+def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None = None, quiet: bool = True,
+              write: bool = True, spec_source: str = "") -> Result:
+    """Train, check and (optionally) write results to `out` (default results/<problem>/)."""
+    problem = model.problem
+    start = time.perf_counter()
+    history = train(model, problem.train, quiet=quiet)
+    with torch.no_grad():
+        solution = model.solve()
+        final = float(model.objective(solution))
+    checks = evaluate_checks(model, solution)
+    wall = time.perf_counter() - start
+
+    warnings = []
+    if not solution.stop_reached:
+        warnings.append(f"the stop condition '{problem.stop.text}' was not reached within "
+                        f"{problem.stop.max_time:g}; values are at the time limit")
+    values = {name: float(solution.sT[..., i].double().mean()) for i, name in enumerate(problem.states)
+              if name in problem.user_states}
+    values["t_stop" if problem.stop else "T"] = float(solution.T)
+    result = Result(
+        problem=problem.name,
+        status="ok" if all(c["passed"] for c in checks) else "expect_failed",
+        device=str(model.device), dtype=str(model.dtype).replace("torch.", ""), seed=seed,
+        steps=len(history.objective), wall_time_s=round(wall, 3),
+        objective=ObjectiveResult(sense=problem.objective.sense, expr=problem.objective.text, final=final,
+                                  history=history.objective),
+        values=values, checks=[Check(**c) for c in checks], warnings=warnings,
+        versions={"impsolve": __version__, "torch": torch.__version__,
+                  "python": platform.python_version()},
+        spec_sha256=hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else "",
+    )
+    if write:
+        folder = Path(out) if out is not None else Path("results") / problem.name
+        write_results(folder, model, solution, result)
+        result.out_dir = str(folder)
+    return result
+
+
+def write_results(folder: Path, model: CompiledProblem, solution: Solution, result: Result) -> None:
+    """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
+    problem = model.problem
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create the results folder {folder}: {err.strerror}", exit_code=2) from None
+    write_json(folder / "result.json", result)
+    write_csv(folder / "history.csv", ["step", "objective"],
+              [[i + 1, v] for i, v in enumerate(result.objective.history)])
+    reference = next((c.reference for c, e in zip(result.checks, problem.expectations)
+                      if e.over is None and e.op == "==" and e.left == problem.objective.expr), None)
+    if result.objective.history:
+        plot_history(folder / "objective.png", result.objective.history, problem.objective.sense, reference)
+    if not problem.states:
+        return
+    times, states = model.trajectory(solution)
+    controls = model.controls(times, states)
+    names = problem.user_states
+    header = ["t", "trajectory", *names, *controls]
+    rows = []
+    for k in range(states.shape[1]):
+        for j, t in enumerate(times.tolist()):
+            row = [t, k] + [float(states[j, k, problem.states.index(n)]) for n in names]
+            rows.append(row + [float(v[j, k]) for v in controls.values()])
+    write_csv(folder / "trajectory.csv", header, rows)
+    series = {n: states[:, 0, problem.states.index(n)].cpu().numpy() for n in names}
+    series.update({n: v[:, 0].cpu().numpy() for n, v in controls.items()})
+    plot_trajectory(folder / "trajectory.png", times.cpu().numpy(), series,
+                    (names[0], names[1]) if len(names) >= 2 else None)
+    for i, e in enumerate(problem.expectations):
+        if e.over:
+            grid, left, right = over_samples(model, i, solution)
+            order = grid.argsort()
+            plot_relation(folder / f"expect_{i + 1}.png", e.over[0], grid[order].cpu().numpy(),
+                          left[order].cpu().numpy(), right[order].cpu().numpy(), e.text)
