@@ -134,29 +134,25 @@ HEADER = '''\
 import torch
 
 
-def _tensor(x):
-    return x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=DTYPE, device=DEVICE)
+def _tensor(v):
+    return v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=DTYPE, device=DEVICE)
 
 
-def _column(x):
-    return _tensor(x).unsqueeze(-1)
+def _column(v):
+    return _tensor(v).unsqueeze(-1)
 
 
-def _stack(*xs):
-    return torch.stack(torch.broadcast_tensors(*[_tensor(x) for x in xs]), -1)
+def _stack(*vs):
+    return torch.stack(torch.broadcast_tensors(*[_tensor(v) for v in vs]), -1)
 
 
-def _batch_mean(x):
-    return x.mean(-1) if isinstance(x, torch.Tensor) and x.dim() > 0 else x
+def _batch_mean(v):
+    return v.mean(-1) if isinstance(v, torch.Tensor) and v.dim() > 0 else v
 
 
-def _like(x, ref):
-    return _tensor(x).expand(ref.shape)
+def _like(v, ref):
+    return _tensor(v).expand(ref.shape)
 '''
-
-
-def _uses(expr_list: list[sp.Expr], prefix: str) -> bool:
-    return any(str(s).startswith(prefix) for e in expr_list for s in e.free_symbols)
 
 
 def generate_function(name: str, outputs: list[sp.Expr], layout: Layout, stack: bool) -> str:

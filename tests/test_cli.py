@@ -1,0 +1,100 @@
+"""The command line: exit codes, options, and the result.json contract."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from impsolve.cli import main
+from impsolve.runtime.results import Result
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+problem tiny "Steer a scalar to 1"
+param k = 0.1
+state x = 0
+der(x) = k
+horizon 1
+minimize (x(T) - 1)^2
+train sgd(lr=0.2, steps=60)
+expect x at end == 1 tol 1e-2
+expect k > 0.5
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.imp"
+    path.write_text(TINY)
+    return path
+
+
+def test_run_writes_the_results_contract(tiny, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(tiny), "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    data = json.loads((out / "result.json").read_text())
+    for key in ("problem", "status", "device", "dtype", "seed", "steps", "wall_time_s", "objective",
+                "values", "checks"):
+        assert key in data
+    assert data["problem"] == "tiny" and data["status"] == "ok" and data["dtype"] == "float64"
+    assert set(data["objective"]) >= {"sense", "expr", "final", "history"}
+    assert len(data["objective"]["history"]) == data["steps"] == 60
+    assert set(data["checks"][0]) >= {"name", "value", "reference", "error", "tolerance", "passed"}
+    assert data["values"]["x"] == pytest.approx(1.0, abs=1e-2) and data["values"]["T"] == 1.0
+    Result.model_validate(data)
+    for name in ("history.csv", "trajectory.csv", "objective.png", "trajectory.png"):
+        assert (out / name).stat().st_size > 0
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_failed_expect_exits_1(tiny, tmp_path):
+    assert main([str(tiny), "--out", str(tmp_path / "o"), "--quiet", "--steps", "2"]) == 1
+    data = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert data["status"] == "expect_failed" and not data["checks"][0]["passed"]
+
+
+def test_set_overrides_settings(tiny, tmp_path):
+    assert main([str(tiny), "--out", str(tmp_path / "o"), "--quiet", "--set", "train.steps=3"]) == 1
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["steps"] == 3
+
+
+@pytest.mark.parametrize("args", [["--set", "train.lrr=0.1"], ["--set", "train.lr=-1"], ["--set", "oops"]])
+def test_bad_overrides_exit_2(tiny, args, capsys):
+    assert main([str(tiny), "--quiet", *args]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_missing_file_exits_2(capsys):
+    assert main(["nowhere.imp"]) == 2
+    assert "no such spec file" in capsys.readouterr().err
+
+
+def test_cuda_absent_is_a_clear_error(tiny, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main([str(tiny), "--device", "cuda", "--quiet"]) == 2
+    assert "CUDA" in capsys.readouterr().err
+
+
+def test_compile_emit_prints_torch_code(tiny, capsys):
+    assert main(["compile", str(tiny), "--emit"]) == 0
+    out = capsys.readouterr().out
+    assert "def dynamics(t, s" in out and "import torch" in out
+
+
+def test_version_and_help():
+    for flag in ("--version", "--help"):
+        done = subprocess.run([sys.executable, "-m", "impsolve.cli", flag], capture_output=True, text=True)
+        assert done.returncode == 0 and "impsolve" in done.stdout
+
+
+def test_same_seed_same_numbers(tiny, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        main([str(tiny), "--out", str(tmp_path / name), "--quiet", "--steps", "5"])
+        data = json.loads((tmp_path / name / "result.json").read_text())
+        runs.append((data["objective"]["history"], data["values"]))
+    assert runs[0] == runs[1]
