@@ -36,25 +36,30 @@ def plot_history(path: Path, history: list[float], sense: str, reference: float 
     _save(fig, path)
 
 
-def plot_trajectory(path: Path, times, series: dict[str, "list"], phase: tuple[str, str] | None) -> None:
-    """States against time; with two or more states also the first two against each other."""
-    columns = 2 if phase else 1
-    fig, axes = plt.subplots(1, columns, figsize=(6 * columns, 4), squeeze=False)
+def plot_trajectory(path: Path, names: list[str], times, after, before=None, max_lines: int = 20) -> None:
+    """States against time (first trajectory) and, with two or more states, the first two
+    against each other for up to `max_lines` trajectories, before training (grey) and after."""
+    phase = len(names) >= 2
+    fig, axes = plt.subplots(1, 2 if phase else 1, figsize=(12 if phase else 6, 4), squeeze=False)
     ax = axes[0][0]
-    for name, values in series.items():
-        ax.plot(times, values, label=name)
+    for i, name in enumerate(names):
+        ax.plot(times, after[:, 0, i], label=name)
     ax.set_xlabel("t")
-    ax.set_title("states")
+    ax.set_title("states after training" + (" (first trajectory)" if after.shape[1] > 1 else ""))
     ax.legend()
     ax.grid(alpha=0.3)
     if phase:
-        a, b = phase
         ax = axes[0][1]
-        ax.plot(series[a], series[b], color="C3")
-        ax.plot(series[a][0], series[b][0], "o", color="C3", label="start")
-        ax.set_xlabel(a)
-        ax.set_ylabel(b)
-        ax.set_title("trajectory")
+        lines = min(after.shape[1], max_lines)
+        for k in range(lines):
+            if before is not None:
+                ax.plot(before[:, k, 0], before[:, k, 1], color="0.7", lw=1,
+                        label="before training" if k == 0 else None)
+            ax.plot(after[:, k, 0], after[:, k, 1], color="C3", lw=1.2, label="after training" if k == 0 else None)
+        ax.plot(after[0, :lines, 0], after[0, :lines, 1], "o", color="C3", ms=3, label="start")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_title("trajectories")
         ax.legend()
         ax.grid(alpha=0.3)
     _save(fig, path)

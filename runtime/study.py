@@ -22,6 +22,7 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     """Train, check and (optionally) write results to `out` (default results/<problem>/)."""
     problem = model.problem
     start = time.perf_counter()
+    before = _sampled_trajectory(model) if write and problem.states else None
     history = train(model, problem.train, quiet=quiet)
     with torch.no_grad():
         solution = model.solve()
@@ -50,12 +51,18 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     )
     if write:
         folder = Path(out) if out is not None else Path("results") / problem.name
-        write_results(folder, model, solution, result)
+        write_results(folder, model, solution, result, before)
         result.out_dir = str(folder)
     return result
 
 
-def write_results(folder: Path, model: CompiledProblem, solution: Solution, result: Result) -> None:
+def _sampled_trajectory(model: CompiledProblem):
+    with torch.no_grad():
+        return model.trajectory(model.solve())[1]
+
+
+def write_results(folder: Path, model: CompiledProblem, solution: Solution, result: Result,
+                  before: torch.Tensor | None = None) -> None:
     """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
     problem = model.problem
     try:
@@ -81,10 +88,9 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
             row = [t, k] + [float(states[j, k, problem.states.index(n)]) for n in names]
             rows.append(row + [float(v[j, k]) for v in controls.values()])
     write_csv(folder / "trajectory.csv", header, rows)
-    series = {n: states[:, 0, problem.states.index(n)].cpu().numpy() for n in names}
-    series.update({n: v[:, 0].cpu().numpy() for n, v in controls.items()})
-    plot_trajectory(folder / "trajectory.png", times.cpu().numpy(), series,
-                    (names[0], names[1]) if len(names) >= 2 else None)
+    columns = [problem.states.index(n) for n in names]
+    plot_trajectory(folder / "trajectory.png", names, times.cpu().numpy(), states[..., columns].cpu().numpy(),
+                    before[..., columns].cpu().numpy() if before is not None else None)
     for i, e in enumerate(problem.expectations):
         if e.over:
             grid, left, right = over_samples(model, i, solution)
