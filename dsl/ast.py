@@ -88,6 +88,7 @@ class Binding:
     """`name[shape] = expr` or `name[shape] ~ distribution(...)` in const/param/state."""
 
     name: str
+    name_span: Span
     shape: tuple[Expr, ...]
     value: Expr | None
     distribution: Call | None
@@ -97,6 +98,7 @@ class Binding:
 @dataclass(frozen=True)
 class ProblemStmt:
     name: str
+    name_span: Span
     title: str
     span: Span
 
@@ -113,7 +115,9 @@ class DeclStmt:
 @dataclass(frozen=True)
 class DefStmt:
     name: str
+    name_span: Span
     params: tuple[str, ...]
+    param_spans: tuple[Span, ...]
     body: Expr
     span: Span
 
@@ -124,6 +128,7 @@ class LetStmt:
 
     kind: str
     name: str
+    name_span: Span
     shape: tuple[Expr, ...]
     value: Expr
     span: Span
@@ -132,7 +137,9 @@ class LetStmt:
 @dataclass(frozen=True)
 class NetStmt:
     name: str
+    name_span: Span
     inputs: tuple[str, ...]
+    input_spans: tuple[Span, ...]
     architecture: Call
     span: Span
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import ast
 from .errors import SpecError, did_you_mean
-from .functions import CONSTANTS, ELEMENTWISE, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
+from .functions import CONSTANTS, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
 from .options import FIXED_STEP_METHODS, SETTINGS, MlpOptions, OdeOptions, TrainOptions
 
 MAX_NAME_LENGTH = 64
@@ -82,22 +82,24 @@ def _parse_cli_value(raw: str):
 
 
 # ----------------------------------------------------------------- utilities
+def children(expr: ast.Expr) -> tuple[ast.Expr, ...]:
+    """The direct sub-expressions of expr."""
+    if isinstance(expr, ast.Call):
+        return (*expr.args, *(k.value for k in expr.kwargs))
+    if isinstance(expr, (ast.BinOp, ast.Compare)):
+        return (expr.left, expr.right)
+    if isinstance(expr, (ast.Neg, ast.Transpose)):
+        return (expr.operand,)
+    if isinstance(expr, ast.Array):
+        return expr.items
+    return ()
+
+
 def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
     """All sub-expressions of expr, itself first."""
     yield expr
-    if isinstance(expr, ast.Call):
-        for a in expr.args:
-            yield from walk(a)
-        for k in expr.kwargs:
-            yield from walk(k.value)
-    elif isinstance(expr, (ast.BinOp, ast.Compare)):
-        yield from walk(expr.left)
-        yield from walk(expr.right)
-    elif isinstance(expr, (ast.Neg, ast.Transpose)):
-        yield from walk(expr.operand)
-    elif isinstance(expr, ast.Array):
-        for item in expr.items:
-            yield from walk(item)
+    for child in children(expr):
+        yield from walk(child)
 
 
 def literal(expr: ast.Expr, error) -> object:
@@ -119,6 +121,7 @@ class _Checker:
         self.spec = spec
         self.kinds: dict[str, str] = {}      # name -> const/param/state/def/let/control/net
         self.spans: dict[str, ast.Span] = {}
+        self.follows: dict[str, str | None] = {}  # let/control/def -> the state (or t) it varies with
 
     def error(self, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
         return SpecError(message, span, self.spec.source, self.spec.filename, hint)
@@ -143,6 +146,13 @@ class _Checker:
         if name in RESERVED:
             raise self.error(f"'{name}' is a built-in name and cannot be redeclared", span)
 
+    def validate_parameters(self, owner: str, names: tuple[str, ...], spans: tuple[ast.Span, ...]) -> None:
+        """The parameter names of a def or the input names of a net."""
+        for i, (name, span) in enumerate(zip(names, spans)):
+            self.validate_identifier(name, span)
+            if name in names[:i]:
+                raise self.error(f"'{owner}' has the parameter '{name}' twice", span)
+
     def run(self) -> CheckedSpec:
         stmts = self.spec.statements
         problem = [s for s in stmts if isinstance(s, ast.ProblemStmt)]
@@ -154,14 +164,14 @@ class _Checker:
         out = CheckedSpec(self.spec, problem[0].name if problem else default_name,
                           problem[0].title if problem else "")
         if problem:
-            self.validate_identifier(out.name, problem[0].span)
+            self.validate_identifier(out.name, problem[0].name_span)
 
         # pass 1: declarations
         for s in stmts:
             if isinstance(s, ast.DeclStmt):
                 table = {"const": out.consts, "param": out.params, "state": out.states}[s.kind]
                 for b in s.bindings:
-                    self.declare(b.name, s.kind, b.span)
+                    self.declare(b.name, s.kind, b.name_span)
                     if b.shape:
                         raise self.error(f"shaped {s.kind}s ('{b.name}[...]') are not supported yet", b.span,
                                          "declare scalar names, one per component")
@@ -170,19 +180,17 @@ class _Checker:
                                          "use '=' with a value")
                     table[b.name] = b
             elif isinstance(s, ast.DefStmt):
-                self.declare(s.name, "def", s.span)
-                for p in s.params:
-                    self.validate_identifier(p, s.span)
-                if len(set(s.params)) != len(s.params):
-                    raise self.error(f"'{s.name}' has a repeated parameter name", s.span)
+                self.declare(s.name, "def", s.name_span)
+                self.validate_parameters(s.name, s.params, s.param_spans)
                 out.defs[s.name] = s
             elif isinstance(s, ast.LetStmt):
-                self.declare(s.name, s.kind, s.span)
+                self.declare(s.name, s.kind, s.name_span)
                 if s.shape:
                     raise self.error(f"shaped {s.kind}s are not supported yet", s.span)
                 out.lets[s.name] = s
             elif isinstance(s, ast.NetStmt):
-                self.declare(s.name, "net", s.span)
+                self.declare(s.name, "net", s.name_span)
+                self.validate_parameters(s.name, s.inputs, s.input_spans)
                 out.nets[s.name] = (s, self.settings("net", s.architecture))
 
         # pass 2: statements that use names
@@ -233,7 +241,8 @@ class _Checker:
         self.check_expressions(out)
         out.consts = self.sorted_by_dependencies(out.consts, lambda b: [b.value])
         out.lets = self.sorted_by_dependencies(out.lets, lambda s: [s.value])
-        self.check_def_cycles(out)
+        defs = self.sorted_by_dependencies(out.defs, lambda d: [d.body])
+        self.check_fixed_times(out, defs)
         return out
 
     def check_structure(self, out: CheckedSpec) -> None:
@@ -262,6 +271,57 @@ class _Checker:
             if at_holder.at == "stop" and not out.stop:
                 raise self.error("'at stop' needs a 'stop when' statement", at_holder.span,
                                  "use 'at end' (or x(T)) for a fixed horizon")
+
+    def check_fixed_times(self, out: CheckedSpec, defs: dict[str, ast.DefStmt]) -> None:
+        """An objective or expect without 'at' (or 'over') may use states only at a time: x(0), x(T).
+
+        `defs` and `out.lets` come in dependency order, so each is followed once, without recursion.
+        """
+        for name, d in defs.items():
+            found = self.varying(d.body, frozenset(d.params))
+            self.follows[name] = found[1] if found else None
+        for name, s in out.lets.items():
+            found = self.varying(s.value)
+            self.follows[name] = found[1] if found else None
+        at = "at stop" if out.stop else "at end"
+        terms = [out.objective.expr] if out.objective.at is None else []
+        terms += [side for e in out.expects if e.at is None and e.over is None for side in (e.left, e.right)]
+        for term in terms:
+            found = self.varying(term)
+            if found is None:
+                continue
+            node, varying = found
+            if isinstance(node, ast.Name) and node.id == TIME:
+                message = f"the time 't' has no fixed value here: use T, or add '{at}'"
+            elif isinstance(node, ast.Name) and node.id == varying:
+                message = f"the state '{varying}' needs a time here: write {varying}(T), {varying}(0) or add '{at}'"
+            else:
+                what = "the time 't'" if varying == TIME else f"the state '{varying}'"
+                shown = node.id if isinstance(node, ast.Name) else f"{node.func}(...)"
+                message = f"'{shown}' changes along the trajectory (it depends on {what}): add '{at}'"
+            raise self.error(message, node.span, "an objective or expect is evaluated once, on the whole "
+                                                 "trajectory; integral(...) accumulates along it")
+
+    def varying(self, expr: ast.Expr, local: frozenset[str] = frozenset()
+                ) -> tuple[ast.Name | ast.Call, str] | None:
+        """The first part of expr that changes along a trajectory, with the state (or t) it follows.
+
+        States at a time (x(0), x(T)) and integral(...) are fixed; lets, controls and defs vary
+        as recorded in `self.follows`.
+        """
+        if isinstance(expr, ast.Name) and expr.id not in local:
+            if self.kinds.get(expr.id) == "state" or expr.id == TIME:
+                return expr, expr.id
+            return (expr, self.follows[expr.id]) if self.follows.get(expr.id) else None
+        if isinstance(expr, ast.Call) and (expr.func == "integral" or self.kinds.get(expr.func) == "state"):
+            return None
+        for child in children(expr):
+            found = self.varying(child, local)
+            if found:
+                return found
+        if isinstance(expr, ast.Call) and self.follows.get(expr.func):
+            return expr, self.follows[expr.func]
+        return None
 
     # -- settings
     def settings(self, kind: str, call: ast.Call):
@@ -462,27 +522,24 @@ class _Checker:
                        if isinstance(c, ast.Call) and c.func in table}
                 for name, item in table.items()}
         ordered: dict = {}
-        visiting: list[str] = []
-
-        def visit(name: str) -> None:
-            if name in ordered:
-                return
-            if name in visiting:
-                cycle = visiting[visiting.index(name):] + [name]
-                raise self.error("circular definition: " + " -> ".join(cycle), table[name].span,
-                                 "a name cannot depend on itself")
-            visiting.append(name)
-            for d in sorted(deps[name]):
-                visit(d)
-            visiting.pop()
-            ordered[name] = table[name]
-
-        for name in table:
-            visit(name)
+        for root in table:
+            if root in ordered:
+                continue
+            path, pending = [root], [iter(sorted(deps[root]))]  # depth first, without recursion
+            while path:
+                following = next(pending[-1], None)
+                if following is None:
+                    pending.pop()
+                    done = path.pop()
+                    ordered[done] = table[done]
+                elif following in path:
+                    cycle = path[path.index(following):] + [following]
+                    raise self.error("circular definition: " + " -> ".join(cycle), table[following].name_span,
+                                     "a name cannot depend on itself")
+                elif following not in ordered:
+                    path.append(following)
+                    pending.append(iter(sorted(deps[following])))
         return ordered
-
-    def check_def_cycles(self, out: CheckedSpec) -> None:
-        self.sorted_by_dependencies(out.defs, lambda d: [d.body])
 
 
 def check(spec: ast.Spec) -> CheckedSpec:

@@ -32,21 +32,24 @@ class SpecError(Exception):
         return SpecError(self.message, self.span, source, filename, self.hint)
 
     def render(self) -> str:
+        """`file:line:col: error: message`, then the source line with a caret under the span, and the hint."""
         if self.span is None:
             text = f"{self.filename}: error: {self.message}"
         else:
             text = f"{self.filename}:{self.span.line}:{self.span.column}: error: {self.message}"
-            lines = self.source.splitlines()
-            if 0 < self.span.line <= len(lines):
-                line = lines[self.span.line - 1]
-                shown = line if len(line) <= 200 else line[:200] + " ..."
+            lines = self.source.split("\n")  # as the lexer counts lines: not splitlines(), which also splits at \f
+            if 0 < self.span.line <= len(lines) and lines[self.span.line - 1].strip():
+                line = lines[self.span.line - 1].rstrip("\r")
+                shown = "".join(c if c.isprintable() or c == "\t" else "?" for c in line[:200])
                 width = 1
                 if self.span.end_line == self.span.line:
                     width = max(1, self.span.end_column - self.span.column)
                 caret_col = min(self.span.column - 1, len(shown))
                 width = max(1, min(width, len(shown) - caret_col))
+                pad = "".join("\t" if c == "\t" else " " for c in shown[:caret_col])
                 gutter = f"{self.span.line:>5} | "
-                text += f"\n{gutter}{shown}\n{' ' * (len(gutter) - 2)}| {' ' * caret_col}{'^' * width}"
+                more = " ..." if len(line) > 200 else ""
+                text += f"\n{gutter}{shown}{more}\n{' ' * (len(gutter) - 2)}| {pad}{'^' * width}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
@@ -57,4 +60,5 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
     if not close:
         return None
-    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    quoted = [f"'{c}'" for c in close]
+    return "did you mean " + (", ".join(quoted[:-1]) + " or " if len(quoted) > 1 else "") + quoted[-1] + "?"

@@ -1,30 +1,34 @@
 """Parse `.imp` text into the AST of `dsl.ast` with the Lark grammar in `grammar.lark`."""
 from __future__ import annotations
 
+import math
+import re
+from copy import copy
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.visitors import Transformer_NonRecursive
 
 from . import ast
 from .errors import SpecError, did_you_mean
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
 MAX_SOURCE_CHARS = 1_000_000
+MAX_DEPTH = 100  # syntax tree levels: keeps the recursive checker and compiler off Python's recursion limit
 
 STATEMENT_KEYWORDS = ("problem", "const", "param", "state", "def", "let", "net", "control", "der",
                       "horizon", "stop", "minimize", "maximize", "solve", "train", "batch", "expect")
 
-# What the user sees instead of Lark's terminal names.
+# What the user sees instead of Lark's names for the pattern terminals; literal ones show their text.
 TERMINAL_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "end of line",
-    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
-    "COLON": "':'", "TILDE": "'~'", "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'",
-    "CIRCUMFLEX": "'^'", "AT": "'@'", "QUOTE": "'", "COMP_OP": "a comparison (== < > <= >=)",
-    "SENSE": "'minimize' or 'maximize'", "PERCENT": "'%'", "$END": "end of input",
+    "COMP_OP": "a comparison (== != < > <= >=)", "SENSE": "'minimize' or 'maximize'", "$END": "end of input",
 }
+EXPRESSION_START = {"a name", "a number", "'('", "'['", "'+'", "'-'"}
+OPERATORS = {"'+'", "'-'", "'*'", "'/'", "'^'", "'@'", "\"'\""}
 
 
 class BracketNewlines:
@@ -60,13 +64,25 @@ def _token_span(tok: Token) -> ast.Span:
                     tok.end_column or tok.column + len(tok))
 
 
+def _position(source: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    return source.count("\n", 0, offset) + 1, offset - source.rfind("\n", 0, offset)
+
+
+def _char_span(source: str, offset: int) -> ast.Span:
+    line, column = _position(source, offset)
+    return ast.Span(line, column, line, column + 1)
+
+
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     """Lark tree -> dataclass AST."""
 
     # expressions
     def number(self, meta, children):
         tok = children[0]
+        if not math.isfinite(float(tok)):
+            raise SpecError(f"the number {tok} is too large", _token_span(tok), hint="the limit is about 1.8e308")
         return ast.Number(float(tok), str(tok), _token_span(tok))
 
     def name(self, meta, children):
@@ -119,18 +135,18 @@ class _ToAst(Transformer):
     # statements
     def problem_stmt(self, meta, children):
         name, title = children
-        return ast.ProblemStmt(str(name), str(title)[1:-1] if title else "", _span(meta))
+        return ast.ProblemStmt(str(name), _token_span(name), str(title)[1:-1] if title else "", _span(meta))
 
     def shape(self, meta, children):
         return tuple(children)
 
     def bind_value(self, meta, children):
         name, shape, value = children
-        return ast.Binding(str(name), shape or (), value, None, _span(meta))
+        return ast.Binding(str(name), _token_span(name), shape or (), value, None, _span(meta))
 
     def bind_distribution(self, meta, children):
         name, shape, dist = children
-        return ast.Binding(str(name), shape or (), None, dist, _span(meta))
+        return ast.Binding(str(name), _token_span(name), shape or (), None, dist, _span(meta))
 
     def _decl(kind):  # noqa: N805
         def method(self, meta, children):
@@ -140,23 +156,25 @@ class _ToAst(Transformer):
     const_stmt, param_stmt, state_stmt = _decl("const"), _decl("param"), _decl("state")
 
     def names(self, meta, children):
-        return tuple(str(c) for c in children)
+        return tuple(children)
 
     def def_stmt(self, meta, children):
         name, params, body = children
-        return ast.DefStmt(str(name), params, body, _span(meta))
+        return ast.DefStmt(str(name), _token_span(name), tuple(map(str, params)),
+                           tuple(map(_token_span, params)), body, _span(meta))
 
     def let_stmt(self, meta, children):
         name, shape, value = children
-        return ast.LetStmt("let", str(name), shape or (), value, _span(meta))
+        return ast.LetStmt("let", str(name), _token_span(name), shape or (), value, _span(meta))
 
     def control_stmt(self, meta, children):
         name, shape, value = children
-        return ast.LetStmt("control", str(name), shape or (), value, _span(meta))
+        return ast.LetStmt("control", str(name), _token_span(name), shape or (), value, _span(meta))
 
     def net_stmt(self, meta, children):
         name, inputs, arch = children
-        return ast.NetStmt(str(name), inputs, arch, _span(meta))
+        return ast.NetStmt(str(name), _token_span(name), tuple(map(str, inputs)),
+                           tuple(map(_token_span, inputs)), arch, _span(meta))
 
     def der_stmt(self, meta, children):
         state, value = children
@@ -220,39 +238,137 @@ class _ToAst(Transformer):
         return [c for c in children if c is not None]
 
 
-def _expected_text(expected: set[str]) -> str:
-    names = sorted({TERMINAL_NAMES.get(e, f"'{e.lower()}'" if e.isalpha() else e) for e in expected})
-    if len(names) > 8:
-        names = names[:8] + ["..."]
-    return ", ".join(names)
+def _describe(terminal: str) -> str:
+    """A terminal in the user's words: its text in quotes, or a word for a pattern."""
+    if terminal in TERMINAL_NAMES:
+        return TERMINAL_NAMES[terminal]
+    definition = next((t for t in _lark().terminals if t.name == terminal), None)
+    if definition is None or definition.pattern.type != "str":
+        return terminal.lower()
+    text = definition.pattern.value
+    return f'"{text}"' if "'" in text else f"'{text}'"
+
+
+def _expected_text(expected: set[str]) -> str | None:
+    """'expected ...' for a set of Lark terminals, with operands and operators summarised."""
+    words = {_describe(e) for e in expected}
+    if {"a name", "a number"} <= words:
+        words = words - EXPRESSION_START | {"an expression"}
+    if len(words & OPERATORS) > 2:
+        words = words - OPERATORS | {"an operator"}
+    if "end of line" in words:
+        words.discard("end of input")
+    shown = sorted(words)
+    if not shown:
+        return None
+    return "expected " + (", ".join(shown[:-1]) + " or " if len(shown) > 1 else "") + shown[-1]
+
+
+def _expected(err: UnexpectedInput) -> set[str]:
+    """The terminals that would let the parser go on where it failed.
+
+    Lark's own list holds LALR look-aheads that fail after a reduction, and the end of line that the
+    contextual lexer always accepts; so each candidate is tried on a copy of the parser state.
+    """
+    state = getattr(err, "state", None)
+    if state is None or not hasattr(state, "parse_conf"):
+        return set(getattr(err, "expected", ()))
+    conf = copy(state.parse_conf)
+    conf.callbacks = {}  # build no trees while trying
+    accepted = set()
+    for terminal in state.parse_conf.states[state.position]:
+        if terminal.isupper():
+            trial = state.copy(deepcopy_values=False)
+            trial.parse_conf = conf
+            try:
+                trial.feed_token(Token(terminal, ""), is_end=terminal == "$END")
+            except UnexpectedToken:
+                continue
+            accepted.add(terminal)
+    return accepted
+
+
+BRACKET_SCAN = re.compile(r'#[^\n]*|"[^"\n]*"?|[()\[\]]')
+
+
+def _open_brackets(source: str, end: int) -> list[int]:
+    """Offsets of the '(' and '[' still open at offset `end` (comments and strings skipped)."""
+    stack: list[int] = []
+    for match in BRACKET_SCAN.finditer(source, 0, end):
+        if match.group() in ("(", "["):
+            stack.append(match.start())
+        elif match.group() in (")", "]") and stack:
+            stack.pop()
+    return stack
+
+
+def _starts_line(source: str, offset: int) -> bool:
+    return not source[source.rfind("\n", 0, offset) + 1:offset].strip()
+
+
+def _character_error(err: UnexpectedCharacters, source: str, filename: str) -> SpecError:
+    """A character that starts no token: an unterminated string, or a stray character."""
+    offset, char = err.pos_in_stream, source[err.pos_in_stream]
+    if char == '"':
+        line, column = _position(source, offset)
+        end = source.find("\n", offset)
+        width = (len(source) if end < 0 else end) - offset
+        return SpecError("unterminated string", ast.Span(line, column, line, column + width), source, filename,
+                         "a string ends with '\"' on the same line")
+    shown = char if char.isprintable() else repr(char)[1:-1]
+    hint = ("'\\' continues a statement on the next line only as the last character of a line" if char == "\\"
+            else "names use letters, digits and '_'; strings use double quotes")
+    return SpecError(f"unexpected character '{shown}'", _char_span(source, offset), source, filename, hint)
 
 
 def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> SpecError:
-    line, column = err.line if err.line > 0 else 1, err.column if err.column > 0 else 1
+    """A located SpecError, in the user's words, for a Lark parse error."""
     if isinstance(err, UnexpectedCharacters):
-        char = source[err.pos_in_stream] if err.pos_in_stream < len(source) else "?"
-        shown = repr(char)[1:-1]
-        return SpecError(f"unexpected character '{shown}'", ast.Span(line, column, line, column + 1),
-                         source, filename, hint="names use letters, digits and '_'; strings use double quotes")
-    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        lines = source.splitlines() or [""]
-        last = len(lines)
-        col = len(lines[-1]) + 1
-        expected = getattr(err, "expected", set())
-        return SpecError("unexpected end of input", ast.Span(last, col, last, col + 1), source, filename,
-                         hint=f"expected {_expected_text(set(expected))}" if expected else None)
-    assert isinstance(err, UnexpectedToken)
-    tok = err.token
-    shown = "end of line" if tok.type == "_NL" else f"'{tok}'"
-    hint = f"expected {_expected_text(set(err.expected))}"
-    if tok.type == "NAME" and "DER" in err.expected:  # a statement was expected here
-        guess = did_you_mean(str(tok), STATEMENT_KEYWORDS)
-        return SpecError(f"unknown statement '{tok}'", _token_span(tok), source, filename,
-                         hint=guess or "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))
-    if str(tok) == "=" and "COMP_OP" in err.expected:
-        hint = "use '==' to compare; '=' only binds a name"
-    end_col = column + max(1, len(str(tok))) if tok.type != "_NL" else column + 1
-    return SpecError(f"unexpected {shown}", ast.Span(line, column, line, end_col), source, filename, hint=hint)
+        return _character_error(err, source, filename)
+
+    def error(message: str, span: ast.Span, hint: str | None = None) -> SpecError:
+        return SpecError(message, span, source, filename, hint)
+
+    token: Token | None = getattr(err, "token", None)
+    at_end = token is None or token.type == "$END"
+    offset = len(source) if at_end else token.start_pos
+    open_here = _open_brackets(source, offset)
+    # A bracket left open to the end swallows the following lines: blame the bracket.
+    if open_here and open_here[-1] in _open_brackets(source, len(source)):
+        if at_end or _starts_line(source, offset):
+            hint = ("the spec ends before it is closed" if at_end else
+                    f"newlines inside ( ) and [ ] are ignored, so line {token.line} is read as part of it")
+            return error(f"'{source[open_here[-1]]}' is never closed", _char_span(source, open_here[-1]), hint)
+    expected = _expected(err)
+    if at_end:
+        return error("unexpected end of input", _char_span(source, len(source.rstrip())), _expected_text(expected))
+    if str(token) in (")", "]") and not open_here:
+        return error(f"unmatched '{token}'", _token_span(token), "no bracket is open here")
+    shown = "end of line" if token.type == "_NL" else f"'{token}'"
+    span = _char_span(source, offset) if token.type == "_NL" else _token_span(token)
+    if "DER" in expected:  # a statement was expected here
+        keywords = "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS)
+        if token.type == "NAME":
+            return error(f"unknown statement '{token}'", span,
+                         did_you_mean(str(token), STATEMENT_KEYWORDS) or keywords)
+        return error(f"expected a statement, got {shown}", span, keywords)
+    if token.type == "STRING":
+        return error(f"unexpected string {token}", span, "a string can only be the title: problem name \"title\"")
+    if str(token) == "=" and "COMP_OP" in expected:
+        return error("unexpected '='", span, "use '==' to compare; '=' only binds a name")
+    return error(f"unexpected {shown}", span, _expected_text(expected))
+
+
+def _check_depth(tree: Tree, source: str, filename: str) -> None:
+    """Reject a statement whose syntax tree is deeper than MAX_DEPTH."""
+    for statement in tree.children:
+        stack = [(statement, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise SpecError(f"expression is nested too deeply (more than {MAX_DEPTH} levels)",
+                                _span(statement.meta), source, filename, "split it into parts with 'let'")
+            stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
 def parse(source: str, filename: str = "<spec>") -> ast.Spec:
@@ -261,18 +377,17 @@ def parse(source: str, filename: str = "<spec>") -> ast.Spec:
         raise SpecError(f"spec is too large ({len(source)} characters; the limit is {MAX_SOURCE_CHARS})",
                         None, source, filename)
     if "\x00" in source:
-        line = source[: source.index("\x00")].count("\n") + 1
-        col = source.index("\x00") - (source.rfind("\n", 0, source.index("\x00")) + 1) + 1
-        raise SpecError("the spec contains a NUL byte", ast.Span(line, col, line, col + 1), source, filename)
+        raise SpecError("the spec contains a NUL byte", _char_span(source, source.index("\x00")), source, filename,
+                        "a spec is plain text")
     try:
         tree = _lark().parse(source)
-        statements = _ToAst().transform(tree)
     except UnexpectedInput as err:
         raise _syntax_error(err, source, filename) from None
+    _check_depth(tree, source, filename)
+    try:
+        statements = _ToAst().transform(tree)
     except VisitError as err:
         if isinstance(err.orig_exc, SpecError):
             raise err.orig_exc.located(source, filename) from None
         raise
-    except RecursionError:
-        raise SpecError("expression is nested too deeply", None, source, filename) from None
     return ast.Spec(statements, source, filename)
