@@ -1,7 +1,10 @@
 """impsolve.compiler: checked spec -> SymPy IR -> generated torch source."""
 from __future__ import annotations
 
+import sys
+
 from ..dsl.check import CheckedSpec
+from ..dsl.errors import SpecError
 from . import ir
 from .lower import lower
 from .program import Program, generate
@@ -9,6 +12,18 @@ from .program import Program, generate
 __all__ = ["Program", "compile_spec", "generate", "ir", "lower"]
 
 
+RECURSION_LIMIT = 6000
+
+
 def compile_spec(checked: CheckedSpec) -> Program:
     """Lower a checked spec and generate its torch program."""
-    return generate(lower(checked))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, RECURSION_LIMIT))   # SymPy recurses once per nesting level
+    try:
+        return generate(lower(checked))
+    except RecursionError:
+        raise SpecError("the expressions are nested too deeply to compile once lets and defs are substituted",
+                        None, checked.spec.source, checked.spec.filename,
+                        hint="shorten chains of nested lets/defs") from None
+    finally:
+        sys.setrecursionlimit(limit)

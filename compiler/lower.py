@@ -6,6 +6,7 @@ lets are substituted inline, `integral(...)` becomes an extra state of the ODE.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import sympy as sp
@@ -62,7 +63,7 @@ class _Lowering:
                     if b == 0:
                         raise self.error("division by zero", n.span)
                     return a / b
-                return a ** b
+                return self.power(a, b, n.span)
             if isinstance(n, ast.Compare):
                 return COMPARISONS[n.op](go(n.left), go(n.right))
             if isinstance(n, ast.Call):
@@ -70,6 +71,19 @@ class _Lowering:
             raise self.error("this expression is not supported here", n.span)
 
         return go(node)
+
+    def power(self, base: sp.Expr, exponent: sp.Expr, span: ast.Span) -> sp.Expr:
+        """base^exponent; numeric powers are kept exact only while small, else folded to a float."""
+        if base.is_Number and exponent.is_Number and not (exponent.is_Integer and abs(exponent) <= 64
+                                                          and abs(base) < 2**64):
+            try:
+                value = float(base) ** float(exponent)
+            except (OverflowError, ZeroDivisionError):
+                value = math.inf
+            if not isinstance(value, float) or not math.isfinite(value):
+                raise self.error("this power is not a finite real number", span)
+            return sp.Float(value, 17)
+        return base ** exponent
 
     def call(self, n: ast.Call, go, at_time) -> sp.Expr:
         args = [go(a) for a in n.args] if n.func not in ("integral", "mean") and n.func not in \
@@ -98,7 +112,7 @@ class _Lowering:
         return value
 
     # -- terminal expressions (objective, expects)
-    def terminal(self, node: ast.Expr, at: str | None, span: ast.Span) -> sp.Expr:
+    def terminal(self, node: ast.Expr, at: str | None) -> sp.Expr:
         """An expression over the whole trajectory: states at 0/T, integrals, batch means."""
         states = self.checked.states
 
@@ -116,13 +130,6 @@ class _Lowering:
         value = self.expr(node, at_time=at_time)
         if at is not None:
             value = self.pointwise_to_final(value)
-        current = {ir.state_symbol(s) for s in states} | {ir.TIME}
-        loose = sorted(str(s) for s in value.free_symbols & current)
-        if loose:
-            name = loose[0]
-            raise self.error(f"'{name}' needs a time here: write {name}(T), {name}(0) or add 'at end'"
-                             if name != "t" else "'t' needs a time here: use T for the final time",
-                             span, "an objective or expect is evaluated once, on the whole trajectory")
         return value
 
     def pointwise_to_final(self, value: sp.Expr) -> sp.Expr:
@@ -158,7 +165,7 @@ class _Lowering:
         controls = {name: self.env[name] for name in c.controls}
 
         obj = c.objective
-        objective = ir.Objective(obj.sense, self.terminal(obj.expr, obj.at, obj.span), _text(c, obj.expr))
+        objective = ir.Objective(obj.sense, self.terminal(obj.expr, obj.at), _text(c, obj.expr))
         expectations = [self.expectation(e) for e in c.expects]
 
         stop = None
@@ -196,7 +203,7 @@ class _Lowering:
             if over[2] <= over[1]:
                 raise self.error("the range of 'over' must be increasing", e.over_span)
         else:
-            left, right = self.terminal(e.left, e.at, e.span), self.terminal(e.right, e.at, e.span)
+            left, right = self.terminal(e.left, e.at), self.terminal(e.right, e.at)
             over = None
         return ir.Expectation(_text(c, e).removeprefix("expect").strip(), e.op, left, right, e.tolerance, e.relative, e.rms, over, e.span)
 
