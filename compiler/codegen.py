@@ -175,7 +175,7 @@ def generate_function(name: str, outputs: list[sp.Expr], layout: Layout, stack: 
             items.append(code if depends else f"_like({code}, {ref})")
         lines.append(f"        return torch.stack(({', '.join(items)},), -1)")
     else:
-        lines.append(f"        return ({', '.join(results)},)")
+        lines.append(f"        return ({''.join(r + ', ' for r in results)})")
     return "\n".join(lines)
 
 
