@@ -77,6 +77,28 @@ class Expectation:
 
 
 @dataclass
+class LqrReference:
+    """LQR weights, the equilibrium, and the linearisation A = ∂f/∂x, B = ∂f/∂u there."""
+
+    Q: list[list[float]]
+    R: list[list[float]]
+    equilibrium: list[float]        # one value per user state
+    A: list[list[float]]
+    B: list[list[float]]
+    max_ratio: float | None
+    text: str
+
+
+@dataclass
+class Plot:
+    """Pointwise expressions drawn over a range of one state."""
+
+    exprs: list[sp.Expr]
+    labels: list[str]
+    over: tuple[str, float, float]
+
+
+@dataclass
 class Problem:
     name: str
     title: str
@@ -94,3 +116,5 @@ class Problem:
     train: TrainOptions
     batch: int
     user_states: list[str] = field(default_factory=list)   # states declared in the spec
+    references: list[LqrReference] = field(default_factory=list)
+    plots: list[Plot] = field(default_factory=list)

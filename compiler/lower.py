@@ -16,6 +16,7 @@ from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from . import ir
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean
+from .linearize import linearize
 
 INTEGRAL_PREFIX = "integral_"
 
@@ -184,6 +185,8 @@ class _Lowering:
                 raise self.error("the horizon must be positive", c.horizon.value.span)
 
         self.check_batch_reduction(objective, c.objective.span)
+        references = [self.lqr(r, horizon) for r in c.references]
+        plots = [self.plot(p) for p in c.plots]
         dynamics.update(self.integrals)
         for name in self.integrals:
             initial[name] = sp.Integer(0)
@@ -192,20 +195,67 @@ class _Lowering:
             nets={n: ir.Net(n, stmt.inputs, opts) for n, (stmt, opts) in c.nets.items()},
             dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, train=c.train, batch=c.batch, user_states=list(c.states),
+            references=references, plots=plots,
         )
+
+    def range(self, low: ast.Expr, high: ast.Expr, span: ast.Span) -> tuple[float, float]:
+        bounds = float(self.constant(low, "range")), float(self.constant(high, "range"))
+        if bounds[1] <= bounds[0]:
+            raise self.error("a range must be increasing: [low, high] with low < high", span)
+        return bounds
+
+    def plot(self, p: ast.PlotStmt) -> ir.Plot:
+        low, high = self.range(p.low, p.high, p.span)
+        return ir.Plot([self.expr(e) for e in p.exprs], [_text(self.checked, e) for e in p.exprs],
+                       (p.var, low, high))
+
+    def open_loop_dynamics(self) -> dict[str, sp.Expr]:
+        """The dynamics with each control kept as a free symbol (for linearisation)."""
+        c = self.checked
+        closed_env = self.env
+        self.env = dict(closed_env)
+        try:
+            for name, s in c.lets.items():
+                self.env[name] = sp.Symbol(name, real=True) if s.kind == "control" else self.expr(s.value)
+            return {name: self.expr(c.ders[name].value) for name in c.states}
+        finally:
+            self.env = closed_env
+
+    def lqr(self, r: ast.ReferenceStmt, horizon: float) -> ir.LqrReference:
+        c = self.checked
+        options = {k.name: k.value for k in r.call.kwargs}
+        equilibrium = {name: 0.0 for name in c.states}
+        for name, value, _ in r.at:
+            equilibrium[name] = float(self.constant(value, "equilibrium value"))
+        try:
+            A, B = linearize(self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
+        except ValueError as err:
+            raise self.error(f"cannot linearise the dynamics: {err}", r.span,
+                             "the dynamics must not call nets except through controls") from None
+        max_ratio = float(self.constant(options["max_ratio"], "max_ratio")) if "max_ratio" in options else None
+        return ir.LqrReference(self.matrix(options["Q"]), self.matrix(options["R"]),
+                               [equilibrium[s] for s in c.states], A, B, max_ratio, _text(c, r.call))
+
+    def matrix(self, node: ast.Expr) -> list[list[float]]:
+        """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""
+        if isinstance(node, ast.Call):
+            values = [float(self.constant(a, "matrix entry")) for a in node.args]
+            return [[values[i] if i == j else 0.0 for j in range(len(values))] for i in range(len(values))]
+        if isinstance(node, ast.Array):
+            return [[float(self.constant(e, "matrix entry")) for e in row.items] for row in node.items]
+        return [[float(self.constant(node, "matrix entry"))]]
 
     def expectation(self, e: ast.ExpectStmt) -> ir.Expectation:
         c = self.checked
         if e.over:
             var, low, high = e.over
             left, right = self.expr(e.left), self.expr(e.right)
-            over = (var, float(self.constant(low, "range")), float(self.constant(high, "range")))
-            if over[2] <= over[1]:
-                raise self.error("the range of 'over' must be increasing", e.over_span)
+            over = (var, *self.range(low, high, e.over_span))
         else:
             left, right = self.terminal(e.left, e.at), self.terminal(e.right, e.at)
             over = None
-        return ir.Expectation(_text(c, e).removeprefix("expect").strip(), e.op, left, right, e.tolerance, e.relative, e.rms, over, e.span)
+        return ir.Expectation(_text(c, e).removeprefix("expect").strip(), e.op, left, right, e.tolerance,
+                              e.relative, e.rms, over, e.span)
 
     def check_batch_reduction(self, objective: ir.Objective, span: ast.Span) -> None:
         if self.checked.batch == 1:

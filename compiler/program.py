@@ -9,16 +9,30 @@ from . import ir
 from .codegen import Layout, generate_module
 
 
+@dataclass(frozen=True)
+class RangeFunction:
+    """A generated function evaluated over a range of one state (`expect ... over`, `plot`):
+    on a grid of the state when it depends on nothing else, else along the trajectory."""
+
+    function: str
+    over: tuple[str, float, float]
+    on_grid: bool
+
+
 @dataclass
 class Program:
-    """Generated source and its layout. `grid_expectations[i]` is True when `over` check i depends
-    only on its range variable (so it is evaluated on a grid), False when along the trajectory."""
+    """Generated source, its layout, and how to evaluate its range functions."""
 
     problem: ir.Problem
     layout: Layout
     source: str
     functions: list[str]
-    grid_expectations: list[bool]
+    ranges: dict[str, RangeFunction]
+
+
+def _on_grid(exprs: list[sp.Expr], var: str, params: set[sp.Symbol]) -> bool:
+    used = set().union(*(e.free_symbols for e in exprs))
+    return not (used - params - {ir.state_symbol(var)})
 
 
 def generate(problem: ir.Problem) -> Program:
@@ -35,12 +49,12 @@ def generate(problem: ir.Problem) -> Program:
     if problem.controls:
         functions["controls"] = (list(problem.controls.values()), False)
     params = {sp.Symbol(p, real=True) for p in problem.params}
-    grid = []
+    ranges = {}
     for i, e in enumerate(problem.expectations):
         functions[f"expect_{i}"] = ([e.left, e.right], False)
         if e.over:
-            others = (e.left.free_symbols | e.right.free_symbols) - params - {ir.state_symbol(e.over[0])}
-            grid.append(not others)
-        else:
-            grid.append(False)
-    return Program(problem, layout, generate_module(functions, layout), list(functions), grid)
+            ranges[f"expect_{i}"] = RangeFunction(f"expect_{i}", e.over, _on_grid([e.left, e.right], e.over[0], params))
+    for i, p in enumerate(problem.plots):
+        functions[f"plot_{i}"] = (p.exprs, False)
+        ranges[f"plot_{i}"] = RangeFunction(f"plot_{i}", p.over, _on_grid(p.exprs, p.over[0], params))
+    return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)

@@ -202,9 +202,30 @@ class ExpectStmt:
     span: Span
 
 
+@dataclass(frozen=True)
+class ReferenceStmt:
+    """`reference lqr(Q=..., R=...) at x=0, ...`: a reference solution computed from the spec."""
+
+    call: Call
+    at: tuple[tuple[str, Expr, Span], ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class PlotStmt:
+    """`plot f(q), -q over q in [-2, 2]`: pointwise expressions drawn over a range of a state."""
+
+    exprs: tuple[Expr, ...]
+    var: str
+    var_span: Span
+    low: Expr
+    high: Expr
+    span: Span
+
+
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
-    ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt,
+    ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ReferenceStmt, PlotStmt,
 ]
 
 

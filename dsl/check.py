@@ -19,6 +19,8 @@ from .options import FIXED_STEP_METHODS, SETTINGS, MlpOptions, OdeOptions, Train
 
 MAX_NAME_LENGTH = 64
 DISTRIBUTIONS = {"normal": 2, "uniform": 2}
+REFERENCES = ("lqr",)
+LQR_OPTIONS = ("Q", "R", "max_ratio")
 
 
 @dataclass
@@ -42,6 +44,8 @@ class CheckedSpec:
     train: TrainOptions = field(default_factory=TrainOptions)
     batch: int = 1
     expects: list[ast.ExpectStmt] = field(default_factory=list)
+    references: list[ast.ReferenceStmt] = field(default_factory=list)
+    plots: list[ast.PlotStmt] = field(default_factory=list)
 
     @property
     def controls(self) -> list[str]:
@@ -236,6 +240,12 @@ class _Checker:
                 out.batch = value
             elif isinstance(s, ast.ExpectStmt):
                 out.expects.append(s)
+            elif isinstance(s, ast.ReferenceStmt):
+                if out.references:
+                    raise self.error("only one 'reference' is allowed", s.span)
+                out.references.append(s)
+            elif isinstance(s, ast.PlotStmt):
+                out.plots.append(s)
 
         self.check_structure(out)
         self.check_expressions(out)
@@ -396,6 +406,72 @@ class _Checker:
                 raise self.error("expect cannot use '!='", e.span, "use ==, <, >, <= or >=")
             if e.rms and not e.over:
                 raise self.error("'rms' needs an 'over' range", e.span)
+        for plot in out.plots:
+            self.check_range_variable(plot.var, plot.var_span, out)
+            self.check_expr(plot.low, "range", {"const"})
+            self.check_expr(plot.high, "range", {"const"})
+            for e in plot.exprs:
+                self.check_expr(e, "plot", dynamic)
+        for reference in out.references:
+            self.check_reference(reference, out)
+
+    def check_range_variable(self, name: str, span: ast.Span, out: CheckedSpec) -> None:
+        if self.kinds.get(name) != "state":
+            raise self.error(f"a range needs a state, got '{name}'", span, did_you_mean(name, out.states))
+
+    def check_reference(self, reference: ast.ReferenceStmt, out: CheckedSpec) -> None:
+        """`reference lqr(Q=..., R=..., max_ratio=...) at state=value, ...`."""
+        call = reference.call
+        if call.func != "lqr":
+            raise self.error(f"unknown reference '{call.func}'", call.func_span,
+                             did_you_mean(call.func, REFERENCES) or "available: " + ", ".join(REFERENCES))
+        if call.args:
+            raise self.error("give the weights by name: lqr(Q=..., R=...)", call.args[0].span)
+        options = {k.name: k for k in call.kwargs}
+        for k in call.kwargs:
+            if k.name not in LQR_OPTIONS:
+                raise self.error(f"unknown option '{k.name}' for lqr()", k.span,
+                                 did_you_mean(k.name, LQR_OPTIONS) or "options: " + ", ".join(LQR_OPTIONS))
+        for required in ("Q", "R"):
+            if required not in options:
+                raise self.error(f"lqr() needs {required}=...", call.span,
+                                 "Q weighs the states, R the controls: lqr(Q=diag(...), R=...)")
+        if not out.controls:
+            raise self.error("an LQR reference needs a 'control'", reference.span)
+        if not out.horizon:
+            raise self.error("an LQR reference needs a fixed 'horizon'", reference.span)
+        self.check_matrix(options["Q"].value, len(out.states), "Q (one row per state)")
+        self.check_matrix(options["R"].value, len(out.controls), "R (one row per control)")
+        if "max_ratio" in options:
+            value = literal(options["max_ratio"].value, self.error)
+            if not isinstance(value, (int, float)) or value < 1:
+                raise self.error("max_ratio must be a number >= 1", options["max_ratio"].value.span)
+        seen = set()
+        for name, value, span in reference.at:
+            self.check_range_variable(name, span, out)
+            if name in seen:
+                raise self.error(f"'{name}' is given twice", span)
+            seen.add(name)
+            self.check_expr(value, "equilibrium", {"const"})
+
+    def check_matrix(self, expr: ast.Expr, size: int, what: str) -> None:
+        """A size x size constant matrix: diag(...), [[...], ...], or one value when size is 1."""
+        if isinstance(expr, ast.Call) and expr.func == "diag":
+            if len(expr.args) != size:
+                raise self.error(f"{what}: diag() needs {size} entries, got {len(expr.args)}", expr.span)
+            entries = list(expr.args)
+        elif isinstance(expr, ast.Array):
+            rows = [r.items if isinstance(r, ast.Array) else None for r in expr.items]
+            if len(rows) != size or any(r is None or len(r) != size for r in rows):
+                raise self.error(f"{what}: expected a {size}x{size} matrix", expr.span)
+            entries = [e for r in rows for e in r]
+        elif size == 1:
+            entries = [expr]
+        else:
+            raise self.error(f"{what}: expected diag(...) or a {size}x{size} matrix", expr.span)
+        for e in entries:
+            self.check_expr(e, "a matrix entry", {"const"})
+
 
     def check_distribution(self, call: ast.Call) -> None:
         if call.func not in DISTRIBUTIONS:

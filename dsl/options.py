@@ -40,6 +40,7 @@ class TrainOptions(_Options):
     history_size: PositiveInt = 20   # lbfgs
     max_iter: PositiveInt = 20       # lbfgs inner iterations per step
     clip: PositiveFloat | None = None  # gradient norm clipping
+    resample: bool = False   # draw new random initial states every step (else one fixed batch)
 
 
 class MlpOptions(_Options):

@@ -20,7 +20,8 @@ MAX_SOURCE_CHARS = 1_000_000
 MAX_DEPTH = 100  # syntax tree levels: keeps the recursive checker and compiler off Python's recursion limit
 
 STATEMENT_KEYWORDS = ("problem", "const", "param", "state", "def", "let", "net", "control", "der",
-                      "horizon", "stop", "minimize", "maximize", "solve", "train", "batch", "expect")
+                      "horizon", "stop", "minimize", "maximize", "solve", "train", "batch", "expect",
+                      "reference", "plot")
 
 # What the user sees instead of Lark's names for the pattern terminals; literal ones show their text.
 TERMINAL_NAMES = {
@@ -233,6 +234,21 @@ class _ToAst(Transformer_NonRecursive):
                 over, over_span = clause[1], span
         return ast.ExpectStmt(left, at, str(op), right, tolerance, relative, rms, over, over_span,
                               _span(meta))
+
+    def assignment(self, meta, children):
+        name, value = children
+        return (str(name), value, _token_span(name))
+
+    def assignments(self, meta, children):
+        return tuple(children)
+
+    def reference_stmt(self, meta, children):
+        call, at = children
+        return ast.ReferenceStmt(call, at or (), _span(meta))
+
+    def plot_stmt(self, meta, children):
+        *exprs, var, low, high = children
+        return ast.PlotStmt(tuple(exprs), str(var), _token_span(var), low, high, _span(meta))
 
     def start(self, meta, children):
         return [c for c in children if c is not None]

@@ -17,15 +17,13 @@ def _holds(op: str, left, right):
 
 
 @torch.no_grad()
-def over_samples(model: CompiledProblem, index: int, solution: Solution) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                  torch.Tensor]:
-    """(range values, left, right) of an `over` expect: on a grid of its variable when the sides
-    depend on nothing else, else along the trajectory where the variable lies in the range."""
-    e = model.problem.expectations[index]
-    var, low, high = e.over
+def range_samples(model: CompiledProblem, function: str, solution: Solution) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(range values, outputs) of a range function (`expect ... over`, `plot`): on a grid of its
+    variable when it depends on nothing else, else along the trajectory where the variable is in range."""
+    spec = model.program.ranges[function]
+    var, low, high = spec.over
     column = model.problem.states.index(var)
-    function = model.functions[f"expect_{index}"]
-    if model.program.grid_expectations[index]:
+    if spec.on_grid:
         grid = torch.linspace(low, high, GRID_POINTS, dtype=model.dtype, device=model.device)
         states = torch.zeros(GRID_POINTS, len(model.problem.states), dtype=model.dtype, device=model.device)
         states[:, column] = grid
@@ -37,9 +35,9 @@ def over_samples(model: CompiledProblem, index: int, solution: Solution) -> tupl
         inside = (states[:, column] >= low) & (states[:, column] <= high)
         states, t = states[inside], t[inside]
         grid = states[:, column]
-    left, right = (torch.as_tensor(v, dtype=model.dtype, device=model.device).expand(grid.shape)
-                   for v in function(t, states))
-    return grid, left, right
+    outputs = [torch.as_tensor(v, dtype=model.dtype, device=model.device).expand(grid.shape)
+               for v in model.functions[function](t, states)]
+    return grid, outputs
 
 
 @torch.no_grad()
@@ -48,7 +46,7 @@ def evaluate_checks(model: CompiledProblem, solution: Solution) -> list[dict]:
     records = []
     for i, e in enumerate(model.problem.expectations):
         if e.over:
-            _, left, right = over_samples(model, i, solution)
+            _, (left, right) = range_samples(model, f"expect_{i}", solution)
             if left.numel() == 0:
                 records.append(_record(e, math.nan, math.nan, math.nan, False))
                 continue

@@ -56,8 +56,8 @@ class CompiledProblem(nn.Module):
         self.functions = namespace["build"](list(self.params), list(self.nets), dtype, device)
         self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets) \
             if "dynamics" in self.functions else None
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        self.register_buffer("random_initial", self._sample_initial(generator))
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.register_buffer("random_initial", self._sample_initial(self.generator))
 
     # -- initial states
     def _sample_initial(self, generator: torch.Generator) -> torch.Tensor:
@@ -74,6 +74,10 @@ class CompiledProblem(nn.Module):
         if not columns:
             return torch.zeros(self.problem.batch, 0, dtype=self.dtype, device=self.device)
         return torch.stack(columns, -1).to(self.device, self.dtype)
+
+    def resample(self) -> None:
+        """Draw a new batch of random initial states (seeded, reproducible)."""
+        self.random_initial = self._sample_initial(self.generator)
 
     def initial_state(self) -> torch.Tensor:
         """The batch of initial states (batch x states); fixed values may depend on params."""

@@ -65,13 +65,28 @@ def plot_trajectory(path: Path, names: list[str], times, after, before=None, max
     _save(fig, path)
 
 
-def plot_relation(path: Path, variable: str, grid, learned, reference, title: str) -> None:
-    """A learned quantity against the spec's expected relation over a range."""
+def plot_relation(path: Path, variable: str, grid, curves: dict[str, "list"], title: str) -> None:
+    """Curves over a range of one variable (e.g. a learned quantity against the expected one)."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(grid, reference, "k--", label="expected")
-    ax.plot(grid, learned, color="C1", label="learned")
+    for i, (label, values) in enumerate(curves.items()):
+        ax.plot(grid, values, "k--" if label == "expected" else "-", color=None if label == "expected" else f"C{i}",
+                label=label)
     ax.set_xlabel(variable)
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_reference(path: Path, times, learned: dict[str, "list"], ref_times, reference: dict[str, "list"]) -> None:
+    """Learned states and controls against a reference solution (e.g. Riccati), one panel each."""
+    names = list(learned)
+    fig, axes = plt.subplots(len(names), 1, figsize=(6, 2.6 * len(names)), squeeze=False, sharex=True)
+    for ax, name in zip(axes[:, 0], names):
+        ax.plot(ref_times, reference[name], "k--", label="reference (Riccati)")
+        ax.plot(times, learned[name], color="C1", label="learned")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend()
+    axes[-1, 0].set_xlabel("t")
     _save(fig, path)

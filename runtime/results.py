@@ -43,6 +43,7 @@ class Result(BaseModel):
     values: dict[str, float]
     checks: list[Check]
     warnings: list[str] = []
+    reference: dict[str, dict] = {}
     versions: dict[str, str] = {}
     spec_sha256: str = ""
     out_dir: str | None = None

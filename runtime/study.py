@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from .checks import evaluate_checks, over_samples
+from .checks import evaluate_checks, range_samples
 from .errors import RunError
 from .model import CompiledProblem, Solution
 from .plots import plot_history, plot_relation, plot_trajectory
+from .reference import lqr_report
 from .results import Check, ObjectiveResult, Result, write_csv, write_json
 from .train import train
 
@@ -21,6 +22,7 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
               write: bool = True, spec_source: str = "") -> Result:
     """Train, check and (optionally) write results to `out` (default results/<problem>/)."""
     problem = model.problem
+    folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     start = time.perf_counter()
     before = _sampled_trajectory(model) if write and problem.states else None
     history = train(model, problem.train, quiet=quiet)
@@ -28,6 +30,12 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
         solution = model.solve()
         final = float(model.objective(solution))
     checks = evaluate_checks(model, solution)
+    references = {}
+    for reference in problem.references:
+        references["lqr"], check = lqr_report(model, solution, reference,
+                                              folder / "reference_lqr.png" if folder else None)
+        if check:
+            checks.append(check)
     wall = time.perf_counter() - start
 
     warnings = []
@@ -44,16 +52,24 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
         steps=len(history.objective), wall_time_s=round(wall, 3),
         objective=ObjectiveResult(sense=problem.objective.sense, expr=problem.objective.text, final=final,
                                   history=history.objective),
-        values=values, checks=[Check(**c) for c in checks], warnings=warnings,
+        values=values, checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
         versions={"impsolve": __version__, "torch": torch.__version__,
                   "python": platform.python_version()},
         spec_sha256=hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else "",
     )
     if write:
-        folder = Path(out) if out is not None else Path("results") / problem.name
         write_results(folder, model, solution, result, before)
         result.out_dir = str(folder)
     return result
+
+
+def _results_folder(out: str | Path | None, name: str) -> Path:
+    folder = Path(out) if out is not None else Path("results") / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create the results folder {folder}: {err.strerror}", exit_code=2) from None
+    return folder
 
 
 def _sampled_trajectory(model: CompiledProblem):
@@ -65,10 +81,6 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
                   before: torch.Tensor | None = None) -> None:
     """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
     problem = model.problem
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunError(f"cannot create the results folder {folder}: {err.strerror}", exit_code=2) from None
     write_json(folder / "result.json", result)
     write_csv(folder / "history.csv", ["step", "objective"],
               [[i + 1, v] for i, v in enumerate(result.objective.history)])
@@ -93,7 +105,12 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
                     before[..., columns].cpu().numpy() if before is not None else None)
     for i, e in enumerate(problem.expectations):
         if e.over:
-            grid, left, right = over_samples(model, i, solution)
+            grid, (left, right) = range_samples(model, f"expect_{i}", solution)
             order = grid.argsort()
             plot_relation(folder / f"expect_{i + 1}.png", e.over[0], grid[order].cpu().numpy(),
-                          left[order].cpu().numpy(), right[order].cpu().numpy(), e.text)
+                          {"learned": left[order].cpu().numpy(), "expected": right[order].cpu().numpy()}, e.text)
+    for i, p in enumerate(problem.plots):
+        grid, outputs = range_samples(model, f"plot_{i}", solution)
+        order = grid.argsort()
+        plot_relation(folder / f"plot_{i + 1}.png", p.over[0], grid[order].cpu().numpy(),
+                      {label: v[order].cpu().numpy() for label, v in zip(p.labels, outputs)}, ", ".join(p.labels))

@@ -60,6 +60,8 @@ def train(model: CompiledProblem, options: TrainOptions, quiet: bool = True) -> 
         return loss
 
     for step in range(options.steps):
+        if options.resample:
+            model.resample()
         lr = learning_rate(options, step)
         for group in optimizer.param_groups:
             group["lr"] = lr

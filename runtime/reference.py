@@ -1,0 +1,47 @@
+"""Reference solutions declared with `reference`: computed from the spec, compared with the learned one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..compiler import ir
+from .lqr import quadratic_cost, solve_riccati
+from .model import CompiledProblem, Solution
+from .plots import plot_reference
+
+TRAJECTORY_POINTS = 2001
+
+
+@torch.no_grad()
+def lqr_report(model: CompiledProblem, solution: Solution, reference: ir.LqrReference,
+               plot_path: Path | None = None) -> tuple[dict, dict | None]:
+    """result.json's `reference.lqr` entry, and a check record when `max_ratio` is given."""
+    problem = model.problem
+    users = [problem.states.index(s) for s in problem.user_states]
+    x0 = solution.s0[0, users].double().cpu().numpy()
+    riccati = solve_riccati(reference.A, reference.B, reference.Q, reference.R, x0, reference.equilibrium,
+                            problem.horizon)
+    times, states = model.trajectory(solution, TRAJECTORY_POINTS)
+    controls = model.controls(times, states)
+    learned_states = states[:, 0, users].double().cpu().numpy()
+    learned_controls = np.stack([v[:, 0].double().cpu().numpy() for v in controls.values()], -1)
+    learned = quadratic_cost(times.double().cpu().numpy(), learned_states, learned_controls, reference.Q,
+                             reference.R, reference.equilibrium)
+    report = {"A": reference.A, "B": reference.B, "K": riccati.K.tolist(), "riccati_cost": riccati.cost,
+              "learned_cost": learned, "ratio": learned / riccati.cost if riccati.cost > 0 else float("nan")}
+    if plot_path is not None:
+        weighted = [i for i in range(len(users)) if reference.Q[i][i] != 0]
+        plot_reference(plot_path, times.cpu().numpy(),
+                       {problem.user_states[i]: learned_states[:, i] for i in weighted}
+                       | {name: learned_controls[:, k] for k, name in enumerate(controls)},
+                       riccati.times,
+                       {problem.user_states[i]: riccati.states[:, i] for i in weighted}
+                       | {name: riccati.controls[:, k] for k, name in enumerate(controls)})
+    check = None
+    if reference.max_ratio is not None:
+        check = {"name": f"{reference.text}: learned cost <= {reference.max_ratio:g} x Riccati optimum",
+                 "value": report["ratio"], "reference": reference.max_ratio, "error": max(0.0, report["ratio"] - 1),
+                 "tolerance": None, "relative": False, "passed": bool(report["ratio"] <= reference.max_ratio)}
+    return report, check
