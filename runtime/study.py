@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import platform
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from .errors import RunError
 from .model import CompiledProblem, Solution
 from .plots import plot_history, plot_relation, plot_trajectory
 from .reference import lqr_report
-from .results import Check, ObjectiveResult, Result, write_csv, write_json
+from .results import Check, ObjectiveResult, Result, write_atomic, write_csv, write_json
 from .train import train
 
 
@@ -82,6 +83,9 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
     """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
     problem = model.problem
     write_json(folder / "result.json", result)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    write_atomic(folder / "model.pt", buffer.getvalue())
     write_csv(folder / "history.csv", ["step", "objective"],
               [[i + 1, v] for i, v in enumerate(result.objective.history)])
     reference = next((c.reference for c, e in zip(result.checks, problem.expectations)
