@@ -8,7 +8,7 @@ Zermelo's river crossing (report §4.2): states (x, y) start at (0, 0),
 
 integrated with torchdiffeq's `odeint_event` until y >= l; the loss is x at the event.
 The solver and optimiser settings of both contenders are read from the loaded spec
-(`checked.ode`, `checked.train`), and the hand-written net starts from a copy of the compiled
+(`checked.ode`, `checked.training[0]`), and the hand-written net starts from a copy of the compiled
 module's weights, so both do the same work. Everything runs in one process, float64, on the CPU,
 and the measurements of the two contenders are interleaved (ABAB, with the order swapped on
 every other step) so that noise from a shared machine hits both alike.
@@ -156,7 +156,7 @@ class Contender:
 def make_pair(problem: impsolve.Problem, seed: int) -> tuple[Contender, Contender, HandWrittenZermelo]:
     """The compiled module (initialised with `seed`) and the hand-written one with the same weights."""
     checked = problem.checked
-    train: TrainOptions = checked.train
+    train: TrainOptions = checked.training[0]
     if train.optimizer != "adam":
         raise SystemExit(f"this benchmark's hand-written side uses Adam; the spec trains with {train.optimizer}")
     compiled: CompiledProblem = problem.compile(device="cpu", dtype="float64", seed=seed)
@@ -203,7 +203,7 @@ def agreement_at_init(problem: impsolve.Problem, seed: int) -> dict:
 
 def step_times(problem: impsolve.Problem, steps: int, warmup: int, seed: int) -> dict:
     """(a) and (b): per-step time and dynamics evaluations of both, trained side by side."""
-    options = problem.checked.train
+    options = problem.checked.training[0]
     a, b, _ = make_pair(problem, seed)
     for k in range(warmup + steps):
         lr = learning_rate(options, k)
@@ -246,7 +246,7 @@ def time_to_optimum(problem: impsolve.Problem, seed: int, cap: int) -> dict:
     Both train in lockstep (interleaved) with the spec's settings; each stops once it gets there.
     "steps" counts the steps taken including the one whose objective first met the tolerance, and
     "seconds" is their summed step time."""
-    options = problem.checked.train
+    options = problem.checked.training[0]
     a, b, _ = make_pair(problem, seed)
     reached: dict[str, dict | None] = {a.name: None, b.name: None}
     elapsed = {a.name: 0.0, b.name: 0.0}
@@ -376,14 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (10 if args.quick else 50)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 3)
     seeds = args.seeds or (1 if args.quick else 3)
-    cap = args.cap or (min(120, checked.train.steps) if args.quick else checked.train.steps)
+    cap = args.cap or (min(120, checked.training[0].steps) if args.quick else checked.training[0].steps)
 
     started = time.perf_counter()
     report: dict = {
         "benchmark": "zermelo",
         "environment": environment(args.threads),
         "settings": {"spec": str(SPEC.relative_to(ROOT)), "ode": checked.ode.model_dump(),
-                     "train": checked.train.model_dump(), "steps": steps, "warmup": warmup, "seeds": seeds,
+                     "train": checked.training[0].model_dump(), "steps": steps, "warmup": warmup, "seeds": seeds,
                      "time_to_optimum_cap": cap, "x_star": X_STAR, "tolerance": TOLERANCE,
                      "quick": args.quick},
     }

@@ -113,7 +113,7 @@ class Problem:
     objective: Objective
     expectations: list[Expectation]
     ode: OdeOptions
-    train: TrainOptions
+    training: list[TrainOptions]            # phases, run one after the other
     batch: int
     user_states: list[str] = field(default_factory=list)   # states declared in the spec
     references: list[LqrReference] = field(default_factory=list)

@@ -194,7 +194,7 @@ class _Lowering:
             name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
             nets={n: ir.Net(n, stmt.inputs, opts) for n, (stmt, opts) in c.nets.items()},
             dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
-            expectations=expectations, ode=c.ode, train=c.train, batch=c.batch, user_states=list(c.states),
+            expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=list(c.states),
             references=references, plots=plots,
         )
 

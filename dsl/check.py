@@ -41,7 +41,7 @@ class CheckedSpec:
     stop: ast.StopStmt | None = None
     objective: ast.ObjectiveStmt | None = None
     ode: OdeOptions = field(default_factory=OdeOptions)
-    train: TrainOptions = field(default_factory=TrainOptions)
+    training: list[TrainOptions] = field(default_factory=list)   # one phase per `train` statement
     batch: int = 1
     expects: list[ast.ExpectStmt] = field(default_factory=list)
     references: list[ast.ReferenceStmt] = field(default_factory=list)
@@ -52,25 +52,35 @@ class CheckedSpec:
         return [n for n, s in self.lets.items() if s.kind == "control"]
 
     def with_overrides(self, overrides: dict[str, str]) -> "CheckedSpec":
-        """Apply `section.key=value` overrides (from `--set`) to the settings, validated."""
+        """Apply `section.key=value` overrides (from `--set`), validated: `solve.<option>`,
+        `train.<option>` (every training phase) or `trainN.<option>` (phase N only)."""
         for key, raw in overrides.items():
             section, _, option = key.partition(".")
-            targets = {"train": "train", "solve": "ode", "ode": "ode"}
-            if section not in targets or not option:
+            if section in ("solve", "ode") and option:
+                self.ode = _override(self.ode, key, option, raw)
+            elif section == "train" and option:
+                self.training = [_override(t, key, option, raw) for t in self.training]
+            elif section.startswith("train") and section[5:].isdigit() and option:
+                phase = int(section[5:])
+                if not 1 <= phase <= len(self.training):
+                    raise SpecError(f"cannot set '{key}': the spec has {len(self.training)} training phase(s)",
+                                    None, filename="--set")
+                self.training[phase - 1] = _override(self.training[phase - 1], key, option, raw)
+            else:
                 raise SpecError(f"cannot set '{key}'", None, filename="--set",
-                                hint="use train.<option> or solve.<option>, e.g. train.lr=0.01")
-            current: BaseModel = getattr(self, targets[section])
-            data = current.model_dump()
-            if option not in type(current).model_fields:
-                raise SpecError(f"unknown option '{option}' for {section}", None, filename="--set",
-                                hint=did_you_mean(option, type(current).model_fields))
-            data[option] = _parse_cli_value(raw)
-            try:
-                setattr(self, targets[section], type(current).model_validate(data))
-            except ValidationError as err:
-                raise SpecError(f"invalid value for {key}: {err.errors()[0]['msg']}", None,
-                                filename="--set") from None
+                                hint="use train.<option>, train2.<option> or solve.<option>, e.g. train.lr=0.01")
         return self
+
+
+def _override(current: BaseModel, key: str, option: str, raw: str) -> BaseModel:
+    if option not in type(current).model_fields:
+        raise SpecError(f"unknown option '{option}' in '{key}'", None, filename="--set",
+                        hint=did_you_mean(option, type(current).model_fields))
+    data = current.model_dump() | {option: _parse_cli_value(raw)}
+    try:
+        return type(current).model_validate(data)
+    except ValidationError as err:
+        raise SpecError(f"invalid value for {key}: {err.errors()[0]['msg']}", None, filename="--set") from None
 
 
 def _parse_cli_value(raw: str):
@@ -232,7 +242,7 @@ class _Checker:
                                          "add e.g. step_size=0.01")
                 else:
                     options = self.settings("train", s.call)
-                    out.train = options.model_copy(update={"optimizer": s.call.func})
+                    out.training.append(options.model_copy(update={"optimizer": s.call.func}))
             elif isinstance(s, ast.BatchStmt):
                 value = literal(s.size, self.error)
                 if not isinstance(value, int) or value < 1:
@@ -247,6 +257,8 @@ class _Checker:
             elif isinstance(s, ast.PlotStmt):
                 out.plots.append(s)
 
+        if not out.training:
+            out.training.append(TrainOptions())
         self.check_structure(out)
         self.check_expressions(out)
         out.consts = self.sorted_by_dependencies(out.consts, lambda b: [b.value])

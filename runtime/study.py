@@ -26,7 +26,7 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     start = time.perf_counter()
     before = _sampled_trajectory(model) if write and problem.states else None
-    history = train(model, problem.train, quiet=quiet)
+    history = train(model, problem.training, quiet=quiet)
     with torch.no_grad():
         solution = model.solve()
         final = float(model.objective(solution))

@@ -37,15 +37,22 @@ def learning_rate(options: TrainOptions, step: int) -> float:
     return options.lr
 
 
-def train(model: CompiledProblem, options: TrainOptions, quiet: bool = True) -> History:
-    """Optimise the model's objective in place; return the objective after each step's evaluation."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def train(model: CompiledProblem, phases: list[TrainOptions], quiet: bool = True) -> History:
+    """Optimise the model's objective in place, phase after phase (e.g. Adam, then L-BFGS).
+    The history holds the objective evaluated at each step."""
     history = History()
+    for k, options in enumerate(phases):
+        label = model.problem.name + (f" [{k + 1}/{len(phases)} {options.optimizer}]" if len(phases) > 1 else "")
+        _train_phase(model, options, history, Progress(options.steps, label, quiet))
+    return history
+
+
+def _train_phase(model: CompiledProblem, options: TrainOptions, history: History, progress: Progress) -> None:
+    params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        return history
+        return
     sign = -1.0 if model.problem.objective.sense == "maximize" else 1.0
     optimizer = make_optimizer(params, options)
-    progress = Progress(options.steps, model.problem.name, quiet)
     last_value = math.nan
 
     def closure() -> torch.Tensor:
@@ -67,9 +74,8 @@ def train(model: CompiledProblem, options: TrainOptions, quiet: bool = True) -> 
             group["lr"] = lr
         optimizer.step(closure)
         if not math.isfinite(last_value):
-            raise RunError(f"the objective became {last_value} at step {step + 1}",
+            raise RunError(f"the objective became {last_value} at step {len(history.objective) + 1}",
                            "lower the learning rate (train ...(lr=...)) or add clip=1.0")
         history.objective.append(last_value)
         history.lr.append(lr)
         progress.update(step + 1, last_value)
-    return history
