@@ -3,7 +3,8 @@
 Each generated function has the signature `(t, s, s0=None, sT=None, T=None)`: `s` holds the
 current states in its last dimension (batched over leading ones), `s0`/`sT` the initial and final
 states, `T` the final time. Common subexpressions are shared (SymPy `cse`). Only validated symbol
-indices and numbers reach the source: names are mapped to `s[..., i]`, `p_j`, `net_k`.
+indices and numbers reach the source: names are mapped to `s[..., i]`, `p_j`, `net_k`, `y_k`.
+Helpers named `_...` (linear algebra, the implicit solver) come from the runtime's library.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from . import functions as fn
 from . import ir
-from .functions import batch_mean
 
 TORCH_FUNCTIONS = {
     "sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "asin": "torch.asin",
@@ -22,6 +23,8 @@ TORCH_FUNCTIONS = {
     "Abs": "torch.abs", "sign": "torch.sign", "sigmoid": "torch.sigmoid",
     "softplus": "torch.nn.functional.softplus",
 }
+LIBRARY_FUNCTIONS = {"smin": "_smin", "smax": "_smax", "logdet": "_logdet", "det": "_det"}
+INDEXED_FUNCTIONS = {"svdval": "_svdvals", "eigval": "_eigvalsh"}
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,9 @@ class Layout:
     """Where each symbol lives at run time."""
 
     states: list[str]
-    params: list[str]
+    params: list[ir.Param]
     nets: list[str]
+    implicits: list[ir.Implicit]
 
     def symbol_code(self) -> dict[sp.Symbol, str]:
         code: dict[sp.Symbol, str] = {ir.TIME: "t", ir.FINAL_TIME: "T"}
@@ -38,9 +42,20 @@ class Layout:
             code[ir.state_symbol(name)] = f"s[..., {i}]"
             code[ir.initial_symbol(name)] = f"s0[..., {i}]"
             code[ir.final_symbol(name)] = f"sT[..., {i}]"
-        for j, name in enumerate(self.params):
-            code[sp.Symbol(name, real=True)] = f"p_{j}"
+        for j, param in enumerate(self.params):
+            if not param.shape:
+                code[sp.Symbol(param.name, real=True)] = f"p_{j}"
+            elif len(param.shape) == 1:
+                code.update({sp.Symbol(f"{param.name}[{i}]", real=True): f"p_{j}[{i}]" for i in range(param.shape[0])})
+            else:
+                code.update({sp.Symbol(f"{param.name}[{i},{k}]", real=True): f"p_{j}[{i}, {k}]"
+                             for i in range(param.shape[0]) for k in range(param.shape[1])})
+        for k, implicit in enumerate(self.implicits):
+            code.update({u: f"y_{k}[..., {i}]" for i, u in enumerate(implicit.unknowns)})
         return code
+
+    def implicit_of(self) -> dict[sp.Symbol, int]:
+        return {u: k for k, implicit in enumerate(self.implicits) for u in implicit.unknowns}
 
 
 class TorchPrinter(PythonCodePrinter):
@@ -48,13 +63,12 @@ class TorchPrinter(PythonCodePrinter):
 
     def __init__(self, layout: Layout, local_names: dict[sp.Symbol, str]) -> None:
         super().__init__({"fully_qualified_modules": False, "inline": True})
-        self.layout = layout
         self.names = {**layout.symbol_code(), **local_names}
         self.net_index = {name: k for k, name in enumerate(layout.nets)}
 
     def _print(self, expr, **kwargs):
-        if isinstance(expr, sp.Basic) and expr.is_number and expr.is_real \
-                and not isinstance(expr, (sp.Integer, sp.Rational)):
+        if isinstance(expr, sp.Basic) and not isinstance(expr, sp.MatrixBase) and expr.is_number \
+                and expr.is_real and not isinstance(expr, (sp.Integer, sp.Rational)):
             return repr(float(expr))
         return super()._print(expr, **kwargs)
 
@@ -81,21 +95,30 @@ class TorchPrinter(PythonCodePrinter):
             return f"torch.square({self._print(base)})"
         return super()._print_Pow(expr, rational=rational)
 
+    def _print_MatrixBase(self, expr):
+        items = ", ".join(self._print(e) for e in expr)
+        return f"_matrix({expr.rows}, {expr.cols}, {items})"
+
+    _print_ImmutableDenseMatrix = _print_MutableDenseMatrix = _print_MatrixBase
+
     def _print_Function(self, expr):
         name = type(expr).__name__
+        if name in INDEXED_FUNCTIONS:
+            matrix, index = expr.args
+            return f"{INDEXED_FUNCTIONS[name]}({self._print(matrix)})[..., {int(index)}]"
         args = ", ".join(self._print(a) for a in expr.args)
         if name in self.net_index:
-            stacked = self._print(expr.args[0]) if len(expr.args) == 1 else None
-            inputs = f"_column({stacked})" if stacked else f"_stack({args})"
+            inputs = f"_column({args})" if len(expr.args) == 1 else f"_stack({args})"
             return f"net_{self.net_index[name]}({inputs})[..., 0]"
-        if isinstance(expr, batch_mean):
+        if isinstance(expr, fn.batch_mean):
             return f"_batch_mean({args})"
+        if name in LIBRARY_FUNCTIONS:
+            return f"{LIBRARY_FUNCTIONS[name]}({args})"
         if name in TORCH_FUNCTIONS:
             return f"{TORCH_FUNCTIONS[name]}({args})"
         if name == "sech":
             return f"(1/torch.cosh({args}))"
         raise NotImplementedError(f"no torch translation for {name}")
-
 
     def _print_Min(self, expr):
         return self._fold("torch.minimum", expr.args)
@@ -117,8 +140,7 @@ class TorchPrinter(PythonCodePrinter):
         return out
 
     def _print_Relational(self, expr):
-        op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
-        return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
+        return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
     def _print_NumberSymbol(self, expr):
         return repr(float(expr))
@@ -126,85 +148,117 @@ class TorchPrinter(PythonCodePrinter):
     _print_Pi = _print_Exp1 = _print_NumberSymbol
 
 
-for _name in [*TORCH_FUNCTIONS, "sech"]:  # route SymPy's known functions through _print_Function
+for _name in [*TORCH_FUNCTIONS, "sech", *LIBRARY_FUNCTIONS, *INDEXED_FUNCTIONS]:
     setattr(TorchPrinter, f"_print_{_name}", TorchPrinter._print_Function)
 
 HEADER = '''\
 # Generated by impsolve from a .imp spec. Do not edit: edit the spec.
+# Helpers _tensor, _column, _stack, _matrix, _like, _batch_mean, _smin, _smax, _svdvals,
+# _eigvalsh, _logdet, _det and _solve_implicit come from impsolve.runtime.library.
 import torch
-
-
-def _tensor(v):
-    return v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=DTYPE, device=DEVICE)
-
-
-def _column(v):
-    return _tensor(v).unsqueeze(-1)
-
-
-def _stack(*vs):
-    return torch.stack(torch.broadcast_tensors(*[_tensor(v) for v in vs]), -1)
-
-
-def _batch_mean(v):
-    return v.mean(-1) if isinstance(v, torch.Tensor) and v.dim() > 0 else v
-
-
-def _like(v, ref):
-    return _tensor(v).expand(ref.shape)
 '''
 
+SIGNATURE = "t, s, s0=None, sT=None, T=None"
+ARGUMENTS = "t, s, s0, sT, T"
 
-def generate_function(name: str, outputs: list[sp.Expr], layout: Layout, stack: bool) -> str:
-    """Source of one function computing `outputs` (CSE'd). `stack=True` returns them stacked
-    in the last dimension (each broadcast to the batch shape), else as a tuple."""
+
+def _needed_implicits(exprs: list[sp.Expr], layout: Layout) -> list[int]:
+    """Implicit layers whose unknowns the expressions use, with their own dependencies, in order."""
+    owner = layout.implicit_of()
+    needed = {owner[s] for e in exprs for s in e.free_symbols if s in owner}
+    for k in sorted(needed, reverse=True):
+        for r in layout.implicits[k].residual:
+            needed |= {owner[s] for s in r.free_symbols if s in owner and owner[s] != k}
+    return sorted(needed)
+
+
+def _dependencies(k: int, layout: Layout) -> list[int]:
+    return [j for j in _needed_implicits(layout.implicits[k].residual, layout) if j != k]
+
+
+def generate_function(name: str, outputs: list[sp.Expr], layout: Layout, mode: str,
+                      unknowns: list[int] = ()) -> str:
+    """Source of one function computing `outputs` (CSE'd).
+
+    mode "stack": stacked in the last dimension, each broadcast to the batch (dynamics);
+    "broadcast": stacked with broadcasting (implicit residuals); "matrix": an n x n Jacobian;
+    "tuple": returned as they are. `unknowns` are implicit layers passed in as arguments."""
     replacements, reduced = sp.cse(outputs, symbols=sp.numbered_symbols("_c"), optimizations="basic")
     local_names = {sym: f"c{i}" for i, (sym, _) in enumerate(replacements)}
     printer = TorchPrinter(layout, local_names)
-    lines = [f"    def {name}(t, s, s0=None, sT=None, T=None):"]
+    leading = "".join(f"y_{k}, " for k in unknowns)
+    lines = [f"    def {name}({leading}{SIGNATURE}):"]
+    for k in _needed_implicits([*[v for _, v in replacements], *reduced], layout):
+        if k not in unknowns:
+            deps = "".join(f"y_{j}, " for j in _dependencies(k, layout))
+            lines.append(f"        y_{k} = implicit_{k}({deps}{ARGUMENTS})")
     for sym, value in replacements:
         lines.append(f"        {local_names[sym]} = {printer.doprint(value)}")
     results = [printer.doprint(e) for e in reduced]
-    if stack:
-        ref = "s[..., 0]"
+    if mode == "stack":
         state_symbols = {ir.state_symbol(n) for n in layout.states}
-        items = []
-        for e, code in zip(reduced, results):
-            depends = bool(e.free_symbols & state_symbols) or any(
-                sym in local_names and _depends_on_state(sym, replacements, state_symbols) for sym in e.free_symbols)
-            items.append(code if depends else f"_like({code}, {ref})")
-        lines.append(f"        return torch.stack(({', '.join(items)},), -1)")
+        items = [code if _depends_on(e, state_symbols, replacements) else f"_like({code}, s[..., 0])"
+                 for e, code in zip(reduced, results)]
+        lines.append(f"        return torch.stack(({''.join(i + ', ' for i in items)}), -1)")
+    elif mode == "broadcast":
+        lines.append(f"        return _stack({', '.join(results)})")
+    elif mode == "matrix":
+        size = int(round(len(results) ** 0.5))
+        lines.append(f"        return _matrix({size}, {size}, {', '.join(results)})")
     else:
         lines.append(f"        return ({''.join(r + ', ' for r in results)})")
     return "\n".join(lines)
 
 
-def _depends_on_state(sym, replacements, state_symbols) -> bool:
+def _depends_on(expr: sp.Expr, symbols: set[sp.Symbol], replacements) -> bool:
     table = dict(replacements)
-    todo, seen = [sym], set()
+    todo, seen = list(expr.free_symbols), set()
     while todo:
         s = todo.pop()
         if s in seen:
             continue
         seen.add(s)
-        if s in state_symbols:
+        if s in symbols:
             return True
         if s in table:
             todo.extend(table[s].free_symbols)
     return False
 
 
-def generate_module(functions: dict[str, tuple[list[sp.Expr], bool]], layout: Layout) -> str:
+def implicit_functions(k: int, layout: Layout) -> str:
+    """residual_k, jacobian_k (None: autograd) and implicit_k, which solves and attaches the IFT gradient."""
+    implicit = layout.implicits[k]
+    deps = _dependencies(k, layout)
+    args = [*deps, k]
+    parts = [generate_function(f"residual_{k}", implicit.residual, layout, "broadcast", args)]
+    if implicit.jacobian is not None:
+        flat = [j for row in implicit.jacobian for j in row]
+        parts.append(generate_function(f"jacobian_{k}", flat, layout, "matrix", args))
+    leading = "".join(f"y_{j}, " for j in deps)
+    jacobian = (f"lambda y: jacobian_{k}({leading}y, {ARGUMENTS})" if implicit.jacobian is not None else "None")
+    options = implicit.options
+    parts.append("\n".join([
+        f"    def implicit_{k}({leading}{SIGNATURE}):",
+        f"        return _solve_implicit(lambda y: residual_{k}({leading}y, {ARGUMENTS}), {jacobian}, "
+        f"{len(implicit.unknowns)}, tol={options.tol!r}, max_iter={options.max_iter}, "
+        f"damping={options.damping}, label={k})",
+    ]))
+    return "\n\n".join(parts)
+
+
+def generate_module(functions: dict[str, tuple[list[sp.Expr], str]], layout: Layout) -> str:
     """A module with `build(params, nets, dtype, device)` returning the generated functions."""
-    body = [HEADER, "", "def build(params, nets, dtype, device):",
-            "    global DTYPE, DEVICE", "    DTYPE, DEVICE = dtype, device"]
+    body = [HEADER, "", "def build(params, nets):"]
     for j in range(len(layout.params)):
         body.append(f"    p_{j} = params[{j}]")
     for k in range(len(layout.nets)):
         body.append(f"    net_{k} = nets[{k}]")
-    for name, (outputs, stack) in functions.items():
+    for k in range(len(layout.implicits)):
         body.append("")
-        body.append(generate_function(name, outputs, layout, stack))
+        body.append(implicit_functions(k, layout))
+    for name, (outputs, mode) in functions.items():
+        body.append("")
+        body.append(generate_function(name, outputs, layout, mode))
     body.append("")
     body.append("    return {" + ", ".join(f"{n!r}: {n}" for n in functions) + "}")
     return "\n".join(body) + "\n"

@@ -51,3 +51,31 @@ COMPARISONS = {"<": sp.StrictLessThan, "<=": sp.LessThan, ">": sp.StrictGreaterT
                "==": sp.Eq, "!=": sp.Ne}
 
 CONSTANTS = {"pi": sp.pi}
+
+
+class _RealFunction(sp.Function):
+    is_real = True
+
+
+class smin(_RealFunction):  # noqa: N801
+    """Smallest singular value of a matrix argument (computed by torch; its adjoint is eq. 2.33)."""
+
+
+class smax(_RealFunction):  # noqa: N801
+    """Largest singular value of a matrix argument."""
+
+
+class logdet(_RealFunction):  # noqa: N801
+    """log |det M| of a square matrix argument."""
+
+
+class svdval(_RealFunction):  # noqa: N801
+    """The i-th largest singular value: svdval(M, i)."""
+
+
+class eigval(_RealFunction):  # noqa: N801
+    """The i-th smallest eigenvalue of a symmetric matrix: eigval(M, i)."""
+
+
+class det(_RealFunction):  # noqa: N801
+    """Determinant of a matrix too large to expand symbolically."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..dsl.ast import Span
-from ..dsl.options import MlpOptions, OdeOptions, TrainOptions
+from ..dsl.options import MlpOptions, NewtonOptions, OdeOptions, TrainOptions
 
 TIME = sp.Symbol("t", real=True)
 FINAL_TIME = sp.Symbol("T", real=True)
@@ -67,8 +67,8 @@ class Expectation:
 
     text: str
     op: str
-    left: sp.Expr
-    right: sp.Expr
+    left: list[sp.Expr]     # entries (one for scalars)
+    right: list[sp.Expr]
     tolerance: float | None
     relative: bool
     rms: bool
@@ -99,12 +99,36 @@ class Plot:
 
 
 @dataclass
+class Param:
+    """A trainable scalar, vector or matrix: its shape and initial entries (row-major), which are
+    numbers or expressions in standard normal draws `randn_k` (made with the run's seed)."""
+
+    name: str
+    shape: tuple[int, ...]
+    initial: list[sp.Expr]
+
+
+@dataclass
+class Implicit:
+    """`solve y: lhs = rhs`: the unknowns, the residual φ = lhs - rhs (one entry per unknown), its
+    SymPy Jacobian ∂φ/∂y (None when a net of the unknowns makes it opaque), the solver options."""
+
+    name: str
+    unknowns: list[sp.Symbol]
+    residual: list[sp.Expr]
+    jacobian: list[list[sp.Expr]] | None
+    options: NewtonOptions
+    line: int
+    text: str
+
+
+@dataclass
 class Problem:
     name: str
     title: str
     states: list[str]                        # columns of the state vector (integral states last)
     initial: dict[str, sp.Expr | Distribution]
-    params: dict[str, float]                 # trainable scalars and their initial values
+    params: dict[str, Param]
     nets: dict[str, Net]
     dynamics: dict[str, sp.Expr]             # d(state)/dt, lets/defs/controls substituted
     controls: dict[str, sp.Expr]             # named controls, pointwise, for outputs
@@ -118,3 +142,5 @@ class Problem:
     user_states: list[str] = field(default_factory=list)   # states declared in the spec
     references: list[LqrReference] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
+    implicits: list[Implicit] = field(default_factory=list)   # in dependency order
+    random_symbols: list[sp.Symbol] = field(default_factory=list)

@@ -2,7 +2,8 @@
 
 Expressions are built from the syntax tree with SymPy constructors and the fixed function table
 only — spec text never reaches sympify/parse_expr/eval. Consts become exact numbers, defs and
-lets are substituted inline, `integral(...)` becomes an extra state of the ODE.
+lets are substituted inline, vectors and matrices are scalarised (see `values`), `integral(...)`
+becomes an extra state of the ODE, and `solve y: ...` becomes an implicit layer.
 """
 from __future__ import annotations
 
@@ -10,35 +11,51 @@ import math
 from typing import Callable
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from . import ir
+from .derivative import total_derivative
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean
 from .linearize import linearize
+from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
+    show, transpose
 
 INTEGRAL_PREFIX = "integral_"
+MAX_ENTRIES = 4096          # entries of one declared vector or matrix (everything is scalarised)
+LINEAR_ALGEBRA = {"sum", "norm", "normalize", "trace", "det", "logdet", "inv", "svdvals", "smin", "smax",
+                  "eig", "outer", "diag"}
 
 
 class _Lowering:
     def __init__(self, checked: CheckedSpec) -> None:
         self.checked = checked
-        self.env: dict[str, sp.Expr] = dict(CONSTANTS)
+        self.env: dict[str, Value] = dict(CONSTANTS)
         self.nets = {name: sp.Function(name) for name in checked.nets}
         self.integrals: dict[str, sp.Expr] = {}   # integral state name -> integrand
+        self.implicits: list[ir.Implicit] = []
+        self.random: list[sp.Symbol] = []         # randn() draws of param initial values
 
     def error(self, message: str, span: ast.Span, hint: str | None = None) -> SpecError:
         spec = self.checked.spec
         return SpecError(message, span, spec.source, spec.filename, hint)
 
     # -- expressions
-    def expr(self, node: ast.Expr, local: dict[str, sp.Expr] | None = None,
-             at_time: Callable[[str, ast.Call], sp.Expr] | None = None) -> sp.Expr:
-        """SymPy expression of an AST expression. `at_time` lowers `x(T)`, `integral(.)`, `mean(.)`."""
+    def expr(self, node: ast.Expr, local: dict[str, Value] | None = None,
+             at_time: Callable[[str, ast.Call], Value] | None = None, shape_of: tuple[int, ...] = ()) -> Value:
+        """SymPy value of an AST expression. `at_time` lowers `x(T)`, `integral(.)`, `mean(.)`;
+        `shape_of` is the declared shape (for randn())."""
         local = local or {}
 
-        def go(n: ast.Expr) -> sp.Expr:
+        def go(n: ast.Expr) -> Value:
+            try:
+                return step(n)
+            except ShapeError as err:
+                raise self.error(str(err), n.span) from None
+
+        def step(n: ast.Expr) -> Value:
             if isinstance(n, ast.Number):
                 return sp.Integer(int(n.value)) if n.value.is_integer() and abs(n.value) < 2**53 \
                     else sp.Float(n.text if "." in n.text or "e" in n.text.lower() else n.value, 17)
@@ -51,27 +68,31 @@ class _Lowering:
                     return self.final_time()
                 return self.env[n.id]
             if isinstance(n, ast.Neg):
-                return -go(n.operand)
+                return elementwise(lambda v: -v, go(n.operand))
+            if isinstance(n, ast.Transpose):
+                return transpose(go(n.operand))
+            if isinstance(n, ast.Array):
+                return array([go(i) for i in n.items])
             if isinstance(n, ast.BinOp):
-                a, b = go(n.left), go(n.right)
-                if n.op == "+":
-                    return a + b
-                if n.op == "-":
-                    return a - b
-                if n.op == "*":
-                    return a * b
-                if n.op == "/":
-                    if b == 0:
-                        raise self.error("division by zero", n.span)
-                    return a / b
-                return self.power(a, b, n.span)
+                return self.binary(n, go(n.left), go(n.right))
             if isinstance(n, ast.Compare):
-                return COMPARISONS[n.op](go(n.left), go(n.right))
+                return elementwise(COMPARISONS[n.op], go(n.left), go(n.right))
             if isinstance(n, ast.Call):
-                return self.call(n, go, at_time)
+                return self.call(n, go, at_time, shape_of)
             raise self.error("this expression is not supported here", n.span)
 
         return go(node)
+
+    def binary(self, n: ast.BinOp, a: Value, b: Value) -> Value:
+        if n.op == "@":
+            return matmul(a, b)
+        if n.op == "/" and any(v == 0 for v in entries(b)):
+            raise self.error("division by zero", n.span)
+        if n.op == "^":
+            return elementwise(lambda x, y: self.power(x, y, n.span), a, b)
+        operation = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
+                     "/": lambda x, y: x / y}[n.op]
+        return elementwise(operation, a, b)
 
     def power(self, base: sp.Expr, exponent: sp.Expr, span: ast.Span) -> sp.Expr:
         """base^exponent; numeric powers are kept exact only while small, else folded to a float."""
@@ -86,19 +107,46 @@ class _Lowering:
             return sp.Float(value, 17)
         return base ** exponent
 
-    def call(self, n: ast.Call, go, at_time) -> sp.Expr:
-        args = [go(a) for a in n.args] if n.func not in ("integral", "mean") and n.func not in \
-            self.checked.states else []
+    def call(self, n: ast.Call, go, at_time, shape_of: tuple[int, ...]) -> Value:
         if n.func in self.checked.defs:
             d = self.checked.defs[n.func]
-            return self.expr(d.body, dict(zip(d.params, args)))
+            return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])))
         if n.func in self.nets:
+            args = [go(a) for a in n.args]
+            if any(is_matrix(a) for a in args):
+                raise self.error(f"net '{n.func}' takes scalar inputs", n.span)
             return self.nets[n.func](*args)
-        if n.func in ELEMENTWISE:
-            return ELEMENTWISE[n.func](*args)
-        if at_time is None:  # checker guarantees trajectory calls only occur where at_time is given
-            raise self.error(f"{n.func}(...) is not allowed here", n.span)
-        return at_time(n.func, n)
+        if n.func in ("integral", "mean") or n.func in self.checked.states:
+            if at_time is None:  # the checker allows these only where at_time is given
+                raise self.error(f"{n.func}(...) is not allowed here", n.span)
+            return at_time(n.func, n)
+        if n.func == "randn":
+            draws = [sp.Symbol(f"randn_{len(self.random) + i}", real=True)
+                     for i in range(math.prod(shape_of) if shape_of else 1)]
+            self.random.extend(draws)
+            return sp.ImmutableMatrix(*_rows_cols(shape_of), draws) if shape_of else draws[0]
+        if n.func == "d":
+            return self.derivative(go(n.args[0]), n.args[1], n.span)
+        args = [go(a) for a in n.args]
+        if n.func in LINEAR_ALGEBRA:
+            return reduce(n.func, args)
+        return elementwise(ELEMENTWISE[n.func], *args)
+
+    def derivative(self, value: Value, target: ast.Name, span: ast.Span) -> Value:
+        """d(value, target): symbolic, through implicit layers by the implicit function theorem."""
+        symbols = self.env[target.id]
+        try:
+            result = [[total_derivative(e, s, self.implicits) for s in entries(symbols)] for e in entries(value)]
+        except ValueError as err:
+            raise self.error(f"cannot differentiate: {err}", span) from None
+        flat = [d for row in result for d in row]
+        if len(flat) == 1:
+            return flat[0]
+        if not is_matrix(value):
+            return sp.ImmutableMatrix(symbols.rows, symbols.cols, flat)
+        if not is_matrix(symbols):
+            return sp.ImmutableMatrix(value.rows, value.cols, flat)
+        return sp.ImmutableMatrix(result)   # Jacobian: one row per entry of value
 
     def final_time(self) -> sp.Expr:
         horizon = self.checked.horizon
@@ -106,73 +154,174 @@ class _Lowering:
 
     def constant(self, node: ast.Expr, what: str) -> sp.Expr:
         value = self.expr(node)
+        if is_matrix(value):
+            raise self.error(f"{what} must be a number, got {show(shape(value))}", node.span)
         if value.free_symbols:
             raise self.error(f"{what} must be a constant", node.span)
         if not value.is_real or not value.is_finite:
             raise self.error(f"{what} is not a finite real number ({value})", node.span)
         return value
 
+    def dims(self, shape_nodes: tuple[ast.Expr, ...], span: ast.Span) -> tuple[int, ...]:
+        """A declared shape: one or two positive integer constants."""
+        if len(shape_nodes) > 2:
+            raise self.error("shapes have one or two dimensions: x[n] or A[n, m]", span)
+        dims = []
+        for node in shape_nodes:
+            value = self.constant(node, "a dimension")
+            if not value.is_Integer or value < 1:
+                raise self.error("a dimension must be a positive integer", node.span)
+            dims.append(int(value))
+        if math.prod(dims) > MAX_ENTRIES:
+            raise self.error(f"too many entries ({math.prod(dims)}; the limit is {MAX_ENTRIES})", span)
+        return tuple(dims)
+
+    def declared(self, name: str, dims: tuple[int, ...] | None, value: Value, span: ast.Span) -> Value:
+        """A value checked against (or broadcast to) its declared shape; `None`: the value's own."""
+        if dims is None:
+            return value
+        if not dims:
+            if is_matrix(value):
+                raise self.error(f"'{name}' is declared a scalar but its value is {show(shape(value))}", span,
+                                 f"declare its shape, e.g. {name}[{', '.join(map(str, value.shape))}]")
+            return value
+        try:
+            return filled(dims, value)
+        except ShapeError as err:
+            raise self.error(f"'{name}': {err}", span) from None
+
     # -- terminal expressions (objective, expects)
-    def terminal(self, node: ast.Expr, at: str | None) -> sp.Expr:
+    def terminal(self, node: ast.Expr, at: str | None) -> Value:
         """An expression over the whole trajectory: states at 0/T, integrals, batch means."""
         states = self.checked.states
 
-        def at_time(func: str, call: ast.Call) -> sp.Expr:
+        def at_time(func: str, call: ast.Call) -> Value:
             if func in states:
                 arg = call.args[0]
-                return ir.initial_symbol(func) if isinstance(arg, ast.Number) else ir.final_symbol(func)
+                pick = ir.initial_symbol if isinstance(arg, ast.Number) else ir.final_symbol
+                return self.env[func].applyfunc(lambda s: pick(s.name)) if is_matrix(self.env[func]) \
+                    else pick(func)
             if func == "integral":
+                inner = self.expr(call.args[0])
+                if is_matrix(inner):
+                    raise self.error("integral() needs a scalar integrand", call.span, "wrap it in sum(...)")
                 name = f"{INTEGRAL_PREFIX}{len(self.integrals)}"
-                self.integrals[name] = self.expr(call.args[0])
+                self.integrals[name] = inner
                 return ir.final_symbol(name)
-            inner = self.expr(call.args[0], at_time=at_time)  # mean
+            inner = self.expr(call.args[0], at_time=at_time)  # mean: entries, then the batch
+            inner = sp.Add(*entries(inner)) / len(entries(inner))
             return batch_mean(self.pointwise_to_final(inner) if at else inner)
 
         value = self.expr(node, at_time=at_time)
-        if at is not None:
-            value = self.pointwise_to_final(value)
-        return value
+        return self.pointwise_to_final(value) if at is not None else value
 
-    def pointwise_to_final(self, value: sp.Expr) -> sp.Expr:
-        subs = {ir.state_symbol(s): ir.final_symbol(s) for s in self.checked.states}
+    def pointwise_to_final(self, value: Value) -> Value:
+        subs = {ir.state_symbol(s): ir.final_symbol(s) for s in self.state_components}
         subs[ir.TIME] = self.final_time()
         return value.xreplace(subs)
 
-    # -- the whole problem
-    def run(self) -> ir.Problem:
-        c = self.checked
-        for name, b in c.consts.items():
-            self.env[name] = self.constant(b.value, f"const '{name}'")
-        params = {}
-        for name, b in c.params.items():
-            params[name] = float(self.constant(b.value, f"param '{name}'"))
-            self.env[name] = sp.Symbol(name, real=True)
-        for name in c.states:
-            self.env[name] = ir.state_symbol(name)
+    # -- declarations
+    def declare_states(self) -> dict[str, sp.Expr | ir.Distribution]:
+        """State components (x or x[i]) with their initial values."""
         initial: dict[str, sp.Expr | ir.Distribution] = {}
-        for name, b in c.states.items():
+        for name, b in self.checked.states.items():
+            dims = self.dims(b.shape, b.span)
+            components = _component_names(name, dims)
+            symbols = [ir.state_symbol(c) for c in components]
+            self.env[name] = sp.ImmutableMatrix(*_rows_cols(dims), symbols) if dims else symbols[0]
             if b.distribution is not None:
                 a, bb = (float(self.constant(x, "distribution parameter")) for x in b.distribution.args)
                 if b.distribution.func == "normal" and bb < 0:
                     raise self.error("normal(mean, std) needs std >= 0", b.distribution.args[1].span)
                 if b.distribution.func == "uniform" and bb <= a:
                     raise self.error("uniform(low, high) needs low < high", b.distribution.span)
-                initial[name] = ir.Distribution(b.distribution.func, a, bb)
+                initial.update({c: ir.Distribution(b.distribution.func, a, bb) for c in components})
             else:
-                initial[name] = self.expr(b.value)
-        for name, s in c.lets.items():
-            self.env[name] = self.expr(s.value)
-        dynamics = {name: self.expr(c.ders[name].value) for name in c.states}
-        controls = {name: self.env[name] for name in c.controls}
+                value = self.declared(name, dims, self.expr(b.value), b.value.span)
+                initial.update(zip(components, entries(value)))
+        self.state_components = list(initial)
+        return initial
+
+    def declare_params(self) -> dict[str, ir.Param]:
+        params = {}
+        for name, b in self.checked.params.items():
+            dims = self.dims(b.shape, b.span)
+            value = self.declared(name, dims, self.expr(b.value, shape_of=dims), b.value.span)
+            if any(s not in self.random for e in entries(value) for s in e.free_symbols):
+                raise self.error(f"the initial value of '{name}' must be constant (or use randn())", b.value.span)
+            params[name] = ir.Param(name, dims, entries(value))
+            symbols = [sp.Symbol(c, real=True) for c in _component_names(name, dims)]
+            self.env[name] = sp.ImmutableMatrix(*_rows_cols(dims), symbols) if dims else symbols[0]
+        return params
+
+    def declare_named(self) -> None:
+        """Lets, controls and implicit unknowns, in dependency order."""
+        c = self.checked
+        for name in c.order:
+            if name in c.lets:
+                s = c.lets[name]
+                dims = self.dims(s.shape, s.span) if s.shape else None
+                self.env[name] = self.declared(name, dims, self.expr(s.value), s.value.span)
+            else:
+                self.declare_implicit(c.implicits[name])
+
+    def declare_implicit(self, s: ast.ImplicitStmt) -> None:
+        dims = self.dims(s.shape, s.span)
+        if len(dims) > 1:
+            raise self.error("an implicit unknown is a scalar or a vector", s.span)
+        unknowns = [sp.Symbol(c, real=True) for c in _component_names(s.name, dims)]
+        self.env[s.name] = sp.ImmutableMatrix(unknowns) if dims else unknowns[0]
+        lhs, rhs = self.expr(s.lhs), self.expr(s.rhs)
+        try:
+            residual = entries(elementwise(lambda a, b: a - b, lhs, rhs))
+        except ShapeError as err:
+            raise self.error(f"the two sides of the equation differ: {err}", s.span) from None
+        if len(residual) != len(unknowns):
+            raise self.error(f"the equation has {len(residual)} entries for {len(unknowns)} unknowns", s.span)
+        matrix = sp.Matrix(residual)
+        opaque = any(a.free_symbols & set(unknowns) for a in matrix.atoms(AppliedUndef))
+        jacobian = None if opaque else [[sp.diff(r, u) for u in unknowns] for r in residual]
+        if jacobian is not None and all(j == 0 for row in jacobian for j in row):
+            raise self.error(f"the equation does not depend on '{s.name}'", s.span)
+        self.implicits.append(ir.Implicit(s.name, unknowns, residual, jacobian, self.checked.solvers[s.name],
+                                          s.span.line, _text(self.checked, s)))
+
+    # -- the whole problem
+    def run(self) -> ir.Problem:
+        c = self.checked
+        for name, b in c.consts.items():
+            dims = self.dims(b.shape, b.span) if b.shape else None
+            value = self.declared(name, dims, self.expr(b.value), b.value.span)
+            if any(e.free_symbols for e in entries(value)):
+                raise self.error(f"const '{name}' must be constant", b.value.span)
+            self.env[name] = value
+        params = self.declare_params()
+        initial = self.declare_states()
+        self.declare_named()
+        dynamics = {}
+        for name, b in c.states.items():
+            der = c.ders[name]
+            value = self.declared(f"der({name})", self.dims(b.shape, b.span), self.expr(der.value), der.value.span)
+            dynamics.update(zip(_component_names(name, self.dims(b.shape, b.span)), entries(value)))
+        controls = {}
+        for name in c.controls:
+            value = self.env[name]
+            controls.update(zip(_component_names(name, shape(value)), entries(value)))
 
         obj = c.objective
-        objective = ir.Objective(obj.sense, self.terminal(obj.expr, obj.at), _text(c, obj.expr))
+        value = self.terminal(obj.expr, obj.at)
+        if is_matrix(value):
+            raise self.error(f"the objective must be a number, got {show(shape(value))}", obj.expr.span,
+                             "reduce it, e.g. with sum(...), norm(...) or smin(...)")
+        objective = ir.Objective(obj.sense, value, _text(c, obj.expr))
         expectations = [self.expectation(e) for e in c.expects]
 
         stop = None
         if c.stop:
             cond = c.stop.condition
             lhs, rhs = self.expr(cond.left), self.expr(cond.right)
+            if is_matrix(lhs) or is_matrix(rhs):
+                raise self.error("a stop condition compares numbers", cond.span)
             function = lhs - rhs if cond.op in (">", ">=") else rhs - lhs
             max_time = float(self.constant(c.stop.max_time, "the stop time limit"))
             if max_time <= 0:
@@ -185,8 +334,9 @@ class _Lowering:
                 raise self.error("the horizon must be positive", c.horizon.value.span)
 
         self.check_batch_reduction(objective, c.objective.span)
-        references = [self.lqr(r, horizon) for r in c.references]
+        references = [self.lqr(r) for r in c.references]
         plots = [self.plot(p) for p in c.plots]
+        user_states = list(dynamics)
         dynamics.update(self.integrals)
         for name in self.integrals:
             initial[name] = sp.Integer(0)
@@ -194,8 +344,8 @@ class _Lowering:
             name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
             nets={n: ir.Net(n, stmt.inputs, opts) for n, (stmt, opts) in c.nets.items()},
             dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
-            expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=list(c.states),
-            references=references, plots=plots,
+            expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user_states,
+            references=references, plots=plots, implicits=self.implicits, random_symbols=self.random,
         )
 
     def range(self, low: ast.Expr, high: ast.Expr, span: ast.Span) -> tuple[float, float]:
@@ -204,10 +354,19 @@ class _Lowering:
             raise self.error("a range must be increasing: [low, high] with low < high", span)
         return bounds
 
+    def range_variable(self, name: str, span: ast.Span) -> str:
+        if is_matrix(self.env[name]):
+            raise self.error(f"a range runs over a scalar state; '{name}' is {show(shape(self.env[name]))}", span)
+        return name
+
     def plot(self, p: ast.PlotStmt) -> ir.Plot:
         low, high = self.range(p.low, p.high, p.span)
-        return ir.Plot([self.expr(e) for e in p.exprs], [_text(self.checked, e) for e in p.exprs],
-                       (p.var, low, high))
+        exprs = [self.expr(e) for e in p.exprs]
+        for e, node in zip(exprs, p.exprs):
+            if is_matrix(e):
+                raise self.error("a plot draws numbers", node.span)
+        return ir.Plot(exprs, [_text(self.checked, e) for e in p.exprs],
+                       (self.range_variable(p.var, p.var_span), low, high))
 
     def open_loop_dynamics(self) -> dict[str, sp.Expr]:
         """The dynamics with each control kept as a free symbol (for linearisation)."""
@@ -215,14 +374,18 @@ class _Lowering:
         closed_env = self.env
         self.env = dict(closed_env)
         try:
-            for name, s in c.lets.items():
-                self.env[name] = sp.Symbol(name, real=True) if s.kind == "control" else self.expr(s.value)
+            for name in c.order:
+                if name in c.lets:
+                    s = c.lets[name]
+                    self.env[name] = sp.Symbol(name, real=True) if s.kind == "control" else self.expr(s.value)
             return {name: self.expr(c.ders[name].value) for name in c.states}
         finally:
             self.env = closed_env
 
-    def lqr(self, r: ast.ReferenceStmt, horizon: float) -> ir.LqrReference:
+    def lqr(self, r: ast.ReferenceStmt) -> ir.LqrReference:
         c = self.checked
+        if any(is_matrix(self.env[s]) for s in c.states) or any(is_matrix(self.env[u]) for u in c.controls):
+            raise self.error("an LQR reference needs scalar states and controls", r.span)
         options = {k.name: k.value for k in r.call.kwargs}
         equilibrium = {name: 0.0 for name in c.states}
         for name, value, _ in r.at:
@@ -250,10 +413,17 @@ class _Lowering:
         if e.over:
             var, low, high = e.over
             left, right = self.expr(e.left), self.expr(e.right)
-            over = (var, *self.range(low, high, e.over_span))
+            over = (self.range_variable(var, e.over_span), *self.range(low, high, e.over_span))
         else:
             left, right = self.terminal(e.left, e.at), self.terminal(e.right, e.at)
             over = None
+        if is_matrix(left) or is_matrix(right):
+            try:
+                left, right = (entries(v) for v in _same_shape(left, right))
+            except ShapeError as err:
+                raise self.error(f"the two sides differ: {err}", e.span) from None
+        else:
+            left, right = [left], [right]
         return ir.Expectation(_text(c, e).removeprefix("expect").strip(), e.op, left, right, e.tolerance,
                               e.relative, e.rms, over, e.span)
 
@@ -261,10 +431,33 @@ class _Lowering:
         if self.checked.batch == 1:
             return
         outside = objective.expr.replace(lambda x: isinstance(x, batch_mean), lambda x: sp.Integer(0))
-        per_trajectory = {ir.initial_symbol(s) for s in self.checked.states} | \
-                         {ir.final_symbol(s) for s in self.checked.states}
+        per_trajectory = {ir.initial_symbol(s) for s in self.state_components} | \
+                         {ir.final_symbol(s) for s in self.state_components}
         if outside.free_symbols & per_trajectory:
             raise self.error("with a batch, the objective must be reduced: wrap it in mean(...)", span)
+
+
+def _same_shape(a: Value, b: Value) -> tuple[Value, Value]:
+    if is_matrix(a) and is_matrix(b):
+        if a.shape != b.shape:
+            raise ShapeError(f"{show(shape(a))} and {show(shape(b))}")
+        return a, b
+    if is_matrix(a):
+        return a, filled(shape(a), b)
+    return filled(shape(b), a), b
+
+
+def _rows_cols(dims: tuple[int, ...]) -> tuple[int, int]:
+    return (dims[0], 1) if len(dims) == 1 else dims
+
+
+def _component_names(name: str, dims: tuple[int, ...]) -> list[str]:
+    """x -> [x]; x[3] -> [x[0], x[1], x[2]]; A[2,2] -> [A[0,0], A[0,1], A[1,0], A[1,1]] (row-major)."""
+    if not dims:
+        return [name]
+    if len(dims) == 1:
+        return [f"{name}[{i}]" for i in range(dims[0])]
+    return [f"{name}[{i},{j}]" for i in range(dims[0]) for j in range(dims[1])]
 
 
 def _text(checked: CheckedSpec, node) -> str:

@@ -30,31 +30,39 @@ class Program:
     ranges: dict[str, RangeFunction]
 
 
-def _on_grid(exprs: list[sp.Expr], var: str, params: set[sp.Symbol]) -> bool:
+def _on_grid(exprs: list[sp.Expr], var: str, fixed: set[sp.Symbol], implicits: list[ir.Implicit]) -> bool:
+    """Whether the expressions depend on no state but `var` (implicit unknowns followed to their inputs)."""
     used = set().union(*(e.free_symbols for e in exprs))
-    return not (used - params - {ir.state_symbol(var)})
+    for implicit in reversed(implicits):
+        if used & set(implicit.unknowns):
+            used |= set().union(*(r.free_symbols for r in implicit.residual)) - set(implicit.unknowns)
+    unknowns = {u for i in implicits for u in i.unknowns}
+    return not (used - fixed - unknowns - {ir.state_symbol(var)})
 
 
 def generate(problem: ir.Problem) -> Program:
     """Generate the torch module for a problem."""
-    layout = Layout(states=list(problem.states), params=list(problem.params), nets=list(problem.nets))
-    functions: dict[str, tuple[list[sp.Expr], bool]] = {}
+    layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
+                    implicits=problem.implicits)
+    functions: dict[str, tuple[list[sp.Expr], str]] = {}
     if problem.states:
-        functions["dynamics"] = ([problem.dynamics[s] for s in problem.states], True)
-        fixed = [problem.initial[s] for s in problem.states if not isinstance(problem.initial[s], ir.Distribution)]
-        functions["initial"] = (fixed, False)
+        functions["dynamics"] = ([problem.dynamics[s] for s in problem.states], "stack")
+        fixed_initial = [problem.initial[s] for s in problem.states
+                         if not isinstance(problem.initial[s], ir.Distribution)]
+        functions["initial"] = (fixed_initial, "tuple")
     if problem.stop:
-        functions["event"] = ([problem.stop.function], False)
-    functions["objective"] = ([problem.objective.expr], False)
+        functions["event"] = ([problem.stop.function], "tuple")
+    functions["objective"] = ([problem.objective.expr], "tuple")
     if problem.controls:
-        functions["controls"] = (list(problem.controls.values()), False)
-    params = {sp.Symbol(p, real=True) for p in problem.params}
+        functions["controls"] = (list(problem.controls.values()), "tuple")
+    fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in problem.states} - {ir.TIME}
     ranges = {}
     for i, e in enumerate(problem.expectations):
-        functions[f"expect_{i}"] = ([e.left, e.right], False)
+        functions[f"expect_{i}"] = ([*e.left, *e.right], "tuple")
         if e.over:
-            ranges[f"expect_{i}"] = RangeFunction(f"expect_{i}", e.over, _on_grid([e.left, e.right], e.over[0], params))
+            ranges[f"expect_{i}"] = RangeFunction(f"expect_{i}", e.over,
+                                                  _on_grid([*e.left, *e.right], e.over[0], fixed, problem.implicits))
     for i, p in enumerate(problem.plots):
-        functions[f"plot_{i}"] = (p.exprs, False)
-        ranges[f"plot_{i}"] = RangeFunction(f"plot_{i}", p.over, _on_grid(p.exprs, p.over[0], params))
+        functions[f"plot_{i}"] = (p.exprs, "tuple")
+        ranges[f"plot_{i}"] = RangeFunction(f"plot_{i}", p.over, _on_grid(p.exprs, p.over[0], fixed, problem.implicits))
     return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)

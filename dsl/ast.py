@@ -203,6 +203,19 @@ class ExpectStmt:
 
 
 @dataclass(frozen=True)
+class ImplicitStmt:
+    """`solve y[n]: lhs = rhs [using newton(...)]`: y is defined by an equation (an implicit layer)."""
+
+    name: str
+    name_span: Span
+    shape: tuple[Expr, ...]
+    lhs: Expr
+    rhs: Expr
+    options: Call | None
+    span: Span
+
+
+@dataclass(frozen=True)
 class ReferenceStmt:
     """`reference lqr(Q=..., R=...) at x=0, ...`: a reference solution computed from the spec."""
 
@@ -225,7 +238,7 @@ class PlotStmt:
 
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
-    ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ReferenceStmt, PlotStmt,
+    ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ImplicitStmt, ReferenceStmt, PlotStmt,
 ]
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from . import ast
 from .errors import SpecError, did_you_mean
 from .functions import CONSTANTS, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
-from .options import FIXED_STEP_METHODS, SETTINGS, MlpOptions, OdeOptions, TrainOptions
+from .options import FIXED_STEP_METHODS, SETTINGS, NewtonOptions, MlpOptions, OdeOptions, TrainOptions
 
 MAX_NAME_LENGTH = 64
 DISTRIBUTIONS = {"normal": 2, "uniform": 2}
@@ -35,6 +35,9 @@ class CheckedSpec:
     states: dict[str, ast.Binding] = field(default_factory=dict)
     defs: dict[str, ast.DefStmt] = field(default_factory=dict)
     lets: dict[str, ast.LetStmt] = field(default_factory=dict)   # lets and controls, sorted
+    implicits: dict[str, ast.ImplicitStmt] = field(default_factory=dict)
+    solvers: dict[str, NewtonOptions] = field(default_factory=dict)     # per implicit unknown
+    order: list[str] = field(default_factory=list)   # lets, controls and implicits in dependency order
     nets: dict[str, tuple[ast.NetStmt, MlpOptions]] = field(default_factory=dict)
     ders: dict[str, ast.DerStmt] = field(default_factory=dict)
     horizon: ast.HorizonStmt | None = None
@@ -186,9 +189,6 @@ class _Checker:
                 table = {"const": out.consts, "param": out.params, "state": out.states}[s.kind]
                 for b in s.bindings:
                     self.declare(b.name, s.kind, b.name_span)
-                    if b.shape:
-                        raise self.error(f"shaped {s.kind}s ('{b.name}[...]') are not supported yet", b.span,
-                                         "declare scalar names, one per component")
                     if b.distribution is not None and s.kind != "state":
                         raise self.error(f"a {s.kind} cannot be drawn from a distribution", b.distribution.span,
                                          "use '=' with a value")
@@ -199,9 +199,12 @@ class _Checker:
                 out.defs[s.name] = s
             elif isinstance(s, ast.LetStmt):
                 self.declare(s.name, s.kind, s.name_span)
-                if s.shape:
-                    raise self.error(f"shaped {s.kind}s are not supported yet", s.span)
                 out.lets[s.name] = s
+            elif isinstance(s, ast.ImplicitStmt):
+                self.declare(s.name, "implicit", s.name_span)
+                out.implicits[s.name] = s
+                out.solvers[s.name] = self.settings("implicit", s.options).model_copy(
+                    update={"method": s.options.func}) if s.options else NewtonOptions()
             elif isinstance(s, ast.NetStmt):
                 self.declare(s.name, "net", s.name_span)
                 self.validate_parameters(s.name, s.inputs, s.input_spans)
@@ -262,7 +265,9 @@ class _Checker:
         self.check_structure(out)
         self.check_expressions(out)
         out.consts = self.sorted_by_dependencies(out.consts, lambda b: [b.value])
-        out.lets = self.sorted_by_dependencies(out.lets, lambda s: [s.value])
+        named = self.sorted_by_dependencies({**out.lets, **out.implicits}, _named_exprs)
+        out.order = list(named)
+        out.lets = {n: v for n, v in named.items() if n in out.lets}
         defs = self.sorted_by_dependencies(out.defs, lambda d: [d.body])
         self.check_fixed_times(out, defs)
         return out
@@ -302,8 +307,9 @@ class _Checker:
         for name, d in defs.items():
             found = self.varying(d.body, frozenset(d.params))
             self.follows[name] = found[1] if found else None
-        for name, s in out.lets.items():
-            found = self.varying(s.value)
+        for name in out.order:
+            item = out.lets.get(name) or out.implicits[name]
+            found = next(filter(None, map(self.varying, _named_exprs(item)[:2])), None)
             self.follows[name] = found[1] if found else None
         at = "at stop" if out.stop else "at end"
         terms = [out.objective.expr] if out.objective.at is None else []
@@ -356,7 +362,7 @@ class _Checker:
             raise self.error(f"options of {call.func}() are given as name=value", call.args[0].span)
         data = {}
         for kw in call.kwargs:
-            fields = [f for f in schema.model_fields if f != "optimizer"]
+            fields = [f for f in schema.model_fields if f not in ("optimizer", "method") or schema is OdeOptions]
             if kw.name not in fields:
                 raise self.error(f"unknown option '{kw.name}' for {call.func}()", kw.span,
                                  did_you_mean(kw.name, fields) or "options: " + ", ".join(fields))
@@ -373,6 +379,12 @@ class _Checker:
 
     # -- expressions
     def check_expressions(self, out: CheckedSpec) -> None:
+        for b in [*out.consts.values(), *out.params.values(), *out.states.values()]:
+            for dim in b.shape:
+                self.check_expr(dim, "a shape", {"const"})
+        for item in [*out.lets.values(), *out.implicits.values()]:
+            for dim in item.shape:
+                self.check_expr(dim, "a shape", {"const"})
         for b in out.consts.values():
             self.check_expr(b.value, "const", {"const"})
         for b in out.params.values():
@@ -382,7 +394,7 @@ class _Checker:
                 self.check_expr(b.value, "initial value", {"const", "param"})
             else:
                 self.check_distribution(b.distribution)
-        dynamic = {"const", "param", "state", "def", "let", "control", "net", "time"}
+        dynamic = {"const", "param", "state", "def", "let", "control", "net", "time", "implicit"}
         if out.horizon:
             self.check_expr(out.horizon.value, "horizon", {"const"})
             dynamic.add("final_time")
@@ -390,6 +402,9 @@ class _Checker:
             self.check_expr(d.body, "def", dynamic - {"state", "let", "control"}, local=set(d.params))
         for s in out.lets.values():
             self.check_expr(s.value, s.kind, dynamic)
+        for s in out.implicits.values():
+            self.check_expr(s.lhs, "an implicit equation", dynamic)
+            self.check_expr(s.rhs, "an implicit equation", dynamic)
         for s in out.ders.values():
             self.check_expr(s.value, "dynamics", dynamic)
         if out.stop:
@@ -504,8 +519,6 @@ class _Checker:
         elif isinstance(expr, ast.Call):
             self.check_call(expr, where, allowed, local)
         elif isinstance(expr, ast.BinOp):
-            if expr.op == "@":
-                raise self.error("'@' needs matrices, which are not supported yet", expr.span)
             self.check_expr(expr.left, where, allowed, local)
             self.check_expr(expr.right, where, allowed, local)
         elif isinstance(expr, ast.Neg):
@@ -517,9 +530,10 @@ class _Checker:
             self.check_expr(expr.left, where, allowed, local)
             self.check_expr(expr.right, where, allowed, local)
         elif isinstance(expr, ast.Transpose):
-            raise self.error("transpose needs matrices, which are not supported yet", expr.span)
+            self.check_expr(expr.operand, where, allowed, local)
         elif isinstance(expr, ast.Array):
-            raise self.error(f"a list is not a value in {where}", expr.span)
+            for item in expr.items:
+                self.check_expr(item, where, allowed, local)
 
     def check_name(self, name: str, span: ast.Span, where: str, allowed: set[str], local: set[str]) -> None:
         if name in local or name in CONSTANTS:
@@ -528,7 +542,7 @@ class _Checker:
             kind = "time"
         elif name == FINAL_TIME:
             kind = "final_time"
-        elif name in FUNCTIONS:
+        elif name in FUNCTIONS and name not in self.kinds:
             raise self.error(f"'{name}' is a function; call it as {name}(...)", span)
         else:
             kind = self.kinds.get(name)
@@ -548,7 +562,7 @@ class _Checker:
             raise self.error(f"{name}() takes no 'name=value' arguments", call.kwargs[0].span)
         kind = self.kinds.get(name)
         nargs = len(call.args)
-        if name in FUNCTIONS and name not in local:
+        if name in FUNCTIONS and name not in local and name not in self.kinds:
             low, high = FUNCTIONS[name]
             if nargs < low or (high is not None and nargs > high):
                 want = f"{low}" if low == high else f"at least {low}"
@@ -562,6 +576,13 @@ class _Checker:
                     inner = inner - {"final_time"}
                 self.check_expr(call.args[0], where, inner, local)
                 return
+            if name == "randn" and where != "param":
+                raise self.error("randn() draws initial values: use it in a 'param' declaration", call.span)
+            if name == "d":
+                target = call.args[1]
+                if not isinstance(target, ast.Name) or self.kinds.get(target.id) not in ("param", "state"):
+                    raise self.error("d(expr, name) differentiates with respect to a param or a state",
+                                     target.span, "e.g. d(y, a) with 'param a'")
             for i, a in enumerate(call.args):
                 self.check_expr(a, where, allowed, local, comparison_ok=(name == "where" and i == 0))
             if name == "where" and not isinstance(call.args[0], ast.Compare):
@@ -604,10 +625,11 @@ class _Checker:
     # -- dependency order
     def sorted_by_dependencies(self, table: dict, exprs_of) -> dict:
         """Topologically sort `table` by the names its expressions use; report cycles."""
-        deps = {name: {n.id for e in exprs_of(item) if e is not None for n in walk(e)
-                       if isinstance(n, ast.Name) and n.id in table} |
-                      {c.func for e in exprs_of(item) if e is not None for c in walk(e)
-                       if isinstance(c, ast.Call) and c.func in table}
+        deps = {name: ({n.id for e in exprs_of(item) if e is not None for n in walk(e)
+                        if isinstance(n, ast.Name) and n.id in table} |
+                       {c.func for e in exprs_of(item) if e is not None for c in walk(e)
+                        if isinstance(c, ast.Call) and c.func in table})
+                      - ({name} if isinstance(item, ast.ImplicitStmt) else set())   # its own equation
                 for name, item in table.items()}
         ordered: dict = {}
         for root in table:
@@ -628,6 +650,12 @@ class _Checker:
                     path.append(following)
                     pending.append(iter(sorted(deps[following])))
         return ordered
+
+
+def _named_exprs(item: ast.LetStmt | ast.ImplicitStmt) -> list[ast.Expr]:
+    if isinstance(item, ast.ImplicitStmt):
+        return [item.lhs, item.rhs, *item.shape]
+    return [item.value, *item.shape]
 
 
 def check(spec: ast.Spec) -> CheckedSpec:

@@ -9,13 +9,24 @@ ELEMENTWISE = {
     "sigmoid": (1, 1), "softplus": (1, 1), "min": (2, None), "max": (2, None), "where": (3, 3),
 }
 
+# Vectors and matrices (shapes are checked when the spec is lowered).
+LINEAR_ALGEBRA = {
+    "sum": (1, 1), "norm": (1, 1), "normalize": (1, 1), "trace": (1, 1), "det": (1, 1),
+    "logdet": (1, 1), "inv": (1, 1), "svdvals": (1, 1), "smin": (1, 1), "smax": (1, 1),
+    "eig": (1, 1), "outer": (2, 2), "diag": (1, None),
+}
+
+DERIVATIVE = {"d": (2, 2)}   # d(expr, name): derivative with respect to a param or state
+
+RANDOM_INIT = {"randn": (0, 0)}   # standard normal entries, in param initial values only
+
 # Functions that only make sense on a whole trajectory or batch (objectives and expects).
 TRAJECTORY = {
     "integral": (1, 1),   # integral over [0, T], computed by augmenting the ODE state
     "mean": (1, 1),       # mean over the batch of initial conditions
 }
 
-FUNCTIONS = {**ELEMENTWISE, **TRAJECTORY}
+FUNCTIONS = {**ELEMENTWISE, **LINEAR_ALGEBRA, **DERIVATIVE, **RANDOM_INIT, **TRAJECTORY}
 
 CONSTANTS = {"pi"}
 
@@ -23,4 +34,5 @@ CONSTANTS = {"pi"}
 TIME = "t"
 FINAL_TIME = "T"
 
-RESERVED = set(FUNCTIONS) | CONSTANTS | {TIME, FINAL_TIME, "true", "false"}
+# Names that cannot be declared. A declaration may shadow a built-in function (e.g. `const d = 3`).
+RESERVED = CONSTANTS | {TIME, FINAL_TIME, "true", "false"}

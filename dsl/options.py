@@ -50,10 +50,23 @@ class MlpOptions(_Options):
     act: Literal["tanh", "relu", "sigmoid", "softplus", "elu", "gelu", "silu"] = "tanh"
 
 
+class NewtonOptions(_Options):
+    """`solve y: ... using newton(...)` or `fixed_point(...)`: the forward solver of an implicit
+    equation. Newton uses the symbolic Jacobian; fixed_point iterates y <- y - φ(y), which for
+    `y = g(y)` is y <- g(y)."""
+
+    method: Literal["newton", "fixed_point"] = "newton"
+    tol: PositiveFloat = 1e-12          # on the largest residual entry
+    max_iter: PositiveInt = 100
+    damping: bool = True                # backtracking on the residual norm
+
+
 SETTINGS = {
     ("solve", "ode"): OdeOptions,
     ("train", "adam"): TrainOptions,
     ("train", "sgd"): TrainOptions,
     ("train", "lbfgs"): TrainOptions,
     ("net", "mlp"): MlpOptions,
+    ("implicit", "newton"): NewtonOptions,
+    ("implicit", "fixed_point"): NewtonOptions,
 }

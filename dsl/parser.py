@@ -200,6 +200,10 @@ class _ToAst(Transformer_NonRecursive):
     def solve_stmt(self, meta, children):
         return ast.SettingsStmt("solve", children[0], _span(meta))
 
+    def implicit_stmt(self, meta, children):
+        name, shape, lhs, rhs, options = children
+        return ast.ImplicitStmt(str(name), _token_span(name), shape or (), lhs, rhs, options, _span(meta))
+
     def train_stmt(self, meta, children):
         return ast.SettingsStmt("train", children[0], _span(meta))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .compiler import compile_spec
 from .dsl import CheckedSpec, read_spec
 
 if TYPE_CHECKING:  # torch is imported only when compiling
@@ -12,10 +13,12 @@ if TYPE_CHECKING:  # torch is imported only when compiling
 
 
 class Problem:
-    """A parsed and checked spec. Cheap to create: no torch import until `compile`."""
+    """A checked and compiled spec: lowered to SymPy and generated as torch source, so every spec
+    mistake (shapes included) surfaces here. No torch import until `compile`."""
 
     def __init__(self, checked: CheckedSpec) -> None:
         self.checked = checked
+        self.program = compile_spec(checked)
 
     @property
     def name(self) -> str:
@@ -23,19 +26,17 @@ class Problem:
 
     def source(self) -> str:
         """The generated torch source of this problem (what `impsolve compile --emit` prints)."""
-        from .compiler import compile_spec
-        return compile_spec(self.checked).source
+        return self.program.source
 
     def compile(self, device: str = "auto", dtype: str = "float64", seed: int = 0) -> "CompiledProblem":
         """An nn.Module whose `forward()` returns the objective (as written: minimised or maximised)."""
-        from .compiler import compile_spec
         from .runtime.device import resolve_device, resolve_dtype
         from .runtime.model import CompiledProblem
-        return CompiledProblem(compile_spec(self.checked), resolve_device(device), resolve_dtype(dtype), seed)
+        return CompiledProblem(self.program, resolve_device(device), resolve_dtype(dtype), seed)
 
 
 def load(path_or_text: str | Path, overrides: dict[str, str] | None = None) -> Problem:
-    """Parse and check a spec (file path or text). Raises SpecError on any mistake."""
+    """Parse, check and compile a spec (file path or text). Raises SpecError on any mistake."""
     checked = read_spec(path_or_text)
     if overrides:
         checked.with_overrides(overrides)

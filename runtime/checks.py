@@ -42,25 +42,33 @@ def range_samples(model: CompiledProblem, function: str, solution: Solution) -> 
 
 @torch.no_grad()
 def evaluate_checks(model: CompiledProblem, solution: Solution) -> list[dict]:
-    """One record per expect: name, value, reference, error, tolerance, passed."""
+    """One record per expect: name, value, reference, error, tolerance, passed. Vector expects
+    compare entry by entry and report their worst entry."""
     records = []
     for i, e in enumerate(model.problem.expectations):
         if e.over:
-            _, (left, right) = range_samples(model, f"expect_{i}", solution)
-            if left.numel() == 0:
-                records.append(_record(e, math.nan, math.nan, math.nan, False))
-                continue
-            diff = left - right
-            error = float(diff.pow(2).mean().sqrt()) if e.rms else float(diff.abs().max())
-            scale = float(right.abs().max()) if e.relative else 1.0
-            value, reference = float(left.mean()), float(right.mean())
-            passed = error <= e.tolerance * scale if e.op == "==" else bool(_holds(e.op, left, right).all())
+            _, outputs = range_samples(model, f"expect_{i}", solution)
         else:
-            left, right = model.functions[f"expect_{i}"](None, None, solution.s0, solution.sT, solution.T)
-            value = float(torch.as_tensor(left).double().mean())
-            reference = float(torch.as_tensor(right).double().mean())
-            error = abs(value - reference) / (abs(reference) if e.relative and reference != 0 else 1.0)
-            passed = error <= e.tolerance if e.op == "==" else _holds(e.op, value, reference)
+            outputs = model.functions[f"expect_{i}"](None, None, solution.s0, solution.sT, solution.T)
+        outputs = torch.broadcast_tensors(*[torch.as_tensor(v, dtype=torch.float64) for v in outputs])
+        half = len(outputs) // 2
+        left, right = torch.stack(outputs[:half], -1).double(), torch.stack(outputs[half:], -1).double()
+        if left.numel() == 0:
+            records.append(_record(e, math.nan, math.nan, math.nan, False))
+            continue
+        diff = left - right
+        if e.op != "==":   # an inequality: its error is the violation (0 when it holds)
+            diff = diff.clamp_min(0) if e.op in ("<", "<=") else (-diff).clamp_min(0)
+        if e.relative:
+            diff = diff / (right.abs().max() if e.over else right.abs().clamp_min(1e-300))
+        if e.over and e.rms:
+            error = float(diff.pow(2).mean().sqrt())
+            value, reference = float(left.mean()), float(right.mean())
+        else:
+            worst = int(diff.abs().flatten().argmax())
+            error = float(diff.abs().flatten()[worst])
+            value, reference = float(left.flatten()[worst]), float(right.flatten()[worst])
+        passed = error <= e.tolerance if e.op == "==" else bool(_holds(e.op, left, right).all())
         records.append(_record(e, value, reference, error, passed and math.isfinite(error)))
     return records
 

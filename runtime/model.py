@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..compiler import Program, ir
-from . import ode
+from . import library, ode
 from .nets import build_mlp
 
 
@@ -46,18 +46,26 @@ class CompiledProblem(nn.Module):
         self.problem: ir.Problem = program.problem
         self.device, self.dtype = device, dtype
         torch.manual_seed(seed)
-        self.params = nn.ParameterList(
-            [nn.Parameter(torch.tensor(v, dtype=dtype, device=device)) for v in self.problem.params.values()])
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        draws = dict(zip(self.problem.random_symbols,
+                         torch.randn(len(self.problem.random_symbols), generator=generator, dtype=torch.float64).tolist()))
+        self.params = nn.ParameterList([nn.Parameter(self._initial_param(p, draws))
+                                        for p in self.problem.params.values()])
         self.nets = nn.ModuleList(
             [build_mlp(len(net.inputs), net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
-        namespace: dict = {}
+        namespace = library.namespace(dtype, device, self.problem.implicits)
         # The source is generated from validated symbols and numbers only (see compiler.codegen).
         exec(compile(program.source, "<impsolve generated>", "exec"), namespace)  # noqa: S102
-        self.functions = namespace["build"](list(self.params), list(self.nets), dtype, device)
+        self.functions = namespace["build"](list(self.params), list(self.nets))
         self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets) \
             if "dynamics" in self.functions else None
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.generator = generator
         self.register_buffer("random_initial", self._sample_initial(self.generator))
+
+    def _initial_param(self, param: ir.Param, draws: dict) -> torch.Tensor:
+        """A param's initial entries; randn() draws come from the run's seeded generator."""
+        values = [float(e) if e.is_number else float(e.evalf(subs=draws)) for e in param.initial]
+        return torch.tensor(values, dtype=self.dtype, device=self.device).reshape(param.shape)
 
     # -- initial states
     def _sample_initial(self, generator: torch.Generator) -> torch.Tensor:
@@ -81,6 +89,8 @@ class CompiledProblem(nn.Module):
 
     def initial_state(self) -> torch.Tensor:
         """The batch of initial states (batch x states); fixed values may depend on params."""
+        if not self.problem.states:
+            return torch.zeros(self.problem.batch, 0, dtype=self.dtype, device=self.device)
         fixed = iter(self.functions["initial"](None, None))
         random = iter(self.random_initial.unbind(-1))
         columns = []
@@ -95,6 +105,8 @@ class CompiledProblem(nn.Module):
         """Integrate from the initial states to the horizon or the stop event."""
         s0 = self.initial_state()
         options = self.problem.ode
+        if not self.problem.states:   # no dynamics: objectives of params and implicit layers only
+            return Solution(s0, s0, torch.zeros((), dtype=self.dtype, device=self.device))
         if self.problem.stop:
             event = self.functions["event"]
             max_time = self.problem.stop.max_time

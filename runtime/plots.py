@@ -69,8 +69,8 @@ def plot_relation(path: Path, variable: str, grid, curves: dict[str, "list"], ti
     """Curves over a range of one variable (e.g. a learned quantity against the expected one)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (label, values) in enumerate(curves.items()):
-        ax.plot(grid, values, "k--" if label == "expected" else "-", color=None if label == "expected" else f"C{i}",
-                label=label)
+        ax.plot(grid, values, linestyle="--" if label == "expected" else "-",
+                color="k" if label == "expected" else f"C{i}", label=label)
     ax.set_xlabel(variable)
     ax.set_title(title)
     ax.legend()

@@ -1,0 +1,74 @@
+"""The implicit layer: solve φ(y, x) = 0 by damped Newton, differentiate by the implicit function theorem.
+
+Forward: Newton iterations without an autograd graph (memory independent of the iteration count).
+Backward (report eq. 2.18-2.20, option (b)): the output is attached to the graph as
+    y = y* - J⁻¹ φ(y*, x),   J = ∂φ/∂y at y* (held constant),
+whose value is y* (φ(y*, x) = 0) and whose vector-Jacobian product is -(J⁻ᵀ ȳ)ᵀ ∂φ/∂x:
+one linear solve with Jᵀ, then one product with ∂φ/∂x.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .errors import RunError
+
+Residual = Callable[[torch.Tensor], torch.Tensor]
+LAST_ITERATIONS: dict[str, int] = {}   # label -> iterations of its latest forward solve (diagnostics)
+
+
+def _autograd_jacobian(residual: Residual, y: torch.Tensor) -> torch.Tensor:
+    """∂φ/∂y by autograd (when nets of y make the symbolic Jacobian unavailable)."""
+    with torch.enable_grad():
+        y = y.detach().requires_grad_(True)
+        phi = residual(y)
+        rows = [torch.autograd.grad(phi[..., i].sum(), y, retain_graph=True)[0] for i in range(phi.shape[-1])]
+    return torch.stack(rows, -2)
+
+
+def iterate(residual: Residual, jacobian: Callable | None, y: torch.Tensor, tol: float, max_iter: int,
+            damping: bool, newton: bool = True) -> tuple[torch.Tensor, float, int]:
+    """Damped Newton from y (fixed-point steps y - φ(y) where the Jacobian is singular, or
+    everywhere with newton=False). Returns the solution, its largest residual and the iterations."""
+    phi = residual(y)
+    error = float(phi.abs().max())
+    for iteration in range(1, max_iter + 1):
+        if error <= tol:
+            return y, error, iteration - 1
+        if newton:
+            J = jacobian(y) if jacobian is not None else _autograd_jacobian(residual, y)
+            step, info = torch.linalg.solve_ex(J, phi.unsqueeze(-1))
+            step = torch.where(info.unsqueeze(-1) == 0, step.squeeze(-1), phi) if info.any() else step.squeeze(-1)
+        else:
+            step = phi
+        alpha = 1.0
+        while True:
+            candidate = y - alpha * step
+            new_phi = residual(candidate)
+            new_error = float(new_phi.abs().max())
+            if not damping or new_error < error or alpha < 1e-4:
+                break
+            alpha /= 2
+        y, phi, error = candidate, new_phi, new_error
+    return y, error, max_iter
+
+
+def solve_implicit(residual: Residual, jacobian: Callable | None, size: int, *, tol: float, max_iter: int,
+                   damping: bool, newton: bool, label: str, like: torch.Tensor) -> torch.Tensor:
+    """The unknowns y (..., size) with φ(y) = 0, differentiable by the implicit function theorem."""
+    with torch.no_grad():
+        start = torch.zeros(size, dtype=like.dtype, device=like.device)
+        start = start.expand(residual(start).shape).clone()
+        y, error, iterations = iterate(residual, jacobian, start, tol, max_iter, damping, newton)
+    if not error <= tol:
+        raise RunError(f"the implicit equation {label} did not converge: largest residual {error:.3g} after "
+                       f"{iterations} iterations (tol {tol:g})",
+                       "raise max_iter or tol with 'using newton(...)', or check that a solution exists")
+    LAST_ITERATIONS[label] = iterations
+    y = y.detach()
+    phi = residual(y)
+    if not phi.requires_grad:
+        return y
+    J = (jacobian(y) if jacobian is not None else _autograd_jacobian(residual, y)).detach()
+    return y - torch.linalg.solve(J, phi.unsqueeze(-1)).squeeze(-1)
