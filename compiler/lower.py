@@ -111,11 +111,8 @@ class _Lowering:
         if n.func in self.checked.defs:
             d = self.checked.defs[n.func]
             return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])))
-        if n.func in self.nets:
-            args = [go(a) for a in n.args]
-            if any(is_matrix(a) for a in args):
-                raise self.error(f"net '{n.func}' takes scalar inputs", n.span)
-            return self.nets[n.func](*args)
+        if n.func in self.nets:   # on vectors: applied entry by entry
+            return elementwise(self.nets[n.func], *[go(a) for a in n.args])
         if n.func in ("integral", "mean") or n.func in self.checked.states:
             if at_time is None:  # the checker allows these only where at_time is given
                 raise self.error(f"{n.func}(...) is not allowed here", n.span)
