@@ -23,6 +23,7 @@ class OdeOptions(_Options):
     adjoint: bool = False
     step_size: PositiveFloat | None = None
     max_steps: PositiveInt = 100_000
+    timeout: PositiveFloat | None = None   # wall-clock seconds per solve
 
 
 class TrainOptions(_Options):

@@ -45,7 +45,8 @@ def load(path_or_text: str | Path, overrides: dict[str, str] | None = None) -> P
 
 def solve(path_or_text: str | Path, *, out: str | Path | None = None, device: str = "auto",
           dtype: str = "float64", seed: int = 0, steps: int | None = None,
-          overrides: dict[str, Any] | None = None, quiet: bool = True, write: bool = True) -> "Result":
+          overrides: dict[str, Any] | None = None, quiet: bool = True, write: bool = True,
+          resume: bool = False, checkpoint_every: int = 10) -> "Result":
     """Train the spec's objective, evaluate its expects, write the results folder; return the Result."""
     from .runtime.study import run_study
     settings = {k: str(v) for k, v in (overrides or {}).items()}
@@ -53,4 +54,4 @@ def solve(path_or_text: str | Path, *, out: str | Path | None = None, device: st
         settings["train.steps"] = str(steps)
     problem = load(path_or_text, settings)
     return run_study(problem.compile(device, dtype, seed), seed=seed, out=out, quiet=quiet, write=write,
-                     spec_source=problem.checked.spec.source)
+                     spec_source=problem.checked.spec.source, resume=resume, checkpoint_every=checkpoint_every)

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. --set train.lr=0.01 (repeatable)")
     parser.add_argument("--emit", action="store_true", help="compile: print the generated torch code")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the results folder")
+    parser.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                        help="save a checkpoint every N training steps (default 10)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
@@ -68,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     from .runtime.study import run_study
     model = problem.compile(args.device, args.dtype, args.seed)
     result = run_study(model, seed=args.seed, out=args.out, quiet=args.quiet, write=True,
-                       spec_source=problem.checked.spec.source)
+                       spec_source=problem.checked.spec.source, resume=args.resume,
+                       checkpoint_every=max(1, args.checkpoint_every))
     _summary(result)
     return EXIT_OK if result.passed else EXIT_EXPECT_FAILED
 

@@ -1,6 +1,7 @@
 """CompiledProblem: the generated functions, nets and params of a spec as one nn.Module."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -8,6 +9,8 @@ from torch import nn
 
 from ..compiler import Program, ir
 from . import library, ode
+from .diagnose import describe_non_finite
+from .errors import RunError
 from .nets import build_mlp
 
 
@@ -24,15 +27,26 @@ class Solution:
 class Dynamics(nn.Module):
     """The right-hand side f(t, s) as a module, so adjoint solvers find its parameters."""
 
-    def __init__(self, function, params: nn.ParameterList, nets: nn.ModuleList) -> None:
+    def __init__(self, function, params: nn.ParameterList, nets: nn.ModuleList, timeout: float | None) -> None:
         super().__init__()
         self.function = function
         self.params = params
         self.nets = nets
+        self.timeout = timeout
         self.evaluations = 0
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None   # the latest (t, s), for diagnostics
+        self.deadline: float | None = None
+
+    def start(self) -> None:
+        """Begin a solve: its wall-time limit counts from now."""
+        self.deadline = time.perf_counter() + self.timeout if self.timeout else None
 
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         self.evaluations += 1
+        self.last = (t, s)
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise RunError(f"an ODE solve took longer than {self.timeout:g} s (reached t = {float(t):.6g})",
+                           "raise solve ode(timeout=...), loosen rtol/atol, or check the dynamics for stiffness")
         return self.function(t, s)
 
 
@@ -57,7 +71,7 @@ class CompiledProblem(nn.Module):
         # The source is generated from validated symbols and numbers only (see compiler.codegen).
         exec(compile(program.source, "<impsolve generated>", "exec"), namespace)  # noqa: S102
         self.functions = namespace["build"](list(self.params), list(self.nets))
-        self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets) \
+        self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets, self.problem.ode.timeout) \
             if "dynamics" in self.functions else None
         self.generator = generator
         self.register_buffer("random_initial", self._sample_initial(self.generator))
@@ -102,11 +116,22 @@ class CompiledProblem(nn.Module):
 
     # -- solving
     def solve(self) -> Solution:
-        """Integrate from the initial states to the horizon or the stop event."""
+        """Integrate from the initial states to the horizon or the stop event; a solver failure
+        names the dynamics term that turned non-finite, when one did."""
+        try:
+            return self._solve()
+        except RunError as err:
+            located = describe_non_finite(self)
+            if located and located not in str(err):
+                raise RunError(str(err).split("\n  hint:")[0] + located, err.hint, err.exit_code) from None
+            raise
+
+    def _solve(self) -> Solution:
         s0 = self.initial_state()
         options = self.problem.ode
         if not self.problem.states:   # no dynamics: objectives of params and implicit layers only
             return Solution(s0, s0, torch.zeros((), dtype=self.dtype, device=self.device))
+        self.dynamics.start()
         if self.problem.stop:
             event = self.functions["event"]
             max_time = self.problem.stop.max_time
@@ -126,10 +151,20 @@ class CompiledProblem(nn.Module):
     def forward(self) -> torch.Tensor:
         return self.objective(self.solve())
 
+    def describe_parameter(self, qualified: str) -> str:
+        """'params.0' -> "param 'a'", 'nets.1.0.weight' -> "net 'policy'"."""
+        kind, index = qualified.split(".")[:2]
+        if kind == "params":
+            return f"param '{list(self.problem.params)[int(index)]}'"
+        if kind == "nets":
+            return f"net '{list(self.problem.nets)[int(index)]}'"
+        return qualified
+
     @torch.no_grad()
     def trajectory(self, solution: Solution, points: int = 201) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense samples (times, states: points x batch x states) of the solved trajectory."""
         times = torch.linspace(0.0, float(solution.T), points, dtype=self.dtype, device=self.device)
+        self.dynamics.start()
         return times, ode.integrate(self.dynamics, solution.s0, times, self.problem.ode, adjoint=False)
 
     @torch.no_grad()

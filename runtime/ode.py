@@ -18,17 +18,23 @@ def _solver_kwargs(options: OdeOptions) -> dict:
     return {"rtol": options.rtol, "atol": options.atol, "method": options.method, "options": solver_options}
 
 
-def _failure(err: Exception, options: OdeOptions) -> RunError:
+def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> RunError:
     text = str(err) or type(err).__name__
+    last = getattr(func, "last", None)
+    where = ""
+    if last is not None:
+        t, s = last
+        first = s.detach().reshape(-1, s.shape[-1])[0]
+        where = f" at t = {float(t.detach()):.6g} (state {', '.join(f'{float(v):.4g}' for v in first[:8])})"
     if "max_num_steps" in text:
-        return RunError(f"the ODE solver needed more than {options.max_steps} steps ({options.method}, "
+        return RunError(f"the ODE solver needed more than {options.max_steps} steps{where} ({options.method}, "
                         f"rtol={options.rtol}, atol={options.atol})",
-                        "the dynamics may be stiff or blow up; try solve ode(max_steps=...), looser tolerances "
-                        "or another method")
+                        "the dynamics may be stiff or blow up: try solve ode(max_steps=...), looser tolerances, "
+                        "a fixed-step method (method=rk4, step_size=...) or a shorter horizon")
     if "underflow" in text:
-        return RunError(f"the ODE solver's step size underflowed ({options.method})",
-                        "the solution may blow up in finite time; check the dynamics or shorten the horizon")
-    return RunError(f"the ODE solver failed: {text}")
+        return RunError(f"the ODE solver's step size underflowed{where} ({options.method})",
+                        "the solution may blow up in finite time: check the dynamics or shorten the horizon")
+    return RunError(f"the ODE solver failed{where}: {text}")
 
 
 def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, options: OdeOptions,
@@ -39,7 +45,7 @@ def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, opti
     try:
         return solver(func, s0, times, **_solver_kwargs(options))
     except AssertionError as err:
-        raise _failure(err, options) from None
+        raise _failure(err, options, func) from None
 
 
 def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, max_time: float,
@@ -60,5 +66,5 @@ def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, ma
         t_event, solution = odeint_event(func, s0, t0, event_fn=bounded, odeint_interface=interface,
                                          **_solver_kwargs(options))
     except AssertionError as err:
-        raise _failure(err, options) from None
+        raise _failure(err, options, func) from None
     return t_event, solution[-1]

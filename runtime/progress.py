@@ -36,3 +36,9 @@ class Progress:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def note(self, message: str) -> None:
+        """A one-off message (e.g. a skipped step) on its own line."""
+        if not self.quiet:
+            self.stream.write(("\n" if self.tty else "") + f"{self.label}  {message}\n")
+            self.stream.flush()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import platform
 import time
 from pathlib import Path
@@ -11,25 +12,45 @@ import torch
 
 from .. import __version__
 from .checks import evaluate_checks, range_samples
+from .diagnose import NonFiniteError
 from .errors import RunError
 from .model import CompiledProblem, Solution
 from .plots import plot_history, plot_relation, plot_trajectory
 from .reference import lqr_report
 from .results import Check, ObjectiveResult, Result, write_atomic, write_csv, write_json
-from .train import train
+from .train import Trainer
 
 
 def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None = None, quiet: bool = True,
-              write: bool = True, spec_source: str = "") -> Result:
-    """Train, check and (optionally) write results to `out` (default results/<problem>/)."""
+              write: bool = True, spec_source: str = "", resume: bool = False,
+              checkpoint_every: int = 10) -> Result:
+    """Train, check and (optionally) write results to `out` (default results/<problem>/).
+
+    With `write`, a checkpoint is saved atomically every `checkpoint_every` steps; `resume`
+    continues from it (same spec required)."""
     problem = model.problem
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
+    spec_hash = hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else ""
     start = time.perf_counter()
-    before = _sampled_trajectory(model) if write and problem.states else None
-    history = train(model, problem.training, quiet=quiet)
+    save = (lambda state: _write_checkpoint(folder, state | {"spec_sha256": spec_hash})) if write else None
+    trainer = Trainer(model, problem.training, quiet, save=save, every=checkpoint_every)
+    if resume:
+        trainer.restore(_read_checkpoint(folder, spec_hash))
+    before = _sampled_trajectory(model) if write and problem.states and not resume else None
+    try:
+        history = trainer.run()
+    except NonFiniteError:
+        if folder is not None:
+            _write_model(folder, model)   # the last good parameters
+        raise
+    warnings = []
     with torch.no_grad():
         solution = model.solve()
         final = float(model.objective(solution))
+        if not math.isfinite(final) and trainer.restore_last_good():
+            warnings.append("the last update made the objective non-finite; the last good parameters are reported")
+            solution = model.solve()
+            final = float(model.objective(solution))
     checks = evaluate_checks(model, solution)
     references = {}
     for reference in problem.references:
@@ -39,7 +60,6 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
             checks.append(check)
     wall = time.perf_counter() - start
 
-    warnings = []
     if not solution.stop_reached:
         warnings.append(f"the stop condition '{problem.stop.text}' was not reached within "
                         f"{problem.stop.max_time:g}; values are at the time limit")
@@ -56,12 +76,40 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
         values=values, checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
         versions={"impsolve": __version__, "torch": torch.__version__,
                   "python": platform.python_version()},
-        spec_sha256=hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else "",
+        spec_sha256=spec_hash,
     )
     if write:
         write_results(folder, model, solution, result, before)
         result.out_dir = str(folder)
     return result
+
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _write_checkpoint(folder: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(folder / CHECKPOINT, buffer.getvalue())
+
+
+def _read_checkpoint(folder: Path | None, spec_hash: str) -> dict:
+    path = folder / CHECKPOINT if folder is not None else None
+    if path is None or not path.exists():
+        raise RunError(f"no checkpoint to resume from in {folder}", "run without --resume first", exit_code=2)
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same answer
+        raise RunError(f"the checkpoint {path} cannot be read ({type(err).__name__})", exit_code=2) from None
+    if state.get("spec_sha256") != spec_hash:
+        raise RunError(f"the checkpoint in {folder} was written for a different spec", exit_code=2)
+    return state
+
+
+def _write_model(folder: Path, model: CompiledProblem) -> None:
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    write_atomic(folder / "model.pt", buffer.getvalue())
 
 
 def _results_folder(out: str | Path | None, name: str) -> Path:
@@ -83,9 +131,7 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
     """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
     problem = model.problem
     write_json(folder / "result.json", result)
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    write_atomic(folder / "model.pt", buffer.getvalue())
+    _write_model(folder, model)
     write_csv(folder / "history.csv", ["step", "objective"],
               [[i + 1, v] for i, v in enumerate(result.objective.history)])
     reference = next((c.reference for c, e in zip(result.checks, problem.expectations)
