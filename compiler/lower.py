@@ -15,6 +15,7 @@ from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from . import ir
+from .design import DesignLowering
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean
 from .linearize import linearize
 
@@ -27,6 +28,7 @@ class _Lowering:
         self.env: dict[str, sp.Expr] = dict(CONSTANTS)
         self.nets = {name: sp.Function(name) for name in checked.nets}
         self.integrals: dict[str, sp.Expr] = {}   # integral state name -> integrand
+        self.design: DesignLowering | None = None   # a sequential design study (compiler/design.py)
 
     def error(self, message: str, span: ast.Span, hint: str | None = None) -> SpecError:
         spec = self.checked.spec
@@ -87,7 +89,7 @@ class _Lowering:
         return base ** exponent
 
     def call(self, n: ast.Call, go, at_time) -> sp.Expr:
-        args = [go(a) for a in n.args] if n.func not in ("integral", "mean") and n.func not in \
+        args = [go(a) for a in n.args] if n.func not in ("integral", "mean", "sens") and n.func not in \
             self.checked.states else []
         if n.func in self.checked.defs:
             d = self.checked.defs[n.func]
@@ -125,6 +127,8 @@ class _Lowering:
                 name = f"{INTEGRAL_PREFIX}{len(self.integrals)}"
                 self.integrals[name] = self.expr(call.args[0])
                 return ir.final_symbol(name)
+            if self.design and self.design.handles(call):
+                return self.design.call(call, at_time)
             inner = self.expr(call.args[0], at_time=at_time)  # mean
             return batch_mean(self.pointwise_to_final(inner) if at else inner)
 
@@ -145,8 +149,12 @@ class _Lowering:
             self.env[name] = self.constant(b.value, f"const '{name}'")
         params = {}
         for name, b in c.params.items():
-            params[name] = float(self.constant(b.value, f"param '{name}'"))
+            if b.distribution is None:   # uncertain params are declared by the design study
+                params[name] = float(self.constant(b.value, f"param '{name}'"))
             self.env[name] = sp.Symbol(name, real=True)
+        if c.observation:
+            self.design = DesignLowering(self)
+            params.update(self.design.declare())
         for name in c.states:
             self.env[name] = ir.state_symbol(name)
         initial: dict[str, sp.Expr | ir.Distribution] = {}
@@ -164,6 +172,8 @@ class _Lowering:
             self.env[name] = self.expr(s.value)
         dynamics = {name: self.expr(c.ders[name].value) for name in c.states}
         controls = {name: self.env[name] for name in c.controls}
+        if self.design:
+            self.design.lower_observation()   # defines information_gain for the objective and expects
 
         obj = c.objective
         objective = ir.Objective(obj.sense, self.terminal(obj.expr, obj.at), _text(c, obj.expr))
@@ -190,12 +200,16 @@ class _Lowering:
         dynamics.update(self.integrals)
         for name in self.integrals:
             initial[name] = sp.Integer(0)
+        study = None
+        if self.design:   # sensitivity states; time rescaled to end at the observation time (s in [0, 1])
+            study = self.design.finish(dynamics, initial, objective, expectations)
+            horizon = 1.0 if dynamics else None
         return ir.Problem(
             name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
             nets={n: ir.Net(n, stmt.inputs, opts) for n, (stmt, opts) in c.nets.items()},
             dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=list(c.states),
-            references=references, plots=plots,
+            references=references, plots=plots, design=study,
         )
 
     def range(self, low: ast.Expr, high: ast.Expr, span: ast.Span) -> tuple[float, float]:

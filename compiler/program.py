@@ -48,6 +48,8 @@ def generate(problem: ir.Problem) -> Program:
     functions["objective"] = ([problem.objective.expr], False)
     if problem.controls:
         functions["controls"] = (list(problem.controls.values()), False)
+    if problem.design:   # the observed expression and its sensitivities, at the observation time
+        functions["observation"] = ([problem.design.observation, *problem.design.sensitivities], False)
     params = {sp.Symbol(p, real=True) for p in problem.params}
     ranges = {}
     for i, e in enumerate(problem.expectations):

@@ -15,7 +15,12 @@ TRAJECTORY = {
     "mean": (1, 1),       # mean over the batch of initial conditions
 }
 
-FUNCTIONS = {**ELEMENTWISE, **TRAJECTORY}
+# Experimental design (report §6), in objectives and expects: the belief about uncertain params
+# (`mean(theta)` too, see dsl.design) and sensitivities d(expr)/d(theta) at the current belief mean.
+DESIGN_FUNCTIONS = {"var": (1, 1), "cov": (2, 2), "sens": (2, 2)}
+CRITERIA = {"information_gain"}   # 1/2 log(1 + g'Cg / sigma^2) of the observation
+
+FUNCTIONS = {**ELEMENTWISE, **TRAJECTORY, **DESIGN_FUNCTIONS}
 
 CONSTANTS = {"pi"}
 
@@ -23,4 +28,4 @@ CONSTANTS = {"pi"}
 TIME = "t"
 FINAL_TIME = "T"
 
-RESERVED = set(FUNCTIONS) | CONSTANTS | {TIME, FINAL_TIME, "true", "false"}
+RESERVED = set(FUNCTIONS) | CONSTANTS | CRITERIA | {TIME, FINAL_TIME, "true", "false"}

@@ -93,6 +93,9 @@ class CompiledProblem(nn.Module):
     # -- solving
     def solve(self) -> Solution:
         """Integrate from the initial states to the horizon or the stop event."""
+        if not self.problem.states:   # nothing to integrate (a closed-form design study)
+            empty = torch.zeros(self.problem.batch, 0, dtype=self.dtype, device=self.device)
+            return Solution(empty, empty, torch.zeros((), dtype=self.dtype, device=self.device))
         s0 = self.initial_state()
         options = self.problem.ode
         if self.problem.stop:

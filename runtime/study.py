@@ -23,6 +23,9 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
               write: bool = True, spec_source: str = "") -> Result:
     """Train, check and (optionally) write results to `out` (default results/<problem>/)."""
     problem = model.problem
+    if problem.design is not None:   # a sequential design study: rounds instead of one training
+        from .design_study import run_design_study
+        return run_design_study(model, seed=seed, out=out, quiet=quiet, write=write, spec_source=spec_source)
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     start = time.perf_counter()
     before = _sampled_trajectory(model) if write and problem.states else None
