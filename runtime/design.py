@@ -3,9 +3,12 @@
 The compiled problem's params hold the model's uncertain params theta, the designs' raw values and
 the belief (mean(theta), cov). Each round:
 
-1. plan: theta = the belief mean; the criterion is evaluated at an even grid of the design box
-   (GRID_POINTS points, the midpoints of equal cells; a product grid for several designs) and at
-   the previous round's design; the spec's `train` phases optimise it from the best of these;
+1. plan: theta = the belief mean; the criterion is evaluated on a grid of the design box
+   (GRID_POINTS evenly spaced points from low to high per design, the two ends moved inside by
+   EDGE of the range, since low + (high - low) sigmoid(raw) reaches them only as raw -> ∓inf;
+   a product grid of about GRID_POINTS points for several designs) and at the previous round's
+   design; the spec's `train` phases optimise it from the best of these, and the better of the
+   optimiser's result and its start is kept;
 2. experiment: theta = the truth, y = observation(design) + sigma * noise (noise seeded by `seed`);
 3. update: theta = the belief mean again, g = d observation / d theta there, and the linearised
    Gaussian update (report eq. 6.11 and 6.15 with the prediction at the prior mean):
@@ -27,7 +30,8 @@ from .progress import Progress
 from .results import Check, DesignRound
 from .train import train
 
-GRID_POINTS = 16
+GRID_POINTS = 17
+EDGE = 1e-3
 
 
 class SequentialDesign:
@@ -105,13 +109,16 @@ class SequentialDesign:
         self.set_design(starts[best])
         history = train(self.model, self.model.problem.training, quiet=True)
         self.steps += len(history.objective)
+        reached = self.criterion()
+        if sense(reached, scores[best]) != reached:
+            self.set_design(starts[best])
         self.previous = self.design()
         return self.previous
 
     def _grid(self) -> list[list[float]]:
-        per_axis = math.ceil(GRID_POINTS ** (1 / len(self.study.designs)) - 1e-9)
-        axes = [[d.low + (k + 0.5) / per_axis * (d.high - d.low) for k in range(per_axis)]
-                for d in self.study.designs]
+        per_axis = max(3, round(GRID_POINTS ** (1 / len(self.study.designs))))
+        fractions = [min(max(k / (per_axis - 1), EDGE), 1 - EDGE) for k in range(per_axis)]
+        axes = [[d.low + f * (d.high - d.low) for f in fractions] for d in self.study.designs]
         return [list(point) for point in itertools.product(*axes)]
 
     def experiment(self, design: list[float]) -> float:
