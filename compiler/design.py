@@ -125,9 +125,10 @@ class DesignLowering:
     def differentiable(self, derivative: sp.Expr, param: str, span: ast.Span) -> None:
         found = [type(a).__name__ for a in derivative.atoms(*NOT_GENERATED)]
         if found:
-            raise self.error(f"cannot differentiate this with respect to '{param}': the derivative needs "
-                             f"{found[0]}", span, "min, max and sign of quantities that depend on states or "
-                                                  "uncertain params have no usable derivative")
+            raise self.error(f"cannot differentiate with respect to '{param}': the derivative needs {found[0]}, "
+                             "which the generated code cannot evaluate", span,
+                             "min, max and sign of quantities that depend on states or uncertain params have no "
+                             "usable derivative")
 
     def lower_observation(self) -> None:
         """The observed expression, its sensitivities, the noise, the observation time and the

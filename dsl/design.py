@@ -131,9 +131,10 @@ def _uncertain_argument(checker: "_Checker", arg: ast.Expr, func: str) -> None:
         return
     shown = f"'{arg.id}'" if isinstance(arg, ast.Name) else "an expression"
     hint = did_you_mean(arg.id, checker.uncertain) if isinstance(arg, ast.Name) else None
+    example = f"{func}(<expr>, {{}})" if func == SENSITIVITY else f"{func}({{}})"
     raise checker.error(f"{func}() needs an uncertain param (declared 'param NAME ~ normal(mean, std)'), got {shown}",
-                        arg.span, hint or (f"e.g. {func}({sorted(checker.uncertain)[0]})" if checker.uncertain else
-                                           "declare one with 'param theta ~ normal(mean, std)'"))
+                        arg.span, hint or ("e.g. " + example.format(sorted(checker.uncertain)[0]) if checker.uncertain
+                                           else "declare one with 'param theta ~ normal(mean, std)'"))
 
 
 def _model_only(checker: "_Checker", expr: ast.Expr, what: str) -> None:
@@ -245,10 +246,10 @@ def _observation_time(checker: "_Checker", out: "CheckedSpec") -> str | None:
     if len(times) > 1:
         second = times[1]
         raise checker.error(f"an experiment observes the states at one time, here at '{times[0][0]}' and "
-                            f"'{second[0]}'", second[1])
+                            f"'{second[0]}'", second[1][0])
     time = times[0][0] if times else None
     if time == FINAL_TIME and not out.horizon:
-        raise checker.error("states at T need a 'horizon'", times[0][1],
+        raise checker.error("states at T need a 'horizon'", times[0][1][0],
                             f"or observe at a design time, e.g. u({next(iter(out.designs))})")
     if time is not None and time != FINAL_TIME and out.horizon:
         raise checker.error(f"the observation time '{time}' ends the trajectory: remove 'horizon'", out.horizon.span)
@@ -259,18 +260,17 @@ def _observation_time(checker: "_Checker", out: "CheckedSpec") -> str | None:
                                 f"take one at a design time, e.g. observe {state}({next(iter(out.designs))}) + ...")
         time = FINAL_TIME
     for term in [out.objective.expr, *(side for e in out.expects for side in (e.left, e.right))]:
-        for other, span in _state_times(checker, term):
+        for other, (span, state) in _state_times(checker, term):
             if other not in (time, FINAL_TIME):
-                raise checker.error(f"states are observed at '{time}' only", span,
-                                    f"write {time}" if time else "this design study has no states to observe")
+                raise checker.error(f"states are observed at '{time}' only", span, f"write {state}({time})")
     return time
 
 
-def _state_times(checker: "_Checker", expr: ast.Expr) -> list[tuple[str, ast.Span]]:
-    """Distinct non-zero times at which expr takes states: x(tobs), x(T)."""
-    found: dict[str, ast.Span] = {}
+def _state_times(checker: "_Checker", expr: ast.Expr) -> list[tuple[str, tuple[ast.Span, str]]]:
+    """Distinct non-zero times at which expr takes states (x(tobs), x(T)): the place and the state."""
+    found: dict[str, tuple[ast.Span, str]] = {}
     for node in _check.walk(expr):
         if isinstance(node, ast.Call) and checker.kinds.get(node.func) == "state" and node.args \
                 and isinstance(node.args[0], ast.Name):
-            found.setdefault(node.args[0].id, node.args[0].span)
+            found.setdefault(node.args[0].id, (node.args[0].span, node.func))
     return list(found.items())
