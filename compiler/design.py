@@ -163,6 +163,7 @@ class DesignLowering:
                 dynamics[name] = self.tau * f.xreplace({ir.TIME: ir.TIME * self.tau})
         at_tau = {ir.FINAL_TIME: self.tau if self.tau is not None else sp.Integer(0)}
         objective.expr = objective.expr.xreplace(at_tau)
+        self.depends_on_designs(objective.expr, dynamics, initial)
         for e in expectations:
             e.left, e.right = e.left.xreplace(at_tau), e.right.xreplace(at_tau)
         c = self.checked
@@ -179,6 +180,15 @@ class DesignLowering:
             expected_designs=[e.left.id if e.each_round and e.op == "==" and isinstance(e.left, ast.Name)
                               and e.left.id in c.designs else None for e in c.expects],
         )
+
+    def depends_on_designs(self, expr: sp.Expr, dynamics: dict[str, sp.Expr], initial: dict[str, sp.Expr]) -> None:
+        """The objective must change with a design (directly or through the states), or there is nothing to plan."""
+        raws = {sp.Symbol(d.raw, real=True) for d in self.designs}
+        through_states = any(e.free_symbols & raws for e in [*dynamics.values(), *initial.values()])
+        states = {at(s) for s in dynamics for at in (ir.final_symbol, ir.initial_symbol)}
+        if not expr.free_symbols & raws and not (through_states and expr.free_symbols & states):
+            raise self.error("the objective does not depend on any design, so there is nothing to choose",
+                             self.checked.objective.span, "e.g. maximize information_gain")
 
     def add_sensitivity_states(self, dynamics: dict[str, sp.Expr], initial: dict[str, sp.Expr]) -> None:
         """dS/dt = ∂f/∂x S + ∂f/∂theta, S(0) = ∂x0/∂theta for every state and uncertain param."""

@@ -143,7 +143,7 @@ def literal(expr: ast.Expr, error) -> object:
 class _Checker:
     def __init__(self, spec: ast.Spec) -> None:
         self.spec = spec
-        self.kinds: dict[str, str] = {}      # name -> const/param/state/def/let/control/net
+        self.kinds: dict[str, str] = {}      # name -> const/param/state/def/let/control/net/design
         self.spans: dict[str, ast.Span] = {}
         self.follows: dict[str, str | None] = {}  # let/control/def -> the state (or t) it varies with
         self.uncertain: set[str] = set()          # params with a prior (design studies)

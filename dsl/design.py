@@ -100,9 +100,10 @@ def is_design_call(checker: "_Checker", call: ast.Call) -> bool:
 
 def check_design_call(checker: "_Checker", call: ast.Call, where: str, allowed: set[str], local: set[str]) -> None:
     name = call.func
-    arity = DESIGN_FUNCTIONS.get(name, TRAJECTORY.get(name))[0]
-    if len(call.args) != arity:
-        raise checker.error(f"{name}() takes {arity} argument{'s' if arity != 1 else ''}, got {len(call.args)}",
+    low, high = DESIGN_FUNCTIONS.get(name, TRAJECTORY.get(name))
+    if not low <= len(call.args) <= high:
+        want = f"{low}" if low == high else f"{low} or {high}"
+        raise checker.error(f"{name}() takes {want} argument{'s' if high != 1 else ''}, got {len(call.args)}",
                             call.span)
     if "trajectory" not in allowed:
         raise checker.error(f"{name}(...) can only be used in an objective or expect", call.span,

@@ -24,6 +24,14 @@ TWO_DESIGNS = ODE.replace("design tobs in [0, 5]", "design tobs in [0, 5]\ndesig
 
 # id, spec text, line, column, fragment of the message, fragment of the hint (or None)
 CASES = [
+    # ---- syntax
+    ("design without a range", CLOSED.replace("[0, 5]", "[0]"), 3, 18, "unexpected ']'", "expected ','"),
+    ("design without in", CLOSED.replace("tobs in [", "tobs ["), 3, 13, "unexpected '['", "expected 'in'"),
+    ("each without round", CLOSED + "expect tobs < 1 each\n", 6, 21, "unexpected end of line", "expected 'round'"),
+    ("each round twice", CLOSED + "expect tobs < 1 each round each round\n", 6, 28,
+     "'each round' is given twice in this expect", None),
+    ("at end twice", CLOSED + "expect tobs < 1 at end at end\n", 6, 24, "'at' is given twice in this expect", None),
+    ("truth without values", CLOSED + "truth\n", 6, 6, "unexpected end of line", "expected a name"),
     # ---- statements that need a design study
     ("uncertain param alone", "param theta ~ normal(2, 1)\nparam k = 1\nminimize k\n", 1, 7,
      "the uncertain param 'theta' needs an experiment", "observe <expr> + normal(0, sigma)"),
@@ -86,6 +94,10 @@ CASES = [
      "mean(...) can only be used in an objective or expect", "does not see"),
     ("criterion in a let", CLOSED + "let q = information_gain\n", 6, 9,
      "'information_gain' can only be used in an objective or expect", None),
+    ("cov with three arguments", CLOSED + "expect cov(theta, theta, theta) < 1\n", 6, 8,
+     "cov() takes 1 or 2 arguments, got 3", None),
+    ("objective without a design", CLOSED.replace("maximize information_gain", "minimize var(theta)"), 5, 1,
+     "the objective does not depend on any design", "information_gain"),
     ("not differentiable", ODE.replace("-theta*u", "-max(theta*u, 0.1)"), 4, 1,
      "the derivative needs Heaviside", "min, max and sign"),
     # ---- what a design study does not support
@@ -114,7 +126,7 @@ def test_located_error(text, line, column, message, hint):
 
 def test_valid_design_specs_with_the_new_clauses():
     text = CLOSED + "rounds 2\nexpect tobs == 1/mean(theta) tol 5% each round\nexpect var(theta) < 1 at end\n" \
-                    "expect cov(theta, theta) == var(theta) tol 1e-12\nexpect sens(exp(-theta*tobs), theta) < 0\n"
+                    "expect cov(theta, theta) == cov(theta) tol 1e-12\nexpect sens(exp(-theta*tobs), theta) < 0\n"
     checked = impsolve.load(text).checked
     assert [e.each_round for e in checked.expects] == [True, False, False, False]
     assert [e.at for e in checked.expects] == [None, "end", None, None]
