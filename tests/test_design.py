@@ -151,6 +151,24 @@ train adam(lr=1, steps=5)
     assert all(r.design["d"] > 2 - 1e-3 for r in runner.run())
 
 
+def test_two_designs_time_and_initial_dose():
+    """u(0) = d, observed at tobs: g = -tobs d exp(-k tobs) is largest at d = 2, tobs = 1/k."""
+    text = """param k ~ normal(1.25, 0.3)
+truth k = 1.2
+design d in [0.1, 2]
+design tobs in [0, 5]
+state u = d
+der(u) = -k*u
+observe u(tobs) + normal(0, 0.05)
+maximize information_gain
+solve ode(rtol=1e-7, atol=1e-9)
+train lbfgs(lr=1, steps=1)
+"""
+    (r,) = study(text).run()
+    assert r.design["d"] > 2 - 2e-3
+    assert r.design["tobs"] == pytest.approx(1 / 1.25, rel=1e-3)
+
+
 def test_criterion_is_the_information_gain_of_the_sensitivity():
     runner = study(CLOSED_SPEC)
     runner.set_belief(torch.tensor([1.5], dtype=torch.float64), torch.tensor([[0.3]], dtype=torch.float64))
