@@ -176,7 +176,7 @@ class DesignLowering:
             designs=self.designs, belief_mean=[mean_name(p) for p in self.uncertain], belief_cov=cov,
             observation=self.observed.xreplace(at_tau), sensitivities=[g.xreplace(at_tau) for g in self.sensitivities],
             sigma=self.sigma, text=_lower._text(c, c.observation.model), rounds=c.rounds or 1,
-            each_round=[e.each_round for e in c.expects], observation_time=self.tau,
+            each_round=[e.each_round for e in c.expects],
             expected_designs=[e.left.id if e.each_round and e.op == "==" and isinstance(e.left, ast.Name)
                               and e.left.id in c.designs else None for e in c.expects],
         )

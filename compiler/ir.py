@@ -132,7 +132,6 @@ class DesignStudy:
     rounds: int
     each_round: list[bool]            # per expectation: checked every round (else after the last)
     expected_designs: list[str | None]  # per expectation: the design that `expect <design> == ... each round` checks
-    observation_time: sp.Expr | None  # tau (a design, the horizon), or None without states
 
 
 @dataclass

@@ -102,4 +102,5 @@ def plot_rounds(path: Path, model: CompiledProblem, rounds: list[DesignRound]) -
         ax.set_xlabel("round")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    fig.suptitle(f"{model.problem.name}: observe {study.text} + normal(0, {study.sigma:g})")
     _save(fig, path)
