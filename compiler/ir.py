@@ -123,6 +123,42 @@ class Implicit:
 
 
 @dataclass
+class DesignVariable:
+    """A design chosen each round: value = low + (high - low) * sigmoid(raw). The optimiser moves
+    the unbounded param `raw`, so the value stays inside (low, high)."""
+
+    name: str
+    low: float
+    high: float
+    raw: str
+
+
+@dataclass
+class DesignStudy:
+    """A sequential Bayesian design study (report §6, algorithm 2) with a linearised Gaussian belief.
+
+    Params of the problem hold the uncertain params (the model's value of theta), the designs' raw
+    values and the current belief (`mean(theta)`, `cov(a,b)`); the runtime sets them each round.
+    With states, the ODE (and its forward sensitivities) runs in rescaled time s = t / tau on
+    [0, 1], tau the observation time, so final symbols are values at the observation time."""
+
+    uncertain: list[str]
+    prior_mean: list[float]
+    prior_cov: list[list[float]]
+    truth: list[float]
+    designs: list[DesignVariable]
+    belief_mean: list[str]            # param names holding the belief mean, one per uncertain param
+    belief_cov: list[list[str]]       # param names holding the covariance (symmetric: shared names)
+    observation: sp.Expr              # the observed expression (noise-free)
+    sensitivities: list[sp.Expr]      # d observation / d theta_j at the params' current values
+    sigma: float                      # noise standard deviation
+    text: str                         # the observed expression as written
+    rounds: int
+    each_round: list[bool]            # per expectation: checked every round (else after the last)
+    expected_designs: list[str | None]  # per expectation: the design that `expect <design> == ... each round` checks
+
+
+@dataclass
 class Problem:
     name: str
     title: str
@@ -144,3 +180,4 @@ class Problem:
     plots: list[Plot] = field(default_factory=list)
     implicits: list[Implicit] = field(default_factory=list)   # in dependency order
     random_symbols: list[sp.Symbol] = field(default_factory=list)
+    design: DesignStudy | None = None                      # a sequential design study (report §6)

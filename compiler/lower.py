@@ -16,8 +16,10 @@ from sympy.core.function import AppliedUndef
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
+from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
 from .derivative import total_derivative
+from .design import DesignLowering
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean
 from .linearize import linearize
 from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
@@ -37,6 +39,7 @@ class _Lowering:
         self.integrals: dict[str, sp.Expr] = {}   # integral state name -> integrand
         self.implicits: list[ir.Implicit] = []
         self.random: list[sp.Symbol] = []         # randn() draws of param initial values
+        self.design: DesignLowering | None = None   # a sequential design study (compiler/design.py)
 
     def error(self, message: str, span: ast.Span, hint: str | None = None) -> SpecError:
         spec = self.checked.spec
@@ -113,7 +116,7 @@ class _Lowering:
             return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])))
         if n.func in self.nets:   # on vectors: applied entry by entry
             return elementwise(self.nets[n.func], *[go(a) for a in n.args])
-        if n.func in ("integral", "mean") or n.func in self.checked.states:
+        if n.func in ("integral", "mean", *DESIGN_FUNCTIONS) or n.func in self.checked.states:
             if at_time is None:  # the checker allows these only where at_time is given
                 raise self.error(f"{n.func}(...) is not allowed here", n.span)
             return at_time(n.func, n)
@@ -205,6 +208,8 @@ class _Lowering:
                 name = f"{INTEGRAL_PREFIX}{len(self.integrals)}"
                 self.integrals[name] = inner
                 return ir.final_symbol(name)
+            if self.design and self.design.handles(call):
+                return self.design.call(call, at_time)
             inner = self.expr(call.args[0], at_time=at_time)  # mean: entries, then the batch
             inner = sp.Add(*entries(inner)) / len(entries(inner))
             return batch_mean(self.pointwise_to_final(inner) if at else inner)
@@ -243,6 +248,11 @@ class _Lowering:
         params = {}
         for name, b in self.checked.params.items():
             dims = self.dims(b.shape, b.span)
+            if b.distribution is not None:   # an uncertain param: declared by the design study
+                if dims:
+                    raise self.error("uncertain params are scalars", b.span)
+                self.env[name] = sp.Symbol(name, real=True)
+                continue
             value = self.declared(name, dims, self.expr(b.value, shape_of=dims), b.value.span)
             if any(s not in self.random for e in entries(value) for s in e.free_symbols):
                 raise self.error(f"the initial value of '{name}' must be constant (or use randn())", b.value.span)
@@ -293,6 +303,9 @@ class _Lowering:
                 raise self.error(f"const '{name}' must be constant", b.value.span)
             self.env[name] = value
         params = self.declare_params()
+        if c.observation:
+            self.design = DesignLowering(self)
+            params.update({name: ir.Param(name, (), [sp.Float(value)]) for name, value in self.design.declare().items()})
         initial = self.declare_states()
         self.declare_named()
         dynamics = {}
@@ -304,6 +317,8 @@ class _Lowering:
         for name in c.controls:
             value = self.env[name]
             controls.update(zip(_component_names(name, shape(value)), entries(value)))
+        if self.design:
+            self.design.lower_observation()   # defines information_gain for the objective and expects
 
         obj = c.objective
         value = self.terminal(obj.expr, obj.at)
@@ -337,12 +352,16 @@ class _Lowering:
         dynamics.update(self.integrals)
         for name in self.integrals:
             initial[name] = sp.Integer(0)
+        study = None
+        if self.design:   # sensitivity states; time rescaled to end at the observation time (s in [0, 1])
+            study = self.design.finish(dynamics, initial, objective, expectations)
+            horizon = 1.0 if dynamics else None
         return ir.Problem(
             name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
             nets={n: ir.Net(n, stmt.inputs, opts) for n, (stmt, opts) in c.nets.items()},
             dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user_states,
-            references=references, plots=plots, implicits=self.implicits, random_symbols=self.random,
+            references=references, plots=plots, implicits=self.implicits, random_symbols=self.random, design=study,
         )
 
     def range(self, low: ast.Expr, high: ast.Expr, span: ast.Span) -> tuple[float, float]:

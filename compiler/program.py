@@ -56,6 +56,8 @@ def generate(problem: ir.Problem) -> Program:
     if problem.controls:
         functions["controls"] = (list(problem.controls.values()), "tuple")
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in problem.states} - {ir.TIME}
+    if problem.design:   # the observed expression and its sensitivities, at the observation time
+        functions["observation"] = ([problem.design.observation, *problem.design.sensitivities], "tuple")
     ranges = {}
     for i, e in enumerate(problem.expectations):
         functions[f"expect_{i}"] = ([*e.left, *e.right], "tuple")

@@ -200,6 +200,7 @@ class ExpectStmt:
     over: tuple[str, Expr, Expr] | None
     over_span: Span | None
     span: Span
+    each_round: bool = False   # design studies: checked on every round (else once, at the end)
 
 
 @dataclass(frozen=True)
@@ -236,9 +237,45 @@ class PlotStmt:
     span: Span
 
 
+@dataclass(frozen=True)
+class DesignStmt:
+    """`design tobs in [0, 5]`: a variable the study chooses each round, within [low, high]."""
+
+    name: str
+    name_span: Span
+    low: Expr
+    high: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class ObserveStmt:
+    """`observe u(tobs) + normal(0, sigma)`: what one experiment returns (noise split by the checker)."""
+
+    expr: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class TruthStmt:
+    """`truth theta = 1.7`: the values that simulate experiments (the planner never sees them)."""
+
+    values: tuple[tuple[str, Expr, Span], ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class RoundsStmt:
+    """`rounds 30`: how many design-observe-update rounds the study runs."""
+
+    count: Expr
+    span: Span
+
+
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
     ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ImplicitStmt, ReferenceStmt, PlotStmt,
+    DesignStmt, ObserveStmt, TruthStmt, RoundsStmt,
 ]
 
 

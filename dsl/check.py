@@ -12,10 +12,10 @@ from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
-from . import ast
+from . import ast, design
 from .errors import SpecError, did_you_mean
-from .functions import CONSTANTS, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
-from .options import FIXED_STEP_METHODS, SETTINGS, NewtonOptions, MlpOptions, OdeOptions, TrainOptions
+from .functions import CONSTANTS, CRITERIA, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
+from .options import FIXED_STEP_METHODS, SETTINGS, MlpOptions, NewtonOptions, OdeOptions, TrainOptions
 
 MAX_NAME_LENGTH = 64
 DISTRIBUTIONS = {"normal": 2, "uniform": 2}
@@ -49,10 +49,20 @@ class CheckedSpec:
     expects: list[ast.ExpectStmt] = field(default_factory=list)
     references: list[ast.ReferenceStmt] = field(default_factory=list)
     plots: list[ast.PlotStmt] = field(default_factory=list)
+    # a sequential design study (report §6; dsl/design.py)
+    designs: dict[str, ast.DesignStmt] = field(default_factory=dict)
+    observation: "design.Observation | None" = None
+    truth: dict[str, tuple[ast.Expr, ast.Span]] = field(default_factory=dict)
+    rounds: int | None = None
 
     @property
     def controls(self) -> list[str]:
         return [n for n, s in self.lets.items() if s.kind == "control"]
+
+    @property
+    def uncertain(self) -> list[str]:
+        """Params with a Gaussian prior (`param theta ~ normal(mean, std)`)."""
+        return [n for n, b in self.params.items() if b.distribution is not None]
 
     def with_overrides(self, overrides: dict[str, str]) -> "CheckedSpec":
         """Apply `section.key=value` overrides (from `--set`), validated: `solve.<option>`,
@@ -136,9 +146,10 @@ def literal(expr: ast.Expr, error) -> object:
 class _Checker:
     def __init__(self, spec: ast.Spec) -> None:
         self.spec = spec
-        self.kinds: dict[str, str] = {}      # name -> const/param/state/def/let/control/net
+        self.kinds: dict[str, str] = {}      # name -> const/param/state/def/let/control/net/design
         self.spans: dict[str, ast.Span] = {}
         self.follows: dict[str, str | None] = {}  # let/control/def -> the state (or t) it varies with
+        self.uncertain: set[str] = set()          # params with a prior (design studies)
 
     def error(self, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
         return SpecError(message, span, self.spec.source, self.spec.filename, hint)
@@ -189,9 +200,11 @@ class _Checker:
                 table = {"const": out.consts, "param": out.params, "state": out.states}[s.kind]
                 for b in s.bindings:
                     self.declare(b.name, s.kind, b.name_span)
-                    if b.distribution is not None and s.kind != "state":
+                    if b.distribution is not None and s.kind == "const":
                         raise self.error(f"a {s.kind} cannot be drawn from a distribution", b.distribution.span,
                                          "use '=' with a value")
+                    if b.distribution is not None and s.kind == "param":
+                        self.uncertain.add(b.name)   # an uncertain param: its prior (dsl/design.py)
                     table[b.name] = b
             elif isinstance(s, ast.DefStmt):
                 self.declare(s.name, "def", s.name_span)
@@ -209,6 +222,8 @@ class _Checker:
                 self.declare(s.name, "net", s.name_span)
                 self.validate_parameters(s.name, s.inputs, s.input_spans)
                 out.nets[s.name] = (s, self.settings("net", s.architecture))
+            elif isinstance(s, ast.DesignStmt):
+                design.declare_design(self, out, s)
 
         # pass 2: statements that use names
         for s in stmts:
@@ -259,6 +274,8 @@ class _Checker:
                 out.references.append(s)
             elif isinstance(s, ast.PlotStmt):
                 out.plots.append(s)
+            elif isinstance(s, (ast.ObserveStmt, ast.TruthStmt, ast.RoundsStmt)):
+                design.collect(self, out, s)
 
         if not out.training:
             out.training.append(TrainOptions())
@@ -270,6 +287,7 @@ class _Checker:
         out.lets = {n: v for n, v in named.items() if n in out.lets}
         defs = self.sorted_by_dependencies(out.defs, lambda d: [d.body])
         self.check_fixed_times(out, defs)
+        design.check_study(self, out)
         return out
 
     def check_structure(self, out: CheckedSpec) -> None:
@@ -282,7 +300,7 @@ class _Checker:
         if out.states:
             if out.horizon and out.stop:
                 raise self.error("give either 'horizon' or 'stop when', not both", out.stop.span)
-            if not out.horizon and not out.stop:
+            if not out.horizon and not out.stop and not out.observation:   # a design study ends at its observation
                 raise self.error("a spec with states needs 'horizon <T>' or 'stop when <condition> within <T>'",
                                  next(iter(out.states.values())).span)
         if out.stop:
@@ -391,10 +409,10 @@ class _Checker:
             self.check_expr(b.value, "param", {"const"})
         for b in out.states.values():
             if b.value is not None:
-                self.check_expr(b.value, "initial value", {"const", "param"})
+                self.check_expr(b.value, "initial value", {"const", "param", "design"})
             else:
                 self.check_distribution(b.distribution)
-        dynamic = {"const", "param", "state", "def", "let", "control", "net", "time", "implicit"}
+        dynamic = {"const", "param", "state", "def", "let", "control", "net", "time", "implicit", "design"}
         if out.horizon:
             self.check_expr(out.horizon.value, "horizon", {"const"})
             dynamic.add("final_time")
@@ -538,6 +556,9 @@ class _Checker:
     def check_name(self, name: str, span: ast.Span, where: str, allowed: set[str], local: set[str]) -> None:
         if name in local or name in CONSTANTS:
             return
+        if name in CRITERIA:
+            design.check_criterion(self, name, span, where, allowed)
+            return
         if name == TIME:
             kind = "time"
         elif name == FINAL_TIME:
@@ -560,6 +581,9 @@ class _Checker:
         name = call.func
         if call.kwargs:
             raise self.error(f"{name}() takes no 'name=value' arguments", call.kwargs[0].span)
+        if design.is_design_call(self, call):
+            design.check_design_call(self, call, where, allowed, local)
+            return
         kind = self.kinds.get(name)
         nargs = len(call.args)
         if name in FUNCTIONS and name not in local and name not in self.kinds:
@@ -594,8 +618,9 @@ class _Checker:
                                  call.span, f"use '{name}' for its current value")
             arg = call.args[0] if nargs == 1 else None
             ok = isinstance(arg, ast.Name) and arg.id == FINAL_TIME or isinstance(arg, ast.Number) and arg.value == 0
-            if not ok:
-                raise self.error(f"a state can be taken at 0 or at T: {name}(0) or {name}(T)", call.span)
+            if not ok and not (isinstance(arg, ast.Name) and self.kinds.get(arg.id) == "design"):
+                raise self.error(f"a state can be taken at 0 or at T: {name}(0) or {name}(T)", call.span,
+                                 "or, in a design study, at a design time")
             return
         if kind in ("def", "net"):
             if kind == "def":

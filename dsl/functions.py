@@ -26,7 +26,12 @@ TRAJECTORY = {
     "mean": (1, 1),       # mean over the batch of initial conditions
 }
 
-FUNCTIONS = {**ELEMENTWISE, **LINEAR_ALGEBRA, **DERIVATIVE, **RANDOM_INIT, **TRAJECTORY}
+# Experimental design (report §6), in objectives and expects: the belief about uncertain params
+# (`mean(theta)` too, see dsl.design) and sensitivities d(expr)/d(theta) at the current belief mean.
+DESIGN_FUNCTIONS = {"var": (1, 1), "cov": (1, 2), "sens": (2, 2)}
+CRITERIA = {"information_gain"}   # 1/2 log(1 + g'Cg / sigma^2) of the observation
+
+FUNCTIONS = {**ELEMENTWISE, **LINEAR_ALGEBRA, **DERIVATIVE, **RANDOM_INIT, **TRAJECTORY, **DESIGN_FUNCTIONS}
 
 CONSTANTS = {"pi"}
 
@@ -35,4 +40,4 @@ TIME = "t"
 FINAL_TIME = "T"
 
 # Names that cannot be declared. A declaration may shadow a built-in function (e.g. `const d = 3`).
-RESERVED = CONSTANTS | {TIME, FINAL_TIME, "true", "false"}
+RESERVED = CONSTANTS | CRITERIA | {TIME, FINAL_TIME, "true", "false"}

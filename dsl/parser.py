@@ -21,7 +21,7 @@ MAX_DEPTH = 100  # syntax tree levels: keeps the recursive checker and compiler 
 
 STATEMENT_KEYWORDS = ("problem", "const", "param", "state", "def", "let", "net", "control", "der",
                       "horizon", "stop", "minimize", "maximize", "solve", "train", "batch", "expect",
-                      "reference", "plot")
+                      "reference", "plot", "design", "observe", "truth", "rounds")
 
 # What the user sees instead of Lark's names for the pattern terminals; literal ones show their text.
 TERMINAL_NAMES = {
@@ -221,10 +221,16 @@ class _ToAst(Transformer_NonRecursive):
         name, low, high = children
         return ("over", (str(name), low, high), _span(meta))
 
+    def each_round_clause(self, meta, children):
+        return ("each round", _span(meta))
+
+    def trailing_at_clause(self, meta, children):
+        return ("at", children[0], _span(meta))
+
     def expect_stmt(self, meta, children):
         left, at, op, right, *clauses = children
-        tolerance, relative, rms, over, over_span = None, False, False, None, None
-        seen: set[str] = set()
+        tolerance, relative, rms, over, over_span, each_round = None, False, False, None, None, False
+        seen: set[str] = {"at"} if at else set()
         for clause in clauses:
             kind, span = clause[0], clause[-1]
             if kind in seen:
@@ -234,10 +240,14 @@ class _ToAst(Transformer_NonRecursive):
                 tolerance, relative = clause[1], clause[2]
             elif kind == "rms":
                 rms = True
+            elif kind == "each round":
+                each_round = True
+            elif kind == "at":
+                at = clause[1]
             else:
                 over, over_span = clause[1], span
         return ast.ExpectStmt(left, at, str(op), right, tolerance, relative, rms, over, over_span,
-                              _span(meta))
+                              _span(meta), each_round)
 
     def assignment(self, meta, children):
         name, value = children
@@ -253,6 +263,19 @@ class _ToAst(Transformer_NonRecursive):
     def plot_stmt(self, meta, children):
         *exprs, var, low, high = children
         return ast.PlotStmt(tuple(exprs), str(var), _token_span(var), low, high, _span(meta))
+
+    def design_stmt(self, meta, children):
+        name, low, high = children
+        return ast.DesignStmt(str(name), _token_span(name), low, high, _span(meta))
+
+    def observe_stmt(self, meta, children):
+        return ast.ObserveStmt(children[0], _span(meta))
+
+    def truth_stmt(self, meta, children):
+        return ast.TruthStmt(children[0], _span(meta))
+
+    def rounds_stmt(self, meta, children):
+        return ast.RoundsStmt(children[0], _span(meta))
 
     def start(self, meta, children):
         return [c for c in children if c is not None]

@@ -80,6 +80,10 @@ def _run(args: argparse.Namespace) -> int:
 def _summary(result) -> None:
     print(f"{result.problem}: {result.objective.sense} {result.objective.expr} = {result.objective.final:.8g} "
           f"({result.steps} steps, {result.wall_time_s:.1f} s, {result.device}, {result.dtype})")
+    if result.rounds:
+        last = result.rounds[-1]
+        print(f"  {len(result.rounds)} rounds: " + ", ".join(
+            f"{name} = {mean:.6g} ± {last.var[name] ** 0.5:.3g}" for name, mean in last.mean.items()))
     for w in result.warnings:
         print(f"  warning: {w}")
     for c in result.checks:

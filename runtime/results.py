@@ -29,6 +29,22 @@ class ObjectiveResult(BaseModel):
     history: list[float]
 
 
+class DesignRound(BaseModel):
+    """One round of a design study: the design chosen with the prior belief, what was observed,
+    the posterior (per uncertain param), the criterion at the design and the `each round` expects."""
+
+    design: dict[str, float]
+    prior_mean: dict[str, float]
+    prior_var: dict[str, float]
+    observation: float
+    mean: dict[str, float]
+    var: dict[str, float]
+    error: dict[str, float]
+    criterion: float
+    cov: list[list[float]]
+    expects: list[Check] = []
+
+
 class Result(BaseModel):
     """What a run produces; users' scripts read these fields from result.json."""
 
@@ -46,6 +62,7 @@ class Result(BaseModel):
     reference: dict[str, dict] = {}
     versions: dict[str, str] = {}
     spec_sha256: str = ""
+    rounds: list[DesignRound] = []    # design studies only
     out_dir: str | None = None
 
     @property

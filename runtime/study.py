@@ -29,6 +29,9 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     With `write`, a checkpoint is saved atomically every `checkpoint_every` steps; `resume`
     continues from it (same spec required)."""
     problem = model.problem
+    if problem.design is not None:   # a sequential design study: rounds instead of one training
+        from .design_study import run_design_study
+        return run_design_study(model, seed=seed, out=out, quiet=quiet, write=write, spec_source=spec_source)
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     spec_hash = hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else ""
     start = time.perf_counter()
