@@ -26,8 +26,8 @@ it is measured twice more and the least kept, as this machine's other work can s
 
 Longer runs: `python -m pytest tests/test_fuzz.py -m slow` (10,000 mutations with more of them
 lowered, and 5,000 grammar examples, not derandomized: new ones each run);
-IMPSOLVE_FUZZ_SEED=<n> changes the mutation seed. The known issues at the end (in the compiler
-and the generated code) are strict xfails. `IMPSOLVE_RELIABILITY_DIR=<dir>` writes the figures
+IMPSOLVE_FUZZ_SEED=<n> changes the mutation seed. Non-finite and singular constants, found this
+way, are checked at the end. `IMPSOLVE_RELIABILITY_DIR=<dir>` writes the figures
 to <dir>/fuzz.json (tools/reliability_report.py).
 """
 from __future__ import annotations
@@ -454,36 +454,21 @@ def test_edge_inputs(label):
     campaign.assert_clean()
 
 
-# ------------------------------------------------------------------- known issues elsewhere
-# Found by probing the compiler with specs that check; reported, not fixed here (compiler/ and
-# runtime/ belong to others). strict: each starts failing as "XPASS" once fixed, to be moved
-# to EDGE_INPUTS (or to a test of the compiler).
-LOWERING_ISSUES = {
-    "inverse of a singular constant matrix": "minimize sum(inv([[0, 0], [0, 0]]))\n",
-}
-GENERATED_CODE_ISSUES = {   # the generated source names nan / inf, which its namespace lacks
+# ------------------------------------------------------------------- non-finite and singular constants
+# Found by probing the compiler with specs that check; each must be a located SpecError.
+CONSTANT_FAULTS = {
+    "inverse of a singular constant matrix": "param k = 1\nminimize k + sum(inv([[0, 0], [0, 0]]))\n",
     "0^-1 in a const": "const c = 0^-1\nparam k = 1\nminimize k + c\n",
     "log(0) in a const": "const c = log(0)\nparam k = 1\nminimize k + c\n",
     "overflowing product": "param k = 1\nminimize k + 1e308*1e308\n",
     "atan2(0, 0)": "param k = 1\nminimize k + atan2(0, 0)\n",
+    "sqrt(-1)": "param k = 1\nminimize k + sqrt(-1)\n",
 }
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="compiler: SymPy's NonInvertibleMatrixError escapes the lowering")
-@pytest.mark.parametrize("label", list(LOWERING_ISSUES))
-def test_known_lowering_issue(label):
-    campaign = Campaign()
-    campaign.run(LOWERING_ISSUES[label], origin=label)
-    campaign.assert_clean()
-
-
-@pytest.mark.xfail(strict=True, raises=NameError, reason="codegen/runtime: a non-finite constant becomes a bare nan/inf name "
-                                       "(NameError when the generated code runs)")
-@pytest.mark.parametrize("label", list(GENERATED_CODE_ISSUES))
-def test_known_generated_code_issue(label):
+@pytest.mark.parametrize("label", list(CONSTANT_FAULTS))
+def test_constant_faults_are_located_errors(label):
     import impsolve
-    try:
-        impsolve.load(GENERATED_CODE_ISSUES[label]).compile(device="cpu")()
-    except SpecError:
-        pass   # a located error would be a fix too
+    with pytest.raises(SpecError) as err:
+        impsolve.load(CONSTANT_FAULTS[label])
+    assert err.value.line is not None and err.value.column is not None
