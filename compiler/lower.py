@@ -54,9 +54,16 @@ class _Lowering:
 
         def go(n: ast.Expr) -> Value:
             try:
-                return step(n)
+                value = step(n)
             except ShapeError as err:
                 raise self.error(str(err), n.span) from None
+            except ValueError as err:   # e.g. SymPy's NonInvertibleMatrixError
+                raise self.error(str(err).split("\n")[0] or "invalid operation", n.span) from None
+            for entry in entries(value):
+                if entry.is_number and (entry.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or entry.is_real is False
+                                        or not math.isfinite(float(entry))):
+                    raise self.error(f"this is not a finite real number ({entry})", n.span)
+            return value
 
         def step(n: ast.Expr) -> Value:
             if isinstance(n, ast.Number):

@@ -493,7 +493,12 @@ class _Checker:
                 raise self.error("max_ratio must be a number >= 1", options["max_ratio"].value.span)
         seen = set()
         for name, value, span in reference.at:
-            self.check_range_variable(name, span, out)
+            kind = self.kinds.get(name)
+            if kind != "state":
+                raise self.error(f"the equilibrium ('at') gives states, but '{name}' is "
+                                 + (f"a {kind}" if kind else "not declared"), span,
+                                 "controls are 0 at the equilibrium" if kind == "control"
+                                 else did_you_mean(name, out.states) or "states: " + ", ".join(out.states))
             if name in seen:
                 raise self.error(f"'{name}' is given twice", span)
             seen.add(name)

@@ -1,7 +1,7 @@
 """Schemas of the settings statements (`solve`, `train`, nets), validated with pydantic."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
@@ -47,7 +47,7 @@ class TrainOptions(_Options):
 class MlpOptions(_Options):
     """`net f(x, y): mlp(...)`: a fully connected network."""
 
-    hidden: list[PositiveInt] = [16, 16]
+    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default=[16, 16], max_length=32)
     act: Literal["tanh", "relu", "sigmoid", "softplus", "elu", "gelu", "silu"] = "tanh"
 
 

@@ -17,6 +17,7 @@ from .errors import SpecError, did_you_mean
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
 MAX_SOURCE_CHARS = 1_000_000
+MAX_TOKENS = 10_000  # names, numbers and symbols: keeps parsing well under a second (about 30 us a token)
 MAX_DEPTH = 100  # syntax tree levels: keeps the recursive checker and compiler off Python's recursion limit
 
 STATEMENT_KEYWORDS = ("problem", "const", "param", "state", "def", "let", "net", "control", "der",
@@ -30,16 +31,65 @@ TERMINAL_NAMES = {
 }
 EXPRESSION_START = {"a name", "a number", "'('", "'['", "'+'", "'-'"}
 OPERATORS = {"'+'", "'-'", "'*'", "'/'", "'^'", "'@'", "\"'\""}
+WORD_CHAR = re.compile(r"[A-Za-z0-9_]")
+WORD = re.compile(r"[A-Za-z0-9_]+")
+# One token per match, with the blanks, comments and line continuations before it (counted by _check_size).
+TOKEN_SCAN = re.compile(r'(?:\s|#[^\n]*(?![^\n])|\\)*("[^"\n]*"?|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|\w+|[=!<>]=|\S|\Z)')
+# Binary and unary operators: an operand must follow them.
+OPERATOR_TEXTS = {"+", "-", "*", "/", "@", "^"}
+
+# Common mistakes recognised by the parser state they fail in (lark's match_examples): label -> examples.
+# Each example is tried as the first statement and after others (see _example_label).
+SYNTAX_EXAMPLES = {
+    "implicit without colon": ["solve y = 1", "solve y[2] = 1", "solve y y = 1"],
+    "implicit with ==": ["solve y: y == 1", "solve y[2]: y == 1", "solve y: y < 1"],
+    "implicit without =": ["solve y: y", "solve y[2]: y", "solve y: y using newton()"],
+}
+SYNTAX_MESSAGES = {  # label -> message (with {token}) and hint
+    "implicit without colon": ("unexpected {token} in an implicit equation: ':' must follow the unknown",
+                               "write 'solve y: lhs = rhs' (or 'solve ode(...)' for integrator settings)"),
+    "implicit with ==": ("unexpected {token} in an implicit equation",
+                         "an implicit equation uses one '=': solve y: lhs = rhs"),
+    "implicit without =": ("unexpected {token}: an implicit equation needs '='",
+                           "write it as lhs = rhs, e.g. solve y: y = tanh(y)"),
+}
+
+
+class _GluedWord(Exception):
+    """A keyword that the lexer split off the front of a longer word ('constant' -> 'const' 'ant')."""
+
+    def __init__(self, keyword: Token, rest: Token) -> None:
+        super().__init__(str(keyword))
+        self.keyword, self.rest = keyword, rest
+
+
+def _is_keyword(token: Token) -> bool:
+    return token.type != "NAME" and str(token).isalpha()
+
+
+def _glued(previous: Token, token: Token) -> bool:
+    """Whether `token` continues the word of `previous` (a keyword, or a number before a keyword)."""
+    return (token.start_pos == previous.end_pos and WORD_CHAR.match(str(token)) is not None
+            and (_is_keyword(previous) or previous.type == "NUMBER" and _is_keyword(token)))
 
 
 class BracketNewlines:
-    """Post-lexer: drop newlines inside () and [] so matrices and calls may span lines."""
+    """Post-lexer: drop newlines inside () and [] so matrices and calls may span lines.
+
+    It also stops a keyword glued to the word after it: where a name cannot follow, the contextual
+    lexer matches the keyword as a prefix, so 'constant = 1' would read as 'const ant = 1' and
+    'tol1' as 'tol 1'. A keyword must end where its word ends.
+    """
 
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         depth = 0
+        previous: Token | None = None
         for token in stream:
+            if previous is not None and _glued(previous, token):
+                raise _GluedWord(previous, token)
+            previous = token
             if token.type in ("LPAR", "LSQB"):
                 depth += 1
             elif token.type in ("RPAR", "RSQB"):
@@ -212,6 +262,8 @@ class _ToAst(Transformer_NonRecursive):
 
     def tol_clause(self, meta, children):
         number, percent = children
+        if not math.isfinite(float(number)):
+            raise SpecError(f"the number {number} is too large", _token_span(number), hint="the limit is about 1.8e308")
         return ("tol", float(number) / (100.0 if percent else 1.0), bool(percent), _span(meta))
 
     def rms_clause(self, meta, children):
@@ -364,6 +416,52 @@ def _character_error(err: UnexpectedCharacters, source: str, filename: str) -> S
     return SpecError(f"unexpected character '{shown}'", _char_span(source, offset), source, filename, hint)
 
 
+def _glued_word_error(err: _GluedWord, source: str, filename: str) -> SpecError:
+    """'constant', 'tolerance', 'horizon1', '5rms': a keyword run into the word it starts or ends."""
+    first, rest = err.keyword, err.rest
+    end = WORD.match(source, rest.start_pos).end()
+    word = source[first.start_pos:end]
+    line, column = _position(source, first.start_pos)
+    span = ast.Span(line, column, line, column + len(word))
+    if not _is_keyword(first):  # a number, then a keyword
+        return SpecError(f"unexpected '{word}'", span, source, filename,
+                         f"put a space between the number and '{rest}'")
+    if str(first) in STATEMENT_KEYWORDS and _starts_line(source, first.start_pos):
+        return SpecError(f"unknown statement '{word}'", span, source, filename,
+                         did_you_mean(word, STATEMENT_KEYWORDS)
+                         or "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS))
+    return SpecError(f"unexpected '{word}'", span, source, filename,
+                     f"did you mean '{first}'? A keyword is a word of its own: put a space after it")
+
+
+def _last_token(err: UnexpectedInput, types) -> Token | None:
+    """The last token of the statement being parsed whose type is in `types`, if any."""
+    state = getattr(err, "state", None)
+    for value in reversed(getattr(state, "value_stack", None) or ()):
+        if isinstance(value, Token):
+            if value.type == "_NL":
+                return None
+            if value.type in types:
+                return value
+    return None
+
+
+def _example_label(err: UnexpectedInput, token: Token) -> str | None:
+    """The common mistake (a key of SYNTAX_EXAMPLES) whose examples fail in the same parser state."""
+    if not isinstance(err, UnexpectedToken) or not _last_token(err, ("SOLVE",)):
+        return None
+    # the LALR stack differs for a first statement, a later one, and after a leading blank line or comment
+    examples = {label: [f"{before}{text}{after}" for text in texts
+                        for before in ("", "const c = 1\n", "\n", "\nconst c = 1\n") for after in ("", "\n")]
+                for label, texts in SYNTAX_EXAMPLES.items()}
+    label = err.match_examples(_lark().parse, examples, token_type_match_fallback=True, use_accepts=False)
+    if label == "implicit with ==" and token.type != "COMP_OP":
+        return None
+    if label == "implicit without =" and token.type not in ("_NL", "$END", "USING"):
+        return None
+    return label
+
+
 def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> SpecError:
     """A located SpecError, in the user's words, for a Lark parse error."""
     if isinstance(err, UnexpectedCharacters):
@@ -374,6 +472,10 @@ def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> SpecError
 
     token: Token | None = getattr(err, "token", None)
     at_end = token is None or token.type == "$END"
+    stack = getattr(getattr(err, "state", None), "value_stack", None)
+    previous = stack[-1] if stack and isinstance(stack[-1], Token) else None   # the token shifted last
+    if not at_end and previous is not None and _glued(previous, token):   # the lexer split a word
+        return _glued_word_error(_GluedWord(previous, token), source, filename)
     offset = len(source) if at_end else token.start_pos
     open_here = _open_brackets(source, offset)
     # A bracket left open to the end swallows the following lines: blame the bracket.
@@ -396,9 +498,30 @@ def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> SpecError
                          did_you_mean(str(token), STATEMENT_KEYWORDS) or keywords)
         return error(f"expected a statement, got {shown}", span, keywords)
     if token.type == "STRING":
-        return error(f"unexpected string {token}", span, "a string can only be the title: problem name \"title\"")
+        inner = str(token)[1:-1]
+        hint = (f"write the value without quotes: {inner}" if open_here and inner.isidentifier()
+                else "a string can only be the title: problem name \"title\"")
+        return error(f"unexpected string {token}", span, hint)
+    label = _example_label(err, token)
+    if label is not None:
+        message, hint = SYNTAX_MESSAGES[label]
+        return error(message.format(token=shown), span, hint)
     if str(token) == "=" and "COMP_OP" in expected:
-        return error("unexpected '='", span, "use '==' to compare; '=' only binds a name")
+        where = {"EXPECT": " in an expect", "WHEN": " in 'stop when'"}
+        keyword = _last_token(err, tuple(where))
+        following = source[offset + 1:offset + 2]
+        hint = (f"did you mean '{following}='?" if following in ("<", ">")
+                else "use '==' to compare; '=' only binds a name")
+        return error(f"unexpected '='{where[keyword.type] if keyword else ''}", span, hint)
+    if str(token) == "=" and offset > 0 and source[offset - 1] == "=":
+        line, column = _position(source, offset - 1)
+        return error("unexpected '=='", ast.Span(line, column, line, column + 2),
+                     "'=' defines a name; '==' compares, in expect, stop when and where(...)")
+    if previous is not None and str(previous) in OPERATOR_TEXTS and "NUMBER" in expected:
+        if str(previous) == "*" and str(token) == "*" and previous.end_pos == offset:
+            return error("unexpected '**'", ast.Span(previous.line, previous.column, previous.line, previous.column + 2),
+                         "use '^' for powers: x^2")
+        return error(f"unexpected {shown}: missing operand after '{previous}'", span, _expected_text(expected))
     return error(f"unexpected {shown}", span, _expected_text(expected))
 
 
@@ -414,11 +537,23 @@ def _check_depth(tree: Tree, source: str, filename: str) -> None:
             stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
-def parse(source: str, filename: str = "<spec>") -> ast.Spec:
-    """Parse spec text; raise SpecError (with line:col) on any syntax error."""
+def _check_size(source: str, filename: str) -> None:
+    """Reject a spec beyond MAX_SOURCE_CHARS characters or MAX_TOKENS tokens, at the place it crosses
+    the limit (the token count is cheap: it stops at the limit)."""
     if len(source) > MAX_SOURCE_CHARS:
         raise SpecError(f"spec is too large ({len(source)} characters; the limit is {MAX_SOURCE_CHARS})",
-                        None, source, filename)
+                        _char_span(source, MAX_SOURCE_CHARS), source, filename,
+                        "the rest of the spec from here on is over the limit")
+    for count, match in enumerate(TOKEN_SCAN.finditer(source), 1):
+        if count > MAX_TOKENS and match.group(1):
+            raise SpecError(f"spec is too long (more than {MAX_TOKENS} names, numbers and symbols)",
+                            _char_span(source, match.start(1)), source, filename,
+                            f"the limit keeps parsing under a second; a spec rarely needs {MAX_TOKENS // 10}")
+
+
+def parse(source: str, filename: str = "<spec>") -> ast.Spec:
+    """Parse spec text; raise SpecError (with line:col) on any syntax error."""
+    _check_size(source, filename)
     if "\x00" in source:
         raise SpecError("the spec contains a NUL byte", _char_span(source, source.index("\x00")), source, filename,
                         "a spec is plain text")
@@ -426,6 +561,8 @@ def parse(source: str, filename: str = "<spec>") -> ast.Spec:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
         raise _syntax_error(err, source, filename) from None
+    except _GluedWord as err:
+        raise _glued_word_error(err, source, filename) from None
     _check_depth(tree, source, filename)
     try:
         statements = _ToAst().transform(tree)

@@ -167,3 +167,12 @@ def test_shape_errors_are_located(text, line, col, message):
     assert (err.value.line, err.value.column) == (line, col), err.value.render()
     if message:
         assert message in err.value.message
+
+
+def test_coincident_singular_values_warn_instead_of_nan():
+    spec = "param X[3, 2] = [[1, 0], [0, 1], [0, 0]]\nmaximize smin(X)\n"
+    model = impsolve.load(spec).compile()
+    with pytest.warns(RuntimeWarning, match="singular values coincide"):
+        value = model()
+    value.backward()
+    assert torch.isfinite(model.params[0].grad).all()
