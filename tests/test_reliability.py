@@ -53,6 +53,7 @@ def test_nan_mid_training_is_skipped_and_training_recovers():
     result = impsolve.solve(spec, write=False)
     assert torch.isfinite(torch.tensor(result.objective.history)).all()
     assert result.objective.final < 0.3
+    _record("NaN handling", "NaN/Inf steps undone and retried at half the rate; stops after 5 with the der() term")
 
 
 def test_nan_names_the_dynamics_term():
@@ -121,7 +122,6 @@ def test_resume_continues_the_history_bit_identically(tmp_path, monkeypatch):
     monkeypatch.setattr(study, "_write_checkpoint", original)
     resumed = impsolve.solve(spec, out=tmp_path, resume=True)
     assert resumed.objective.history == reference
-    _record("NaN handling", "NaN/Inf steps undone and retried at half the rate; stops after 5 with the der() term")
 
 
 def test_resume_refuses_another_spec(tmp_path):
