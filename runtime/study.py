@@ -20,9 +20,14 @@ from .train import train
 
 
 def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None = None, quiet: bool = True,
-              write: bool = True, spec_source: str = "") -> Result:
-    """Train, check and (optionally) write results to `out` (default results/<problem>/)."""
+              write: bool = True, spec_source: str = "", realizations: int | None = None) -> Result:
+    """Train, check and (optionally) write results to `out` (default results/<problem>/). A spec with
+    `identify` runs the identification study instead (`realizations` overrides its count)."""
     problem = model.problem
+    if problem.discrete is not None and problem.discrete.identify is not None:
+        from .identify import run_identify
+        return run_identify(model, seed=seed, out=out, quiet=quiet, write=write, spec_source=spec_source,
+                            realizations=realizations)
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     start = time.perf_counter()
     before = _sampled_trajectory(model) if write and problem.states else None
