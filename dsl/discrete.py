@@ -103,8 +103,11 @@ def check_structure(checker: "_Checker", out: "CheckedSpec") -> None:
     for name, b in out.states.items():
         if name not in d.nexts:
             raise checker.error(f"state '{name}' has no dynamics", b.span, f"add 'next({name}) = ...'")
-    if out.states and d.steps is None:
-        raise checker.error("a discrete-time spec with states needs 'steps N'", next(iter(out.states.values())).span)
+    if not out.states:
+        raise checker.error("a discrete-time spec needs a state", d.first, "add e.g. 'state x = 0' and 'next(x) = ...'")
+    if d.steps is None:
+        raise checker.error("a discrete-time spec needs 'steps N'", next(iter(out.states.values())).span,
+                            "the number of steps of a rollout, e.g. 'steps 30'")
     if out.objective is None:
         raise checker.error("the spec has no objective", ast.Span(1, 1, 1, 2),
                             "add 'minimize <expr>' or 'maximize <expr>'")
@@ -178,6 +181,13 @@ def _check_identification(checker: "_Checker", out: "CheckedSpec", d: DiscreteSp
         if options.optimizer not in PLANNERS:
             raise checker.error(f"'identify' plans with {' or '.join(PLANNERS)}, not {options.optimizer}", st.call.span,
                                 "their per-coordinate updates keep the realisations independent")
+        if options.clip is not None:
+            clip = next(k for k in st.call.kwargs if k.name == "clip")
+            raise checker.error("'identify' does not clip gradients: one norm would couple the realisations",
+                                clip.span, "remove clip=...")
+    for holder in [*out.expects, *out.plots]:
+        raise checker.error("an 'identify' study reports estimation errors, not expects or plots", holder.span,
+                            "see result.json's 'identify' entry and identify.png")
 
 
 def check_expressions(checker: "_Checker", out: "CheckedSpec", dynamic: set[str]) -> None:

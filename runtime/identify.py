@@ -157,6 +157,9 @@ class Study:
 
     def train_phase(self, options: TrainOptions, sign: float) -> None:
         planner = self.planner
+        if options.clip is not None:
+            raise RunError("identify does not clip gradients: one norm would couple the realisations",
+                           "remove train.clip")
         params = [p for p in planner.parameters() if p.requires_grad]
         if not params:
             return

@@ -106,7 +106,7 @@ def plot_identification(path: Path, report: dict, strategies: tuple[str, ...], t
     ax.set_yscale("log")
     ax.set_xlabel("observed steps")
     ax.set_ylabel("estimation error")
-    ax.set_title(f"{title}: mean over {report['realizations']} realisations (± standard error)")
+    ax.set_title(f"{title}: mean ± standard error, {report['realizations']} realisations", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)
