@@ -29,6 +29,7 @@ class _DiscreteLowering(_Lowering):
         self.discrete = checked.discrete
         self.totals: dict[str, sp.Expr] = {}     # total(...) component -> summand
         self.total_count = 0
+        self.closed: dict[sp.Symbol, sp.Expr] = {}   # closed-loop control column -> its value
 
     def shape_declarations(self) -> dict[str, tuple[tuple[ast.Expr, ...], ast.Span]]:
         found = super().shape_declarations()
@@ -45,6 +46,22 @@ class _DiscreteLowering(_Lowering):
         self.totals.update(zip(components, entries(inner)))
         finals = [ir.final_symbol(c) for c in components]
         return sp.ImmutableMatrix(*_rows_cols(shape(inner)), finals) if is_matrix(inner) else finals[0]
+
+    def pointwise_to_final(self, value: Value) -> Value:
+        """`at end`: the closed-loop controls are taken at the final state."""
+        return super().pointwise_to_final(value.xreplace(self.closed))
+
+    def terminal(self, node: ast.Expr, at: str | None) -> Value:
+        """A terminal expression: the estimates are constant along a rollout (read from sT); noise
+        and open-loop controls have no value at the end."""
+        value = super().terminal(node, at)
+        estimates = [s for name in self.discrete.truths for s in entries(self.env[name])]
+        value = value.xreplace({s: ir.final_symbol(s.name) for s in estimates})
+        stepwise = {s for name in [*self.discrete.noises, *self.discrete.sequences] for s in entries(self.env[name])}
+        if any(e.free_symbols & stepwise for e in entries(value)):
+            raise self.error("noise and open-loop controls have no value at the end of a rollout", node.span,
+                             "sum them over the steps with total(...)")
+        return value
 
     def columns(self, name: str, shape_nodes: tuple[ast.Expr, ...], span: ast.Span) -> list[str]:
         """Declare `name` as column symbols (a noise, an estimate, a control); its components."""
@@ -78,7 +95,6 @@ class _DiscreteLowering(_Lowering):
         the environment; their closed-loop values (earlier controls substituted) are returned."""
         c = self.checked
         closed: dict[str, sp.Expr] = {}
-        substitutions: dict[sp.Symbol, sp.Expr] = {}
         for name in c.order:
             if name in c.implicits:
                 self.declare_implicit(c.implicits[name])
@@ -90,10 +106,10 @@ class _DiscreteLowering(_Lowering):
                 self.env[name] = value
                 continue
             components = _component_names(name, shape(value))
-            values = [e.xreplace(substitutions) for e in entries(value)]
+            values = [e.xreplace(self.closed) for e in entries(value)]
             symbols = [ir.state_symbol(x) for x in components]
             closed.update(zip(components, values))
-            substitutions.update(zip(symbols, values))
+            self.closed.update(zip(symbols, values))
             self.env[name] = sp.ImmutableMatrix(*_rows_cols(shape(value)), symbols) if is_matrix(value) else symbols[0]
         return closed
 
@@ -117,11 +133,12 @@ class _DiscreteLowering(_Lowering):
             row = [sp.diff(value, symbol) for symbol in theta]
             for derivative in row:
                 if derivative.has(sp.Derivative, sp.Subs) or derivative.free_symbols & set(theta):
-                    raise self.error(f"least squares needs next(...) affine in the estimated entries; {name} is not",
+                    raise self.error(f"least squares needs next(...) affine in the estimated entries; next({name}) "
+                                     "is not",
                                      statement.span, "e.g. next(x) = A @ x + B @ u + w with A estimated")
                 if derivative.free_symbols & noise:
-                    raise self.error(f"in {name} the noise multiplies an estimated entry; least squares needs "
-                                     "additive noise", statement.span)
+                    raise self.error(f"in next({name}) the noise multiplies an estimated entry; least squares "
+                                     "needs additive noise", statement.span)
             offset.append(value.xreplace(zero))
             jacobian.append(row)
         return offset, jacobian

@@ -335,6 +335,8 @@ class _Checker:
                 what = "the time 't'" if varying == TIME else f"the state '{varying}'"
                 shown = node.id if isinstance(node, ast.Name) else f"{node.func}(...)"
                 message = f"'{shown}' changes along the trajectory (it depends on {what}): add '{at}'"
+                if out.discrete is not None and varying == TIME:   # noise, open-loop controls
+                    message = f"'{shown}' changes at every step: sum it over the steps with total(...)"
             accumulate = "total(...) sums" if out.discrete else "integral(...) accumulates"
             raise self.error(message, node.span, "an objective or expect is evaluated once, on the whole "
                                                  f"trajectory; {accumulate} along it")
