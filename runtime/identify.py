@@ -186,9 +186,10 @@ class Study:
     def run(self) -> None:
         T0 = self.lengths[0]
         rows = least_squares_rows(self.planner, self.play(self.noise(T0), self.baseline_inputs(T0)))
-        for name in STRATEGIES:
+        first = errors(Transitions([rows[0]], [rows[1]]).estimate(), self.truth)
+        for name in STRATEGIES:                 # epoch 0 is shared
             self.data[name].append(rows)
-        self.record()
+            self.errors[name].append(first)
         for epoch, steps in enumerate(self.lengths[1:], start=1):
             started = time.perf_counter()
             self.plan(steps, self.data["adaptive"].estimate(), epoch)
@@ -200,11 +201,8 @@ class Study:
             self.data["oracle"].append((J[self.R:], y[self.R:]))
             baseline = self.play(noise, self.baseline_inputs(steps))
             self.data["baseline"].append(least_squares_rows(self.planner, baseline))
-            self.record()
-
-    def record(self) -> None:
-        for name in STRATEGIES:
-            self.errors[name].append(errors(self.data[name].estimate(), self.truth))
+            for name in STRATEGIES:
+                self.errors[name].append(errors(self.data[name].estimate(), self.truth))
 
     def report(self) -> dict:
         """result.json's `identify` entry."""
