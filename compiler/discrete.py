@@ -63,6 +63,19 @@ class _DiscreteLowering(_Lowering):
                              "sum them over the steps with total(...)")
         return value
 
+    def plot(self, p: ast.PlotStmt) -> ir.Plot:
+        """Pointwise: the closed-loop controls are functions of the states (so a grid can be used)."""
+        plot = super().plot(p)
+        plot.exprs = [e.xreplace(self.closed) for e in plot.exprs]
+        return plot
+
+    def expectation(self, e: ast.ExpectStmt) -> ir.Expectation:
+        expectation = super().expectation(e)
+        if expectation.over:
+            expectation.left = [v.xreplace(self.closed) for v in expectation.left]
+            expectation.right = [v.xreplace(self.closed) for v in expectation.right]
+        return expectation
+
     def columns(self, name: str, shape_nodes: tuple[ast.Expr, ...], span: ast.Span) -> list[str]:
         """Declare `name` as column symbols (a noise, an estimate, a control); its components."""
         dims = self.dims(shape_nodes, span)

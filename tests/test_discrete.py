@@ -265,3 +265,32 @@ def test_realizations_train_independently():
             optimizer.step()
     for a, b in zip(together.parameters(), alone.parameters()):
         torch.testing.assert_close(a[1], b[1], rtol=1e-12, atol=1e-14)
+
+
+POLICY = """
+problem discrete_policy
+state x ~ normal(0, 1), v = 0
+batch 4
+net f(x): mlp(hidden=[8])
+control u = f(x)
+next(x) = x + 0.1*v
+next(v) = 0.9*v + 0.1*u
+steps 20
+minimize mean(x(T)^2 + total(0.01*u^2))
+train adam(lr=0.02, steps=30)
+expect u == f(x) over x in [-1, 1] tol 1e-12
+expect mean(x(T)^2) < 10
+plot u, -x over x in [-2, 2]
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_discrete_spec_runs_end_to_end(tmp_path, dtype):
+    result = impsolve.solve(POLICY, out=tmp_path, device="cpu", dtype=dtype)
+    assert result.passed and result.objective.final < result.objective.history[0]
+    assert result.values["T"] == 20 and set(result.values) == {"x", "v", "T"}
+    assert impsolve.load(POLICY).program.ranges["plot_0"].on_grid      # u = f(x): drawn on a grid of x
+    rows = (tmp_path / "trajectory.csv").read_text().splitlines()
+    assert rows[0] == "t,trajectory,x,v,u" and len(rows) == 1 + 4 * 21
+    for name in ("plot_1.png", "expect_1.png", "trajectory.png", "objective.png"):
+        assert (tmp_path / name).stat().st_size > 0
