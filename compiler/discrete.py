@@ -15,9 +15,9 @@ import sympy as sp
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from . import ir
-from .program import Program, RangeFunction, _on_grid
 from .codegen import Layout, generate_module
 from .lower import _component_names, _Lowering, _rows_cols, _text
+from .program import Program, RangeFunction, _on_grid
 from .values import Value, entries, is_matrix, shape, show
 
 TOTAL_PREFIX = "total_"
@@ -124,7 +124,19 @@ class _DiscreteLowering(_Lowering):
             closed.update(zip(components, values))
             self.closed.update(zip(symbols, values))
             self.env[name] = sp.ImmutableMatrix(*_rows_cols(shape(value)), symbols) if is_matrix(value) else symbols[0]
+            self.check_causal(s, values)
         return closed
+
+    def check_causal(self, s: ast.LetStmt, values: list[sp.Expr]) -> None:
+        """A closed-loop control is computed before the controls of its step: it may not depend on
+        one through an implicit equation."""
+        used = set().union(*(v.free_symbols for v in values))
+        for implicit in reversed(self.implicits):
+            if used & set(implicit.unknowns):
+                used |= set().union(*(r.free_symbols for r in implicit.residual))
+        if used & set(self.closed):
+            raise self.error(f"the control '{s.name}' depends on a control through an implicit equation", s.span,
+                             "write the equation in terms of the states instead")
 
     def steps(self) -> int:
         node = self.discrete.steps.value
@@ -137,21 +149,22 @@ class _DiscreteLowering(_Lowering):
                       noises: list[ir.Noise]) -> tuple[list[sp.Expr], list[list[sp.Expr]]]:
         """next = offset + jacobian @ θ + noise: SymPy's ∂next/∂θ, which must be free of θ (affine
         dynamics) and of the noise (which is not observed)."""
-        theta = [ir.state_symbol(c) for e in estimates for c in e.components]
+        owners = [(ir.state_symbol(c), e.name) for e in estimates for c in e.components]
+        theta = {symbol for symbol, _ in owners}
         noise = {ir.state_symbol(c) for n in noises for c in n.components}
         zero = {symbol: sp.Integer(0) for symbol in [*theta, *noise]}
-        statement = next(iter(self.discrete.estimates.values()))
         offset, jacobian = [], []
         for name, value in step.items():
-            row = [sp.diff(value, symbol) for symbol in theta]
-            for derivative in row:
-                if derivative.has(sp.Derivative, sp.Subs) or derivative.free_symbols & set(theta):
+            row = [sp.diff(value, symbol) for symbol, _ in owners]
+            for derivative, (_, owner) in zip(row, owners):
+                span = self.discrete.estimates[owner].span
+                if derivative.has(sp.Derivative, sp.Subs) or derivative.free_symbols & theta:
                     raise self.error(f"least squares needs next(...) affine in the estimated entries; next({name}) "
-                                     "is not",
-                                     statement.span, "e.g. next(x) = A @ x + B @ u + w with A estimated")
+                                     f"is not affine in '{owner}'", span,
+                                     "e.g. next(x) = A @ x + B @ u + w with A estimated")
                 if derivative.free_symbols & noise:
-                    raise self.error(f"in next({name}) the noise multiplies an estimated entry; least squares "
-                                     "needs additive noise", statement.span)
+                    raise self.error(f"in next({name}) the noise multiplies '{owner}'; least squares needs additive "
+                                     "noise", span)
             offset.append(value.xreplace(zero))
             jacobian.append(row)
         return offset, jacobian
@@ -175,12 +188,11 @@ class _DiscreteLowering(_Lowering):
 
     def check_played(self, step: dict[str, sp.Expr], baseline: ir.Baseline) -> None:
         """Playing the baseline replaces one control; the dynamics must not need any other."""
-        played = {ir.state_symbol(c) for c in baseline.components}
         d = self.discrete
         others = [name for name in [*d.sequences, *self.checked.controls] if name != baseline.control]
         for name in others:
-            symbols = {ir.state_symbol(c) for c in entries_names(self.env[name])}
-            if any(value.free_symbols & symbols for value in step.values()) and not symbols <= played:
+            symbols = set(entries(self.env[name]))
+            if any(value.free_symbols & symbols for value in step.values()):
                 raise self.error(f"the dynamics use the control '{name}' besides '{baseline.control}', which the "
                                  "baseline replaces", d.baseline.span,
                                  f"let '{baseline.control}' carry every input, e.g. control {baseline.control} = ...")
@@ -232,11 +244,6 @@ class _DiscreteLowering(_Lowering):
             horizon=float(discrete.steps), stop=None, objective=objective, expectations=expectations, ode=c.ode,
             training=c.training, batch=c.batch, user_states=list(step), plots=plots, implicits=self.implicits,
             random_symbols=self.random, discrete=discrete)
-
-
-def entries_names(value: Value) -> list[str]:
-    """The column names of a value made of column symbols."""
-    return [s.name for s in entries(value)]
 
 
 def lower_discrete(checked: CheckedSpec) -> ir.Problem:

@@ -35,7 +35,7 @@ from .errors import RunError
 from .plots import plot_history, plot_identification
 from .progress import Progress
 from .results import ObjectiveResult, Result, write_atomic, write_csv, write_json
-from .rollout import DiscreteProblem, Rollout, _draw
+from .rollout import DiscreteProblem, Rollout, draw
 from .train import learning_rate, make_optimizer
 
 STRATEGIES = ("adaptive", "baseline", "oracle")
@@ -125,7 +125,7 @@ class Study:
     # -- the real system
     def noise(self, steps: int) -> torch.Tensor:
         """Process noise of the real system for `steps` steps of each realisation (steps x R x 1 x entries)."""
-        columns = [_draw(n.distribution, (steps, self.R, 1), self.world)
+        columns = [draw(n.distribution, (steps, self.R, 1), self.world)
                    for n in self.discrete.noises for _ in n.components]
         noise = torch.stack(columns, -1) if columns else torch.zeros(steps, self.R, 1, 0, dtype=torch.float64)
         return noise.to(self.model.device, self.model.dtype)
@@ -134,7 +134,7 @@ class Study:
         """The baseline's random inputs in the played control's columns (the others are unused: 0)."""
         d = self.discrete
         block = torch.zeros(steps, self.R, 1, len(d.control_columns), dtype=torch.float64)
-        block[..., self.played] = _draw(d.baseline.distribution, (steps, self.R, 1, len(self.played)), self.world)
+        block[..., self.played] = draw(d.baseline.distribution, (steps, self.R, 1, len(self.played)), self.world)
         return block.to(self.model.device, self.model.dtype)
 
     def play(self, noise: torch.Tensor, played: torch.Tensor | None) -> Rollout:

@@ -81,7 +81,7 @@ class DiscreteProblem(CompiledProblem):
         return (self.realizations, rollouts) if self.realizations is not None else (rollouts,)
 
     def _sample_initial(self, generator: torch.Generator) -> torch.Tensor:
-        columns = [_draw(self.problem.initial[name], self.batch_shape, generator)
+        columns = [draw(self.problem.initial[name], self.batch_shape, generator)
                    for name in self.problem.discrete.states
                    if isinstance(self.problem.initial[name], ir.Distribution)]
         if not columns:
@@ -91,7 +91,7 @@ class DiscreteProblem(CompiledProblem):
     def draw_noise(self, steps: int, batch_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """Noise for `steps` steps (steps x batch x noise entries), from the model's seeded generator."""
         batch_shape = self.batch_shape if batch_shape is None else batch_shape
-        columns = [_draw(noise.distribution, (steps, *batch_shape), self.generator)
+        columns = [draw(noise.distribution, (steps, *batch_shape), self.generator)
                    for noise in self.discrete.noises for _ in noise.components]
         if not columns:
             return torch.zeros(steps, *batch_shape, 0, dtype=self.dtype, device=self.device)
@@ -103,8 +103,8 @@ class DiscreteProblem(CompiledProblem):
         self.steps = steps
         self.noise = self.draw_noise(steps)
         if self.sizes["sequences"] and (self.sequence is None or self.sequence.shape[0] != steps):
-            draw = torch.randn((steps, *self.sequence_shape), generator=self.generator, dtype=torch.float64)
-            self.sequence = nn.Parameter(draw.to(self.device, self.dtype))
+            values = torch.randn((steps, *self.sequence_shape), generator=self.generator, dtype=torch.float64)
+            self.sequence = nn.Parameter(values.to(self.device, self.dtype))
 
     def resample(self) -> None:
         """New random initial states and noise draws (seeded, reproducible)."""
@@ -122,7 +122,7 @@ class DiscreteProblem(CompiledProblem):
         for name in self.discrete.states:
             initial = self.problem.initial[name]
             if isinstance(initial, ir.Distribution):
-                value = next(random) if generator is None else _draw(initial, batch_shape, generator)
+                value = next(random) if generator is None else draw(initial, batch_shape, generator)
                 if value.shape != batch_shape:
                     raise RunError("random initial states are drawn for the model's own batch",
                                    "pass a generator to draw them for another batch")
@@ -244,7 +244,7 @@ class DiscreteProblem(CompiledProblem):
         return {name: states[..., columns.index(name)] for name in self.discrete.control_columns}
 
 
-def _draw(distribution: ir.Distribution, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+def draw(distribution: ir.Distribution, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """Draws of normal(mean, std) or uniform(low, high), in float64 on the CPU (reproducible everywhere)."""
     if distribution.kind == "normal":
         return distribution.a + distribution.b * torch.randn(shape, generator=generator, dtype=torch.float64)

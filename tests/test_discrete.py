@@ -176,7 +176,7 @@ maximize smin(total(outer(x, x)))
 train adam(lr=0.05, steps=40)
 """
     model = impsolve.load(spec).compile(device="cpu", seed=0)
-    u = model.played_sequences()
+    u = model.played_sequences().detach()
     assert u.shape == (20, 2) and float(u.square().sum() / 20) == pytest.approx(4.0, rel=1e-12)
     result = impsolve.solve(spec, device="cpu", write=False)
     assert result.objective.final > 2 * result.objective.history[0]

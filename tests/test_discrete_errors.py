@@ -69,7 +69,7 @@ CASES = [
      "next(x) = x + u + w\nsteps 5\nmaximize total(x^2)\n" + IDENT, 7, 1, "needs an unknown to estimate", "truth"),
     ("dynamics not affine", ID.replace("A*x", "A^2*x") + IDENT, 3, 1, "affine in the estimated entries", None),
     ("noise multiplies", ID.replace("A*x + u + w", "A*x*(1 + w) + u") + IDENT, 3, 1,
-     "the noise multiplies an estimated entry", None),
+     "the noise multiplies 'A'", None),
     ("another control", ID.replace("control u over steps", "control u over steps\ncontrol v over steps")
      .replace("+ u + w", "+ u + v + w") + IDENT, 12, 1, "use the control 'v' besides 'u'", None),
     ("truth of a state", ID.replace("truth A = 0.9", "truth A = x") + IDENT, 2, 11,
