@@ -69,8 +69,6 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     from .runtime.study import run_study
     model = problem.compile(args.device, args.dtype, args.seed)
-    if args.realizations is not None and args.realizations < 1:
-        raise SpecError("--realizations must be a positive integer", None, filename="--realizations")
     result = run_study(model, seed=args.seed, out=args.out, quiet=args.quiet, write=True,
                        spec_source=problem.checked.spec.source, realizations=args.realizations)
     _summary(result)

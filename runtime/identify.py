@@ -156,6 +156,8 @@ class Study:
             self.train_phase(options, sign)
 
     def train_phase(self, options: TrainOptions, sign: float) -> None:
+        """One training phase of all planner copies: the loss is the sum of their objectives (times
+        `sign`), so each copy's gradient is its own; the history gets the adaptive copies' mean."""
         planner = self.planner
         if options.clip is not None:
             raise RunError("identify does not clip gradients: one norm would couple the realisations",
@@ -224,10 +226,13 @@ def run_identify(model: DiscreteProblem, *, seed: int = 0, out: str | Path | Non
     identify.csv, identify.png, history.csv and objective.png."""
     from .study import _results_folder
     problem = model.problem
+    realizations = model.discrete.identify.realizations if realizations is None else realizations
+    if realizations < 1:
+        raise RunError(f"realizations must be a positive integer, got {realizations}", exit_code=2)
     folder = _results_folder(out, problem.name) if write else None
     start = time.perf_counter()
     with _one_thread(model.device):
-        study = Study(model, realizations or model.discrete.identify.realizations, seed, quiet)
+        study = Study(model, realizations, seed, quiet)
         study.run()
     report = study.report()
     final = {name: report[name]["error"][-1] for name in STRATEGIES}

@@ -144,8 +144,7 @@ class DiscreteProblem(CompiledProblem):
         step, controls = self.functions["step"], self.functions.get("controls")
         sequence = self.played_sequences() if played is None else None
         x, states, inputs = x0, [x0], []
-        for t in range(steps):
-            time = torch.tensor(float(t), dtype=self.dtype, device=self.device)
+        for t, time in enumerate(torch.arange(steps, dtype=self.dtype, device=self.device).unbind()):
             if played is not None:
                 row = torch.cat([x, noise[t], estimate, played[t]], -1)
             else:

@@ -104,6 +104,23 @@ def test_total_keeps_its_shape_and_sums_over_the_steps():
     torch.testing.assert_close(rows[-1, 0, -9:].reshape(3, 3), gram.detach())   # the running total at T
 
 
+def test_matrix_state_with_x_at_0_and_T():
+    spec = """
+const A[2, 2] = [[0.9, 0.1], [0, 0.8]]
+param k = 0.5
+state X[2, 2] = diag(1, 1)
+next(X) = k * A @ X
+steps 4
+minimize sum(X(T)) + trace(X(0))
+"""
+    model = impsolve.load(spec).compile(device="cpu")
+    value = model()
+    value.backward()
+    A4 = torch.linalg.matrix_power(torch.tensor([[0.9, 0.1], [0, 0.8]], dtype=F64), 4)
+    assert float(value.detach()) == pytest.approx(float(0.5 ** 4 * A4.sum() + 2), rel=1e-14)
+    assert float(model.params[0].grad) == pytest.approx(float(4 * 0.5 ** 3 * A4.sum()), rel=1e-14)
+
+
 def test_noise_is_seeded_held_fixed_and_resampled():
     problem = impsolve.load(LINEAR)
     a, b = problem.compile(device="cpu", seed=7), problem.compile(device="cpu", seed=7)
