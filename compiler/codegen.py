@@ -109,7 +109,10 @@ class TorchPrinter(PythonCodePrinter):
         args = ", ".join(self._print(a) for a in expr.args)
         if name in self.net_index:
             inputs = f"_column({args})" if len(expr.args) == 1 else f"_stack({args})"
-            return f"net_{self.net_index[name]}({inputs})[..., 0]"
+            return f"net_{self.net_index[name]}({inputs})"
+        if isinstance(expr, fn.net_output):
+            call, index = expr.args
+            return f"{self._print(call)}[..., {int(index)}]"
         if isinstance(expr, fn.batch_mean):
             return f"_batch_mean({args})"
         if name in LIBRARY_FUNCTIONS:

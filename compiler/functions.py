@@ -35,6 +35,11 @@ class batch_mean(sp.Function):  # noqa: N801
     """Mean over the batch of trajectories (the language's `mean`)."""
 
 
+class net_output(sp.Function):  # noqa: N801
+    """Entry i of a net's output: net_output(f(a, b, ...), i), f an undefined function named after
+    the net. The entries of one call share it, so CSE runs a vector-valued net once."""
+
+
 def _where(cond, a, b):
     return sp.Piecewise((a, cond), (b, True))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..dsl.ast import Span
-from ..dsl.options import MlpOptions, NewtonOptions, OdeOptions, TrainOptions
+from ..dsl.options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, TrainOptions
 
 TIME = sp.Symbol("t", real=True)
 FINAL_TIME = sp.Symbol("T", real=True)
@@ -40,9 +40,17 @@ class Distribution:
 
 @dataclass
 class Net:
+    """A net: its inputs, each with its number of entries (a vector input is several), and options."""
+
     name: str
     inputs: tuple[str, ...]
     options: MlpOptions
+    sizes: tuple[int, ...] = ()     # entries per input; () = one each
+
+    @property
+    def width(self) -> int:
+        """The number of input entries (the concatenation of the inputs)."""
+        return sum(self.sizes) if self.sizes else len(self.inputs)
 
 
 @dataclass
@@ -181,3 +189,74 @@ class Problem:
     implicits: list[Implicit] = field(default_factory=list)   # in dependency order
     random_symbols: list[sp.Symbol] = field(default_factory=list)
     design: DesignStudy | None = None                      # a sequential design study (report §6)
+    discrete: "Discrete | None" = None       # discrete-time specs (compiler.discrete)
+
+
+@dataclass
+class Noise:
+    """`noise w[d] ~ ...`: its entries, drawn independently at every step of every rollout."""
+
+    name: str
+    components: list[str]
+    distribution: Distribution
+
+
+@dataclass
+class Estimate:
+    """`truth A = ...` with `estimate A by ols`: the entries (row-major) and their true values."""
+
+    name: str
+    components: list[str]
+    truth: list[float]
+    method: str
+
+
+@dataclass
+class Baseline:
+    """`baseline u ~ ...`: random inputs played instead of a control."""
+
+    control: str
+    components: list[str]
+    distribution: Distribution
+
+
+@dataclass
+class Discrete:
+    """A discrete-time problem. Its columns (the Problem's `states`, in this order): the states,
+    the noise entries, the estimated entries, the control entries (open-loop sequences first,
+    then closed-loop controls), and the entries of each total(...).
+
+    `step` gives the states at t+1 from the columns at t (controls as inputs); `controls` gives
+    the closed-loop controls from the states, noise, estimates and sequences; `totals` the
+    summands of total(...). The least-squares model of the transitions (estimates only):
+    next = offset + jacobian @ θ + noise, θ = the estimated entries; both free of θ and noise."""
+
+    steps: int
+    states: list[str]
+    noises: list[Noise]
+    estimates: list[Estimate]
+    sequences: dict[str, list[str]]          # open-loop control -> its components
+    controls: dict[str, sp.Expr]             # closed-loop control component -> value
+    step: dict[str, sp.Expr]                 # state component -> value at the next step
+    totals: dict[str, sp.Expr]               # total(...) component -> summand
+    offset: list[sp.Expr] = field(default_factory=list)            # one per state
+    jacobian: list[list[sp.Expr]] = field(default_factory=list)    # states x estimated entries
+    identify: IdentifyOptions | None = None
+    baseline: Baseline | None = None
+    energies: dict[str, float] = field(default_factory=dict)   # open-loop control -> mean energy (1/T) Σ |u_t|²
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.states, *self.noise_columns, *self.estimate_columns, *self.control_columns, *self.totals]
+
+    @property
+    def noise_columns(self) -> list[str]:
+        return [c for n in self.noises for c in n.components]
+
+    @property
+    def estimate_columns(self) -> list[str]:
+        return [c for e in self.estimates for c in e.components]
+
+    @property
+    def control_columns(self) -> list[str]:
+        return [*(c for cs in self.sequences.values() for c in cs), *self.controls]

@@ -20,7 +20,7 @@ from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
 from .derivative import total_derivative
 from .design import DesignLowering
-from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean
+from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean, net_output
 from .linearize import linearize
 from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
     show, transpose
@@ -40,6 +40,7 @@ class _Lowering:
         self.implicits: list[ir.Implicit] = []
         self.random: list[sp.Symbol] = []         # randn() draws of param initial values
         self.design: DesignLowering | None = None   # a sequential design study (compiler/design.py)
+        self.net_sizes: dict[str, tuple[int, ...]] = {}   # net -> entries of each input
 
     def error(self, message: str, span: ast.Span, hint: str | None = None) -> SpecError:
         spec = self.checked.spec
@@ -121,9 +122,9 @@ class _Lowering:
         if n.func in self.checked.defs:
             d = self.checked.defs[n.func]
             return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])))
-        if n.func in self.nets:   # on vectors: applied entry by entry
-            return elementwise(self.nets[n.func], *[go(a) for a in n.args])
-        if n.func in ("integral", "mean", *DESIGN_FUNCTIONS) or n.func in self.checked.states:
+        if n.func in self.nets:
+            return self.net_call(n, [go(a) for a in n.args])
+        if n.func in ("integral", "mean", "total", *DESIGN_FUNCTIONS) or n.func in self.checked.states:
             if at_time is None:  # the checker allows these only where at_time is given
                 raise self.error(f"{n.func}(...) is not allowed here", n.span)
             return at_time(n.func, n)
@@ -138,6 +139,48 @@ class _Lowering:
         if n.func in LINEAR_ALGEBRA:
             return reduce(n.func, args)
         return elementwise(ELEMENTWISE[n.func], *args)
+
+    def net_call(self, n: ast.Call, args: list[Value]) -> Value:
+        """A net on its arguments. When each argument has as many entries as its input, the net runs
+        once on their concatenation (with `out=k > 1` it gives a vector of k entries); a net of
+        scalar inputs with one output maps over vector arguments entry by entry."""
+        function, sizes, out = self.nets[n.func], self.input_sizes(n.func), self.checked.nets[n.func][1].out
+        counts = [len(entries(a)) for a in args]
+        if counts == list(sizes):
+            call = function(*[e for a in args for e in entries(a)])
+            outputs = [net_output(call, i) for i in range(out)]
+            return outputs[0] if out == 1 else sp.ImmutableMatrix(outputs)
+        if all(size == 1 for size in sizes) and out == 1:
+            return elementwise(lambda *xs: net_output(function(*xs), 0), *args)
+        inputs = self.checked.nets[n.func][0].inputs
+        want = ", ".join(f"{name}: {size}" for name, size in zip(inputs, sizes))
+        raise self.error(f"net '{n.func}' takes {sum(sizes)} input entr{'y' if sum(sizes) == 1 else 'ies'} ({want}), got "
+                         f"{', '.join(map(str, counts))}", n.span,
+                         "an input named after a value declared with a shape (e.g. state x[3]) takes its entries; "
+                         "a net of scalar inputs with out=1 also maps over vectors entry by entry")
+
+    def input_sizes(self, net: str) -> tuple[int, ...]:
+        """The entries of each input of a net: an input named after a value declared with a shape
+        (state x[3], const c[2, 2], ...) takes its entries, any other input one number."""
+        if net not in self.net_sizes:
+            declared = self.shape_declarations()
+            sizes = []
+            for name in self.checked.nets[net][0].inputs:
+                if declared.get(name, ((), None))[0]:
+                    sizes.append(math.prod(self.dims(*declared[name])))
+                elif name in self.checked.consts:       # const c = [1, 2, 3]: the value's shape
+                    sizes.append(len(entries(self.env[name])))
+                else:
+                    sizes.append(1)
+            self.net_sizes[net] = tuple(sizes)
+        return self.net_sizes[net]
+
+    def shape_declarations(self) -> dict[str, tuple[tuple[ast.Expr, ...], ast.Span]]:
+        """Declared shapes (the shape's nodes and the declaration's span) by name."""
+        c = self.checked
+        found = {name: (b.shape, b.span) for table in (c.consts, c.params, c.states) for name, b in table.items()}
+        found.update({name: (s.shape, s.span) for name, s in [*c.lets.items(), *c.implicits.items()]})
+        return found
 
     def derivative(self, value: Value, target: ast.Name, span: ast.Span) -> Value:
         """d(value, target): symbolic, through implicit layers by the implicit function theorem."""
@@ -208,6 +251,8 @@ class _Lowering:
                 pick = ir.initial_symbol if isinstance(arg, ast.Number) else ir.final_symbol
                 return self.env[func].applyfunc(lambda s: pick(s.name)) if is_matrix(self.env[func]) \
                     else pick(func)
+            if func == "total":
+                return self.total(call)
             if func == "integral":
                 inner = self.expr(call.args[0])
                 if is_matrix(inner):
@@ -223,6 +268,11 @@ class _Lowering:
 
         value = self.expr(node, at_time=at_time)
         return self.pointwise_to_final(value) if at is not None else value
+
+    def total(self, call: ast.Call) -> Value:
+        """total(expr): a sum over the steps, for discrete-time specs (see compiler.discrete)."""
+        raise self.error("total() sums over the steps of a discrete-time spec", call.span,
+                         "use integral(...) with der(...) dynamics, or write next(x) = ... and steps N")
 
     def pointwise_to_final(self, value: Value) -> Value:
         subs = {ir.state_symbol(s): ir.final_symbol(s) for s in self.state_components}
@@ -365,7 +415,7 @@ class _Lowering:
             horizon = 1.0 if dynamics else None
         return ir.Problem(
             name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
-            nets={n: ir.Net(n, stmt.inputs, opts) for n, (stmt, opts) in c.nets.items()},
+            nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
             dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user_states,
             references=references, plots=plots, implicits=self.implicits, random_symbols=self.random, design=study,
@@ -494,4 +544,7 @@ def _text(checked: CheckedSpec, node) -> str:
 
 def lower(checked: CheckedSpec) -> ir.Problem:
     """Lower a checked spec to a `Problem` of SymPy expressions."""
+    if checked.discrete is not None:
+        from .discrete import lower_discrete
+        return lower_discrete(checked)
     return _Lowering(checked).run()

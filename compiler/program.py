@@ -42,6 +42,9 @@ def _on_grid(exprs: list[sp.Expr], var: str, fixed: set[sp.Symbol], implicits: l
 
 def generate(problem: ir.Problem) -> Program:
     """Generate the torch module for a problem."""
+    if problem.discrete is not None:
+        from .discrete import generate_discrete
+        return generate_discrete(problem)
     layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
                     implicits=problem.implicits)
     functions: dict[str, tuple[list[sp.Expr], str]] = {}

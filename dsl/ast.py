@@ -258,10 +258,15 @@ class ObserveStmt:
 
 @dataclass(frozen=True)
 class TruthStmt:
-    """`truth theta = 1.7`: the values that simulate experiments (the planner never sees them)."""
+    """`truth theta = 1.7` (an uncertain param) or `truth A[d, d] = [[...]]` (an unknown the planner
+    estimates): values used only to simulate the real system; the planner never sees them."""
 
-    values: tuple[tuple[str, Expr, Span], ...]
+    bindings: tuple[Binding, ...]
     span: Span
+
+    @property
+    def values(self) -> tuple[tuple[str, Expr, Span], ...]:
+        return tuple((b.name, b.value, b.name_span) for b in self.bindings)
 
 
 @dataclass(frozen=True)
@@ -272,10 +277,85 @@ class RoundsStmt:
     span: Span
 
 
+# ------------------------------------------------------- discrete time, identification
+@dataclass(frozen=True)
+class NextStmt:
+    """`next(x) = expr`: the state at the next step, x_{t+1} = expr(x_t, u_t, w_t, t)."""
+
+    state: str
+    state_span: Span
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class StepsStmt:
+    """`steps N`: the number of steps of a discrete-time rollout."""
+
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class NoiseStmt:
+    """`noise w[d] ~ normal(0, sigma)`: a fresh draw at every step of every rollout."""
+
+    name: str
+    name_span: Span
+    shape: tuple[Expr, ...]
+    distribution: Call
+    span: Span
+
+
+@dataclass(frozen=True)
+class EstimateStmt:
+    """`estimate A by ols`: the planner sees the estimate of A from the transitions observed so far."""
+
+    names: tuple[str, ...]
+    name_spans: tuple[Span, ...]
+    method: str
+    method_span: Span
+    span: Span
+
+
+@dataclass(frozen=True)
+class IdentifyStmt:
+    """`identify epochs=3, first=10, growth=3`: the adaptive identification study (Algorithm 1)."""
+
+    options: tuple[tuple[str, Expr, Span], ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class BaselineStmt:
+    """`baseline u ~ normal(0, s)`: random inputs played instead of the control `u` (first epoch, baseline)."""
+
+    control: str
+    control_span: Span
+    distribution: Call
+    span: Span
+
+
+@dataclass(frozen=True)
+class SequenceStmt:
+    """`control u[d] over steps [energy E]`: an open-loop control, one free value per step; with
+    `energy`, scaled so that its mean energy (1/T) Σ_t |u_t|² is E."""
+
+    name: str
+    name_span: Span
+    shape: tuple[Expr, ...]
+    energy: Expr | None
+    span: Span
+
+
+DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStmt, IdentifyStmt, BaselineStmt,
+                          SequenceStmt]
+
+
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
     ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ImplicitStmt, ReferenceStmt, PlotStmt,
-    DesignStmt, ObserveStmt, TruthStmt, RoundsStmt,
+    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement,
 ]
 
 

@@ -12,7 +12,8 @@ from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
-from . import ast, design
+from . import ast, design, discrete
+from .discrete import DiscreteSpec
 from .errors import SpecError, did_you_mean
 from .functions import CONSTANTS, CRITERIA, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
 from .options import FIXED_STEP_METHODS, SETTINGS, MlpOptions, NewtonOptions, OdeOptions, TrainOptions
@@ -54,6 +55,7 @@ class CheckedSpec:
     observation: "design.Observation | None" = None
     truth: dict[str, tuple[ast.Expr, ast.Span]] = field(default_factory=dict)
     rounds: int | None = None
+    discrete: DiscreteSpec | None = None     # discrete-time statements (dsl.discrete), None in ODE specs
 
     @property
     def controls(self) -> list[str]:
@@ -174,10 +176,12 @@ class _Checker:
         if name in RESERVED:
             raise self.error(f"'{name}' is a built-in name and cannot be redeclared", span)
 
-    def validate_parameters(self, owner: str, names: tuple[str, ...], spans: tuple[ast.Span, ...]) -> None:
-        """The parameter names of a def or the input names of a net."""
+    def validate_parameters(self, owner: str, names: tuple[str, ...], spans: tuple[ast.Span, ...],
+                            builtins: tuple[str, ...] = ()) -> None:
+        """The parameter names of a def or the input names of a net (which may be named `t`)."""
         for i, (name, span) in enumerate(zip(names, spans)):
-            self.validate_identifier(name, span)
+            if name not in builtins:
+                self.validate_identifier(name, span)
             if name in names[:i]:
                 raise self.error(f"'{owner}' has the parameter '{name}' twice", span)
 
@@ -220,10 +224,12 @@ class _Checker:
                     update={"method": s.options.func}) if s.options else NewtonOptions()
             elif isinstance(s, ast.NetStmt):
                 self.declare(s.name, "net", s.name_span)
-                self.validate_parameters(s.name, s.inputs, s.input_spans)
+                self.validate_parameters(s.name, s.inputs, s.input_spans, builtins=(TIME,))
                 out.nets[s.name] = (s, self.settings("net", s.architecture))
             elif isinstance(s, ast.DesignStmt):
                 design.declare_design(self, out, s)
+            elif isinstance(s, discrete.STATEMENTS):
+                discrete.collect(self, out, s)
 
         # pass 2: statements that use names
         for s in stmts:
@@ -291,6 +297,8 @@ class _Checker:
         return out
 
     def check_structure(self, out: CheckedSpec) -> None:
+        if out.discrete is not None:
+            return discrete.check_structure(self, out)
         for name, b in out.states.items():
             if name not in out.ders:
                 raise self.error(f"state '{name}' has no dynamics", b.span, f"add 'der({name}) = ...'")
@@ -345,8 +353,11 @@ class _Checker:
                 what = "the time 't'" if varying == TIME else f"the state '{varying}'"
                 shown = node.id if isinstance(node, ast.Name) else f"{node.func}(...)"
                 message = f"'{shown}' changes along the trajectory (it depends on {what}): add '{at}'"
+                if out.discrete is not None and varying == TIME:   # noise, open-loop controls
+                    message = f"'{shown}' changes at every step: sum it over the steps with total(...)"
+            accumulate = "total(...) sums" if out.discrete else "integral(...) accumulates"
             raise self.error(message, node.span, "an objective or expect is evaluated once, on the whole "
-                                                 "trajectory; integral(...) accumulates along it")
+                                                 f"trajectory; {accumulate} along it")
 
     def varying(self, expr: ast.Expr, local: frozenset[str] = frozenset()
                 ) -> tuple[ast.Name | ast.Call, str] | None:
@@ -359,7 +370,7 @@ class _Checker:
             if self.kinds.get(expr.id) == "state" or expr.id == TIME:
                 return expr, expr.id
             return (expr, self.follows[expr.id]) if self.follows.get(expr.id) else None
-        if isinstance(expr, ast.Call) and (expr.func == "integral" or self.kinds.get(expr.func) == "state"):
+        if isinstance(expr, ast.Call) and (expr.func in ("integral", "total") or self.kinds.get(expr.func) == "state"):
             return None
         for child in children(expr):
             found = self.varying(child, local)
@@ -416,6 +427,9 @@ class _Checker:
         if out.horizon:
             self.check_expr(out.horizon.value, "horizon", {"const"})
             dynamic.add("final_time")
+        if out.discrete is not None:
+            dynamic |= discrete.KINDS
+            discrete.check_expressions(self, out, dynamic)
         for d in out.defs.values():
             self.check_expr(d.body, "def", dynamic - {"state", "let", "control"}, local=set(d.params))
         for s in out.lets.values():

@@ -52,6 +52,8 @@ def collect(checker: "_Checker", out: "CheckedSpec", stmt: ast.Statement) -> Non
         out.observation = Observation(model, noise, stmt.span)
     elif isinstance(stmt, ast.TruthStmt):
         for name, value, span in stmt.values:
+            if checker.kinds.get(name) == "truth":   # an unknown for identification (dsl.discrete)
+                continue
             if name in out.truth:
                 raise checker.error(f"the truth of '{name}' is given twice", span)
             out.truth[name] = (value, span)
@@ -206,7 +208,9 @@ def _not_a_study(checker: "_Checker", out: "CheckedSpec") -> None:
     if uncertain:
         raise checker.error(f"the uncertain param '{uncertain[0].name}' needs an experiment", uncertain[0].span, hint)
     stray = next((s for s in checker.spec.statements
-                  if isinstance(s, (ast.DesignStmt, ast.TruthStmt, ast.RoundsStmt))), None)
+                  if isinstance(s, (ast.DesignStmt, ast.RoundsStmt))
+                  or isinstance(s, ast.TruthStmt) and any(checker.kinds.get(b.name) != "truth" for b in s.bindings)),
+                 None)   # a truth of an estimated unknown belongs to an identification study
     if stray is not None:
         keyword = {ast.DesignStmt: "design", ast.TruthStmt: "truth", ast.RoundsStmt: "rounds"}[type(stray)]
         raise checker.error(f"'{keyword}' belongs to a design study, which needs an 'observe' statement",

@@ -24,6 +24,7 @@ RANDOM_INIT = {"randn": (0, 0)}   # standard normal entries, in param initial va
 TRAJECTORY = {
     "integral": (1, 1),   # integral over [0, T], computed by augmenting the ODE state
     "mean": (1, 1),       # mean over the batch of initial conditions
+    "total": (1, 1),      # discrete time: the sum over the steps, keeping the shape
 }
 
 # Experimental design (report §6), in objectives and expects: the belief about uncertain params

@@ -49,6 +49,7 @@ class MlpOptions(_Options):
 
     hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default=[16, 16], max_length=32)
     act: Literal["tanh", "relu", "sigmoid", "softplus", "elu", "gelu", "silu"] = "tanh"
+    out: PositiveInt = 1     # outputs: 1 gives a number, k > 1 a vector of k entries
 
 
 class NewtonOptions(_Options):
@@ -60,6 +61,17 @@ class NewtonOptions(_Options):
     tol: PositiveFloat = 1e-12          # on the largest residual entry
     max_iter: PositiveInt = 100
     damping: bool = True                # backtracking on the residual norm
+
+
+class IdentifyOptions(_Options):
+    """`identify epochs=3, first=10, growth=3`: adaptive identification (report §5.3, Algorithm 1).
+    The first T = `first` steps (default: the spec's `steps`) play the baseline inputs; each epoch
+    then estimates, plans for T steps, plays the plan on the truth and multiplies T by `growth`."""
+
+    epochs: PositiveInt = 3
+    first: PositiveInt | None = None
+    growth: float = Field(default=3.0, ge=1.0)
+    realizations: PositiveInt = 20      # independent runs averaged (the CLI's --realizations)
 
 
 SETTINGS = {

@@ -22,7 +22,8 @@ MAX_DEPTH = 100  # syntax tree levels: keeps the recursive checker and compiler 
 
 STATEMENT_KEYWORDS = ("problem", "const", "param", "state", "def", "let", "net", "control", "der",
                       "horizon", "stop", "minimize", "maximize", "solve", "train", "batch", "expect",
-                      "reference", "plot", "design", "observe", "truth", "rounds")
+                      "reference", "plot", "design", "observe", "truth", "rounds", "next", "steps", "noise",
+                      "estimate", "identify", "baseline")
 
 # What the user sees instead of Lark's names for the pattern terminals; literal ones show their text.
 TERMINAL_NAMES = {
@@ -324,10 +325,38 @@ class _ToAst(Transformer_NonRecursive):
         return ast.ObserveStmt(children[0], _span(meta))
 
     def truth_stmt(self, meta, children):
-        return ast.TruthStmt(children[0], _span(meta))
+        return ast.TruthStmt(tuple(children), _span(meta))
 
     def rounds_stmt(self, meta, children):
         return ast.RoundsStmt(children[0], _span(meta))
+
+    # discrete time and identification
+    def next_stmt(self, meta, children):
+        state, value = children
+        return ast.NextStmt(str(state), _token_span(state), value, _span(meta))
+
+    def steps_stmt(self, meta, children):
+        return ast.StepsStmt(children[0], _span(meta))
+
+    def noise_stmt(self, meta, children):
+        name, shape, distribution = children
+        return ast.NoiseStmt(str(name), _token_span(name), shape or (), distribution, _span(meta))
+
+    def estimate_stmt(self, meta, children):
+        names, method = children
+        return ast.EstimateStmt(tuple(map(str, names)), tuple(map(_token_span, names)), str(method),
+                                _token_span(method), _span(meta))
+
+    def identify_stmt(self, meta, children):
+        return ast.IdentifyStmt(children[0] or (), _span(meta))
+
+    def baseline_stmt(self, meta, children):
+        control, distribution = children
+        return ast.BaselineStmt(str(control), _token_span(control), distribution, _span(meta))
+
+    def sequence_stmt(self, meta, children):
+        name, shape, energy = children
+        return ast.SequenceStmt(str(name), _token_span(name), shape or (), energy, _span(meta))
 
     def start(self, meta, children):
         return [c for c in children if c is not None]

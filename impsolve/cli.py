@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--steps", type=int, help="override train steps")
+    parser.add_argument("--realizations", type=int, metavar="R",
+                        help="identify: independent runs to average (default: the spec's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. --set train.lr=0.01 (repeatable)")
     parser.add_argument("--emit", action="store_true", help="compile: print the generated torch code")
@@ -72,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     model = problem.compile(args.device, args.dtype, args.seed)
     result = run_study(model, seed=args.seed, out=args.out, quiet=args.quiet, write=True,
                        spec_source=problem.checked.spec.source, resume=args.resume,
-                       checkpoint_every=max(1, args.checkpoint_every))
+                       checkpoint_every=max(1, args.checkpoint_every), realizations=args.realizations)
     _summary(result)
     return EXIT_OK if result.passed else EXIT_EXPECT_FAILED
 
@@ -91,6 +93,12 @@ def _summary(result) -> None:
         tol = "" if c.tolerance is None else f" (tol {c.tolerance:g}{' relative' if c.relative else ''})"
         print(f"  {mark}  expect {c.name}: value {c.value:.8g}, reference {c.reference:.8g}, "
               f"error {c.error:.3g}{tol}")
+    if result.identify:
+        report = result.identify
+        print(f"  estimation error after {report['steps'][-1]} steps, mean over {report['realizations']} "
+              "realisations (± standard error):")
+        for name in ("adaptive", "baseline", "oracle"):
+            print(f"    {name:9} {report[name]['error'][-1]:.4g} ± {report[name]['stderr'][-1]:.2g}")
     print(f"  results in {result.out_dir}/")
 
 

@@ -66,7 +66,7 @@ class CompiledProblem(nn.Module):
         self.params = nn.ParameterList([nn.Parameter(self._initial_param(p, draws))
                                         for p in self.problem.params.values()])
         self.nets = nn.ModuleList(
-            [build_mlp(len(net.inputs), net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
+            [build_mlp(net.width, net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
         namespace = library.namespace(dtype, device, self.problem.implicits)
         # The source is generated from validated symbols and numbers only (see compiler.codegen).
         exec(compile(program.source, "<impsolve generated>", "exec"), namespace)  # noqa: S102

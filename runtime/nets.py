@@ -1,6 +1,9 @@
 """Neural networks declared with `net name(inputs): mlp(...)`."""
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
 
 from ..dsl.options import MlpOptions
@@ -10,11 +13,44 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "softplu
 
 
 def build_mlp(n_inputs: int, options: MlpOptions) -> nn.Sequential:
-    """A fully connected net n_inputs -> hidden... -> 1 with the chosen activation."""
+    """A fully connected net n_inputs -> hidden... -> out with the chosen activation."""
     layers: list[nn.Module] = []
     width = n_inputs
     for h in options.hidden:
         layers += [nn.Linear(width, h), ACTIVATIONS[options.act]()]
         width = h
-    layers.append(nn.Linear(width, 1))
+    layers.append(nn.Linear(width, options.out))
     return nn.Sequential(*layers)
+
+
+class BatchedMlp(nn.Module):
+    """`copies` independent MLPs with the architecture of `build_mlp`, evaluated together by batched
+    matrix products: input (copies or 1, rollouts..., n_inputs) -> (copies, rollouts..., out). Each copy is
+    initialised like nn.Linear (uniform in ±1/sqrt(fan_in)), and since the copies share no weight,
+    per-coordinate optimisers (Adam, SGD) train them independently."""
+
+    def __init__(self, n_inputs: int, options: MlpOptions, copies: int, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> None:
+        super().__init__()
+        widths = [n_inputs, *options.hidden, options.out]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            bound = 1 / math.sqrt(fan_in)
+            for target, shape in ((self.weights, (copies, fan_in, fan_out)), (self.biases, (copies, 1, fan_out))):
+                draw = torch.rand(shape, generator=generator, dtype=torch.float64) * (2 * bound) - bound
+                target.append(nn.Parameter(draw.to(device=device, dtype=dtype)))
+        self.activation = ACTIVATIONS[options.act]()
+        self.copies = copies
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3:       # (copies, rollouts, inputs), broadcast as usual (e.g. a net of t only)
+            x = x.reshape(*(1,) * (3 - x.dim()), *x.shape)
+        batch = x.shape[1:-1]
+        h = x.expand(self.copies, *batch, x.shape[-1]).reshape(self.copies, -1, x.shape[-1])
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = self.activation(h)
+        return h.reshape(self.copies, *batch, h.shape[-1])

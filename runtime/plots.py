@@ -90,3 +90,23 @@ def plot_reference(path: Path, times, learned: dict[str, "list"], ref_times, ref
     axes[0, 0].legend()
     axes[-1, 0].set_xlabel("t")
     _save(fig, path)
+
+
+def plot_identification(path: Path, report: dict, strategies: tuple[str, ...], title: str) -> None:
+    """Estimation error per epoch against the observed steps, mean ± standard error over the
+    realisations, log scale (the report's figure 15)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = report["steps"]
+    for i, name in enumerate(strategies):
+        mean, err = report[name]["error"], report[name]["stderr"]
+        ax.plot(steps, mean, "o-", color=f"C{i}", label=name)
+        ax.fill_between(steps, [m - e for m, e in zip(mean, err)], [m + e for m, e in zip(mean, err)],
+                        color=f"C{i}", alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("observed steps")
+    ax.set_ylabel("estimation error")
+    ax.set_title(f"{title}: mean ± standard error, {report['realizations']} realisations", fontsize=10)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, path)

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -63,6 +63,7 @@ class Result(BaseModel):
     versions: dict[str, str] = {}
     spec_sha256: str = ""
     rounds: list[DesignRound] = []    # design studies only
+    identify: dict[str, Any] = {}      # identification studies (runtime.identify); empty otherwise
     out_dir: str | None = None
 
     @property

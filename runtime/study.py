@@ -23,15 +23,20 @@ from .train import Trainer
 
 def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None = None, quiet: bool = True,
               write: bool = True, spec_source: str = "", resume: bool = False,
-              checkpoint_every: int = 10) -> Result:
+              checkpoint_every: int = 10, realizations: int | None = None) -> Result:
     """Train, check and (optionally) write results to `out` (default results/<problem>/).
 
     With `write`, a checkpoint is saved atomically every `checkpoint_every` steps; `resume`
-    continues from it (same spec required)."""
+    continues from it (same spec required). A design study runs its rounds instead, a spec with
+    `identify` its identification study (`realizations` overrides its count)."""
     problem = model.problem
     if problem.design is not None:   # a sequential design study: rounds instead of one training
         from .design_study import run_design_study
         return run_design_study(model, seed=seed, out=out, quiet=quiet, write=write, spec_source=spec_source)
+    if problem.discrete is not None and problem.discrete.identify is not None:
+        from .identify import run_identify
+        return run_identify(model, seed=seed, out=out, quiet=quiet, write=write, spec_source=spec_source,
+                            realizations=realizations)
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     spec_hash = hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else ""
     start = time.perf_counter()

@@ -1,0 +1,284 @@
+"""Discrete-time specs: lowering of `next`, `noise`, `truth`/`estimate`, open-loop controls and
+`total(...)`, and their generated functions.
+
+Everything the rollout feeds in at a step is a *column* of the generated functions' `s`
+(see `ir.Discrete`): the states, the noise draws, the estimated entries and the controls. The
+dynamics are lowered with every control as its column symbol (open loop), so the same `step`
+function plays a planned control, a baseline input or an open-loop sequence; the closed-loop
+controls are a separate function of the states. `total(expr)` is evaluated on the whole
+trajectory at once after the rollout (one batched call over the steps) and summed.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ..dsl import ast
+from ..dsl.check import CheckedSpec
+from . import ir
+from .codegen import Layout, generate_module
+from .lower import _component_names, _Lowering, _rows_cols, _text
+from .program import Program, RangeFunction, _on_grid
+from .values import Value, entries, is_matrix, shape, show
+
+TOTAL_PREFIX = "total_"
+
+
+class _DiscreteLowering(_Lowering):
+    def __init__(self, checked: CheckedSpec) -> None:
+        super().__init__(checked)
+        self.discrete = checked.discrete
+        self.totals: dict[str, sp.Expr] = {}     # total(...) component -> summand
+        self.total_count = 0
+        self.closed: dict[sp.Symbol, sp.Expr] = {}   # closed-loop control column -> its value
+
+    def shape_declarations(self) -> dict[str, tuple[tuple[ast.Expr, ...], ast.Span]]:
+        found = super().shape_declarations()
+        d = self.discrete
+        found.update({name: (s.shape, s.span) for name, s in [*d.noises.items(), *d.truths.items(),
+                                                              *d.sequences.items()]})
+        return found
+
+    def total(self, call: ast.Call) -> Value:
+        """total(expr) = Σ_{t=0}^{T-1} expr at step t, entry by entry (its shape is kept)."""
+        inner = self.expr(call.args[0])
+        components = _component_names(f"{TOTAL_PREFIX}{self.total_count}", shape(inner))
+        self.total_count += 1
+        self.totals.update(zip(components, entries(inner)))
+        finals = [ir.final_symbol(c) for c in components]
+        return sp.ImmutableMatrix(*_rows_cols(shape(inner)), finals) if is_matrix(inner) else finals[0]
+
+    def pointwise_to_final(self, value: Value) -> Value:
+        """`at end`: the closed-loop controls are taken at the final state."""
+        return super().pointwise_to_final(value.xreplace(self.closed))
+
+    def terminal(self, node: ast.Expr, at: str | None) -> Value:
+        """A terminal expression: the estimates are constant along a rollout (read from sT); noise
+        and open-loop controls have no value at the end."""
+        value = super().terminal(node, at)
+        estimates = [s for name in self.discrete.truths for s in entries(self.env[name])]
+        value = value.xreplace({s: ir.final_symbol(s.name) for s in estimates})
+        stepwise = {s for name in [*self.discrete.noises, *self.discrete.sequences] for s in entries(self.env[name])}
+        if any(e.free_symbols & stepwise for e in entries(value)):
+            raise self.error("noise and open-loop controls have no value at the end of a rollout", node.span,
+                             "sum them over the steps with total(...)")
+        return value
+
+    def plot(self, p: ast.PlotStmt) -> ir.Plot:
+        """Pointwise: the closed-loop controls are functions of the states (so a grid can be used)."""
+        plot = super().plot(p)
+        plot.exprs = [e.xreplace(self.closed) for e in plot.exprs]
+        return plot
+
+    def expectation(self, e: ast.ExpectStmt) -> ir.Expectation:
+        expectation = super().expectation(e)
+        if expectation.over:
+            expectation.left = [v.xreplace(self.closed) for v in expectation.left]
+            expectation.right = [v.xreplace(self.closed) for v in expectation.right]
+        return expectation
+
+    def columns(self, name: str, shape_nodes: tuple[ast.Expr, ...], span: ast.Span) -> list[str]:
+        """Declare `name` as column symbols (a noise, an estimate, a control); its components."""
+        dims = self.dims(shape_nodes, span)
+        components = _component_names(name, dims)
+        symbols = [ir.state_symbol(c) for c in components]
+        self.env[name] = sp.ImmutableMatrix(*_rows_cols(dims), symbols) if dims else symbols[0]
+        return components
+
+    def distribution(self, call: ast.Call) -> ir.Distribution:
+        a, b = (float(self.constant(x, "distribution parameter")) for x in call.args)
+        if call.func == "normal" and b < 0:
+            raise self.error("normal(mean, std) needs std >= 0", call.args[1].span)
+        if call.func == "uniform" and b <= a:
+            raise self.error("uniform(low, high) needs low < high", call.span)
+        return ir.Distribution(call.func, a, b)
+
+    def declare_truth(self, s: ast.Binding) -> ir.Estimate:
+        dims = self.dims(s.shape, s.span)
+        truth = self.declared(s.name, dims, self.expr(s.value), s.value.span)
+        components = self.columns(s.name, s.shape, s.span)
+        values = []
+        for value in entries(truth):
+            if value.free_symbols or not value.is_real or not value.is_finite:
+                raise self.error(f"the truth of '{s.name}' must be finite real numbers", s.value.span)
+            values.append(float(value))
+        return ir.Estimate(s.name, components, values, self.discrete.estimates[s.name].method)
+
+    def declare_named_discrete(self) -> dict[str, sp.Expr]:
+        """Lets, implicit unknowns and controls in dependency order. Controls stay column symbols in
+        the environment; their closed-loop values (earlier controls substituted) are returned."""
+        c = self.checked
+        closed: dict[str, sp.Expr] = {}
+        for name in c.order:
+            if name in c.implicits:
+                self.declare_implicit(c.implicits[name])
+                continue
+            s = c.lets[name]
+            dims = self.dims(s.shape, s.span) if s.shape else None
+            value = self.declared(name, dims, self.expr(s.value), s.value.span)
+            if s.kind == "let":
+                self.env[name] = value
+                continue
+            components = _component_names(name, shape(value))
+            values = [e.xreplace(self.closed) for e in entries(value)]
+            symbols = [ir.state_symbol(x) for x in components]
+            closed.update(zip(components, values))
+            self.closed.update(zip(symbols, values))
+            self.env[name] = sp.ImmutableMatrix(*_rows_cols(shape(value)), symbols) if is_matrix(value) else symbols[0]
+            self.check_causal(s, values)
+        return closed
+
+    def check_causal(self, s: ast.LetStmt, values: list[sp.Expr]) -> None:
+        """A closed-loop control is computed before the controls of its step: it may not depend on
+        one through an implicit equation."""
+        used = set().union(*(v.free_symbols for v in values))
+        for implicit in reversed(self.implicits):
+            if used & set(implicit.unknowns):
+                used |= set().union(*(r.free_symbols for r in implicit.residual))
+        if used & set(self.closed):
+            raise self.error(f"the control '{s.name}' depends on a control through an implicit equation", s.span,
+                             "write the equation in terms of the states instead")
+
+    def steps(self) -> int:
+        node = self.discrete.steps.value
+        value = self.constant(node, "steps")
+        if not value.is_Integer or value < 1:
+            raise self.error("steps must be a positive integer", node.span)
+        return int(value)
+
+    def least_squares(self, step: dict[str, sp.Expr], estimates: list[ir.Estimate],
+                      noises: list[ir.Noise]) -> tuple[list[sp.Expr], list[list[sp.Expr]]]:
+        """next = offset + jacobian @ θ + noise: SymPy's ∂next/∂θ, which must be free of θ (affine
+        dynamics) and of the noise (which is not observed)."""
+        owners = [(ir.state_symbol(c), e.name) for e in estimates for c in e.components]
+        theta = {symbol for symbol, _ in owners}
+        noise = {ir.state_symbol(c) for n in noises for c in n.components}
+        zero = {symbol: sp.Integer(0) for symbol in [*theta, *noise]}
+        offset, jacobian = [], []
+        for name, value in step.items():
+            row = [sp.diff(value, symbol) for symbol, _ in owners]
+            for derivative, (_, owner) in zip(row, owners):
+                span = self.discrete.estimates[owner].span
+                if derivative.has(sp.Derivative, sp.Subs) or derivative.free_symbols & theta:
+                    raise self.error(f"least squares needs next(...) affine in the estimated entries; next({name}) "
+                                     f"is not affine in '{owner}'", span,
+                                     "e.g. next(x) = A @ x + B @ u + w with A estimated")
+                if derivative.free_symbols & noise:
+                    raise self.error(f"in next({name}) the noise multiplies '{owner}'; least squares needs additive "
+                                     "noise", span)
+            offset.append(value.xreplace(zero))
+            jacobian.append(row)
+        return offset, jacobian
+
+    def energies(self) -> dict[str, float]:
+        """The mean energy E of each open-loop control declared with `energy E`."""
+        found = {}
+        for name, s in self.discrete.sequences.items():
+            if s.energy is not None:
+                value = self.constant(s.energy, "an energy")
+                if not value > 0:
+                    raise self.error("an energy must be positive", s.energy.span)
+                found[name] = float(value)
+        return found
+
+    def baseline(self, controls: dict[str, list[str]]) -> ir.Baseline | None:
+        s = self.discrete.baseline
+        if s is None:
+            return None
+        return ir.Baseline(s.control, controls[s.control], self.distribution(s.distribution))
+
+    def check_played(self, step: dict[str, sp.Expr], baseline: ir.Baseline) -> None:
+        """Playing the baseline replaces one control; the dynamics must not need any other."""
+        d = self.discrete
+        others = [name for name in [*d.sequences, *self.checked.controls] if name != baseline.control]
+        for name in others:
+            symbols = set(entries(self.env[name]))
+            if any(value.free_symbols & symbols for value in step.values()):
+                raise self.error(f"the dynamics use the control '{name}' besides '{baseline.control}', which the "
+                                 "baseline replaces", d.baseline.span,
+                                 f"let '{baseline.control}' carry every input, e.g. control {baseline.control} = ...")
+
+    def run(self) -> ir.Problem:
+        c, d = self.checked, self.discrete
+        for name, b in c.consts.items():
+            dims = self.dims(b.shape, b.span) if b.shape else None
+            value = self.declared(name, dims, self.expr(b.value), b.value.span)
+            if any(e.free_symbols for e in entries(value)):
+                raise self.error(f"const '{name}' must be constant", b.value.span)
+            self.env[name] = value
+        params = self.declare_params()
+        initial = self.declare_states()
+        noises = [ir.Noise(name, self.columns(name, s.shape, s.span), self.distribution(s.distribution))
+                  for name, s in d.noises.items()]
+        estimates = [self.declare_truth(s) for s in d.truths.values()]
+        sequences = {name: self.columns(name, s.shape, s.span) for name, s in d.sequences.items()}
+        closed = self.declare_named_discrete()
+        step = {}
+        for name, b in c.states.items():
+            dims = self.dims(b.shape, b.span)
+            s = d.nexts[name]
+            value = self.declared(f"next({name})", dims, self.expr(s.value), s.value.span)
+            step.update(zip(_component_names(name, dims), entries(value)))
+
+        obj = c.objective
+        value = self.terminal(obj.expr, obj.at)
+        if is_matrix(value):
+            raise self.error(f"the objective must be a number, got {show(shape(value))}", obj.expr.span,
+                             "reduce it, e.g. with sum(...), norm(...) or smin(...)")
+        objective = ir.Objective(obj.sense, value, _text(c, obj.expr))
+        expectations = [self.expectation(e) for e in c.expects]
+        self.check_batch_reduction(objective, obj.span)
+        plots = [self.plot(p) for p in c.plots]
+        offset, jacobian = self.least_squares(step, estimates, noises) if estimates else ([], [])
+        controls = {**sequences, **{name: _component_names(name, shape(self.env[name])) for name in c.controls}}
+        baseline = self.baseline(controls)
+        if baseline is not None:
+            self.check_played(step, baseline)
+        discrete = ir.Discrete(
+            steps=self.steps(), states=list(step), noises=noises, estimates=estimates, sequences=sequences,
+            controls=closed, step=step, totals=self.totals, offset=offset, jacobian=jacobian,
+            identify=d.identify_options, baseline=baseline, energies=self.energies())
+        return ir.Problem(
+            name=c.name, title=c.title, states=discrete.columns, initial=initial, params=params,
+            nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
+            dynamics=step, controls={col: ir.state_symbol(col) for col in discrete.control_columns},
+            horizon=float(discrete.steps), stop=None, objective=objective, expectations=expectations, ode=c.ode,
+            training=c.training, batch=c.batch, user_states=list(step), plots=plots, implicits=self.implicits,
+            random_symbols=self.random, discrete=discrete)
+
+
+def lower_discrete(checked: CheckedSpec) -> ir.Problem:
+    """Lower a checked discrete-time spec."""
+    return _DiscreteLowering(checked).run()
+
+
+def generate_discrete(problem: ir.Problem) -> Program:
+    """The generated module of a discrete-time problem, one column per entry of
+    `ir.Discrete.columns`: step, initial, controls, totals, objective, the least-squares offset and
+    jacobian (flattened row-major) when it estimates something, expects and plots."""
+    d = problem.discrete
+    layout = Layout(states=d.columns, params=list(problem.params.values()), nets=list(problem.nets),
+                    implicits=problem.implicits)
+    functions: dict[str, tuple[list[sp.Expr], str]] = {
+        "step": ([d.step[s] for s in d.states], "stack"),
+        "initial": ([problem.initial[s] for s in d.states if not isinstance(problem.initial[s], ir.Distribution)],
+                    "tuple"),
+    }
+    if d.controls:
+        functions["controls"] = (list(d.controls.values()), "stack")
+    if d.totals:
+        functions["totals"] = (list(d.totals.values()), "stack")
+    functions["objective"] = ([problem.objective.expr], "tuple")
+    if d.estimates:
+        functions["offset"] = (d.offset, "stack")
+        functions["jacobian"] = ([j for row in d.jacobian for j in row], "stack")
+    fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in d.columns} - {ir.TIME}
+    ranges = {}
+    for i, e in enumerate(problem.expectations):
+        functions[f"expect_{i}"] = ([*e.left, *e.right], "tuple")
+        if e.over:
+            ranges[f"expect_{i}"] = RangeFunction(f"expect_{i}", e.over,
+                                                  _on_grid([*e.left, *e.right], e.over[0], fixed, problem.implicits))
+    for i, p in enumerate(problem.plots):
+        functions[f"plot_{i}"] = (p.exprs, "tuple")
+        ranges[f"plot_{i}"] = RangeFunction(f"plot_{i}", p.over, _on_grid(p.exprs, p.over[0], fixed, problem.implicits))
+    return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
