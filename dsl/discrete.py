@@ -42,15 +42,18 @@ class DiscreteSpec:
     baseline: ast.BaselineStmt | None = None
 
 
-def _uncertain_params(spec: ast.Spec) -> set[str]:
-    return {b.name for st in spec.statements if isinstance(st, ast.DeclStmt) and st.kind == "param"
-            for b in st.bindings if b.distribution is not None}
+def _declared_elsewhere(spec: ast.Spec) -> set[str]:
+    """Names declared by other statements: a `truth` of one of them (an uncertain param) belongs
+    to a design study; a `truth` of a new name declares an unknown to identify."""
+    names = {b.name for st in spec.statements if isinstance(st, ast.DeclStmt) for b in st.bindings}
+    return names | {st.name for st in spec.statements if isinstance(st, (ast.LetStmt, ast.DefStmt, ast.NetStmt,
+                                                                          ast.ImplicitStmt, ast.DesignStmt))}
 
 
 def collect(checker: "_Checker", out: "CheckedSpec", s: ast.DiscreteStatement) -> None:
     """Record one discrete-time statement (pass 1 of the checker); declare the names it introduces."""
-    if isinstance(s, ast.TruthStmt) and all(b.name in _uncertain_params(checker.spec) for b in s.bindings):
-        return   # the truths of uncertain params belong to design studies (dsl.design)
+    if isinstance(s, ast.TruthStmt) and all(b.name in _declared_elsewhere(checker.spec) for b in s.bindings):
+        return   # the truths of declared names (uncertain params) belong to design studies (dsl.design)
     d = out.discrete = out.discrete or DiscreteSpec(s.span)
     if isinstance(s, ast.NoiseStmt):
         checker.declare(s.name, "noise", s.name_span)
@@ -58,7 +61,7 @@ def collect(checker: "_Checker", out: "CheckedSpec", s: ast.DiscreteStatement) -
         d.noises[s.name] = s
     elif isinstance(s, ast.TruthStmt):
         for b in s.bindings:
-            if b.name not in _uncertain_params(checker.spec):
+            if b.name not in _declared_elsewhere(checker.spec):
                 checker.declare(b.name, "truth", b.name_span)
                 d.truths[b.name] = b
     elif isinstance(s, ast.SequenceStmt):

@@ -50,7 +50,7 @@ CASES = [
     ("estimated twice", ID + "estimate A by ols\n" + IDENT, 10, 10, "'A' is estimated twice", "line 3"),
     ("truth without estimate", ID.replace("estimate A by ols\n", "") + IDENT, 2, 7, "hidden from the planner",
      "estimate A by ols"),
-    ("truth without identify", ID + "baseline u ~ normal(0, 1)\n", 2, 1, "only used by an 'identify' study",
+    ("truth without identify", ID + "baseline u ~ normal(0, 1)\n", 2, 7, "only used by an 'identify' study",
      "identify epochs="),
     ("identify without baseline", ID + "identify epochs=2\n", 10, 1, "needs the random inputs", "baseline u ~"),
     ("baseline of a state", ID + "identify epochs=2\nbaseline x ~ normal(0, 1)\n", 11, 10,
