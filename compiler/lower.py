@@ -154,7 +154,8 @@ class _Lowering:
             return elementwise(lambda *xs: net_output(function(*xs), 0), *args)
         inputs = self.checked.nets[n.func][0].inputs
         want = ", ".join(f"{name}: {size}" for name, size in zip(inputs, sizes))
-        raise self.error(f"net '{n.func}' takes {sum(sizes)} input entr{'y' if sum(sizes) == 1 else 'ies'} ({want}), got "
+        total = sum(sizes)
+        raise self.error(f"net '{n.func}' takes {total} input entr{'y' if total == 1 else 'ies'} ({want}), got "
                          f"{', '.join(map(str, counts))}", n.span,
                          "an input named after a value declared with a shape (e.g. state x[3]) takes its entries; "
                          "a net of scalar inputs with out=1 also maps over vectors entry by entry")

@@ -70,7 +70,8 @@ def collect(checker: "_Checker", out: "CheckedSpec", s: ast.DiscreteStatement) -
         d.sequences[s.name] = s
     elif isinstance(s, ast.NextStmt):
         if s.state in d.nexts:
-            raise checker.error(f"next({s.state}) is given twice", s.span, f"first on line {d.nexts[s.state].span.line}")
+            raise checker.error(f"next({s.state}) is given twice", s.span,
+                                f"first on line {d.nexts[s.state].span.line}")
         d.nexts[s.state] = s
     elif isinstance(s, ast.EstimateStmt):
         for name, span in zip(s.names, s.name_spans):
