@@ -12,6 +12,15 @@ from .implicit import solve_implicit
 COINCIDENT = 1e-10   # relative gap under which singular values count as equal
 
 
+def build_generated(source: str, dtype: torch.dtype, device: torch.device, implicits: list[ir.Implicit],
+                    params: list, nets: list) -> dict:
+    """Run the generated module (see compiler.codegen: only validated symbols and numbers reach its
+    source) with this library's helpers, and return its functions bound to `params` and `nets`."""
+    globals_ = namespace(dtype, device, implicits)
+    exec(compile(source, "<impsolve generated>", "exec"), globals_)  # noqa: S102 - generated code only
+    return globals_["build"](params, nets)
+
+
 def namespace(dtype: torch.dtype, device: torch.device, implicits: list[ir.Implicit]) -> dict:
     """Globals for a generated module."""
 

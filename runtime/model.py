@@ -67,10 +67,8 @@ class CompiledProblem(nn.Module):
                                         for p in self.problem.params.values()])
         self.nets = nn.ModuleList(
             [build_mlp(net.width, net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
-        namespace = library.namespace(dtype, device, self.problem.implicits)
-        # The source is generated from validated symbols and numbers only (see compiler.codegen).
-        exec(compile(program.source, "<impsolve generated>", "exec"), namespace)  # noqa: S102
-        self.functions = namespace["build"](list(self.params), list(self.nets))
+        self.functions = library.build_generated(program.source, dtype, device, self.problem.implicits,
+                                                 list(self.params), list(self.nets))
         self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets, self.problem.ode.timeout) \
             if "dynamics" in self.functions else None
         self.generator = generator

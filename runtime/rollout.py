@@ -68,10 +68,8 @@ class DiscreteProblem(CompiledProblem):
                            "make them consts or nets")
         self.nets = nn.ModuleList([BatchedMlp(net.width, net.options, copies, self.generator, self.dtype, self.device)
                                    for net in self.problem.nets.values()])
-        namespace = library.namespace(self.dtype, self.device, self.problem.implicits)
-        # The source is generated from validated symbols and numbers only (see compiler.codegen).
-        exec(compile(self.program.source, "<impsolve generated>", "exec"), namespace)  # noqa: S102
-        self.functions = namespace["build"](list(self.params), list(self.nets))
+        self.functions = library.build_generated(self.program.source, self.dtype, self.device,
+                                                 self.problem.implicits, list(self.params), list(self.nets))
         self.random_initial = self._sample_initial(self.generator)
 
     @property
