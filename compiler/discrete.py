@@ -17,7 +17,7 @@ from ..dsl.check import CheckedSpec
 from . import ir
 from .codegen import Layout, generate_module
 from .lower import _component_names, _Lowering, _rows_cols, _text
-from .program import Program, RangeFunction, _on_grid
+from .program import Program, checks_and_plots
 from .values import Value, entries, is_matrix, shape, show
 
 TOTAL_PREFIX = "total_"
@@ -199,12 +199,7 @@ class _DiscreteLowering(_Lowering):
 
     def run(self) -> ir.Problem:
         c, d = self.checked, self.discrete
-        for name, b in c.consts.items():
-            dims = self.dims(b.shape, b.span) if b.shape else None
-            value = self.declared(name, dims, self.expr(b.value), b.value.span)
-            if any(e.free_symbols for e in entries(value)):
-                raise self.error(f"const '{name}' must be constant", b.value.span)
-            self.env[name] = value
+        self.declare_consts()
         params = self.declare_params()
         initial = self.declare_states()
         noises = [ir.Noise(name, self.columns(name, s.shape, s.span), self.distribution(s.distribution))
@@ -272,13 +267,5 @@ def generate_discrete(problem: ir.Problem) -> Program:
         functions["offset"] = (d.offset, "stack")
         functions["jacobian"] = ([j for row in d.jacobian for j in row], "stack")
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in d.columns} - {ir.TIME}
-    ranges = {}
-    for i, e in enumerate(problem.expectations):
-        functions[f"expect_{i}"] = ([*e.left, *e.right], "tuple")
-        if e.over:
-            ranges[f"expect_{i}"] = RangeFunction(f"expect_{i}", e.over,
-                                                  _on_grid([*e.left, *e.right], e.over[0], fixed, problem.implicits))
-    for i, p in enumerate(problem.plots):
-        functions[f"plot_{i}"] = (p.exprs, "tuple")
-        ranges[f"plot_{i}"] = RangeFunction(f"plot_{i}", p.over, _on_grid(p.exprs, p.over[0], fixed, problem.implicits))
+    ranges = checks_and_plots(problem, functions, fixed)
     return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)

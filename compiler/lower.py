@@ -352,14 +352,17 @@ class _Lowering:
                                           s.span.line, _text(self.checked, s)))
 
     # -- the whole problem
-    def run(self) -> ir.Problem:
-        c = self.checked
-        for name, b in c.consts.items():
+    def declare_consts(self) -> None:
+        for name, b in self.checked.consts.items():
             dims = self.dims(b.shape, b.span) if b.shape else None
             value = self.declared(name, dims, self.expr(b.value), b.value.span)
             if any(e.free_symbols for e in entries(value)):
                 raise self.error(f"const '{name}' must be constant", b.value.span)
             self.env[name] = value
+
+    def run(self) -> ir.Problem:
+        c = self.checked
+        self.declare_consts()
         params = self.declare_params()
         if c.observation:
             self.design = DesignLowering(self)

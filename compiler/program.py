@@ -40,6 +40,20 @@ def _on_grid(exprs: list[sp.Expr], var: str, fixed: set[sp.Symbol], implicits: l
     return not (used - fixed - unknowns - {ir.state_symbol(var)})
 
 
+def checks_and_plots(problem: ir.Problem, functions: dict, fixed: set[sp.Symbol]) -> dict[str, RangeFunction]:
+    """Add the functions of the expects and plots; return how to evaluate those over a range."""
+    ranges = {}
+    for i, e in enumerate(problem.expectations):
+        functions[f"expect_{i}"] = ([*e.left, *e.right], "tuple")
+        if e.over:
+            ranges[f"expect_{i}"] = RangeFunction(f"expect_{i}", e.over,
+                                                  _on_grid([*e.left, *e.right], e.over[0], fixed, problem.implicits))
+    for i, p in enumerate(problem.plots):
+        functions[f"plot_{i}"] = (p.exprs, "tuple")
+        ranges[f"plot_{i}"] = RangeFunction(f"plot_{i}", p.over, _on_grid(p.exprs, p.over[0], fixed, problem.implicits))
+    return ranges
+
+
 def generate(problem: ir.Problem) -> Program:
     """Generate the torch module for a problem."""
     if problem.discrete is not None:
@@ -61,13 +75,5 @@ def generate(problem: ir.Problem) -> Program:
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in problem.states} - {ir.TIME}
     if problem.design:   # the observed expression and its sensitivities, at the observation time
         functions["observation"] = ([problem.design.observation, *problem.design.sensitivities], "tuple")
-    ranges = {}
-    for i, e in enumerate(problem.expectations):
-        functions[f"expect_{i}"] = ([*e.left, *e.right], "tuple")
-        if e.over:
-            ranges[f"expect_{i}"] = RangeFunction(f"expect_{i}", e.over,
-                                                  _on_grid([*e.left, *e.right], e.over[0], fixed, problem.implicits))
-    for i, p in enumerate(problem.plots):
-        functions[f"plot_{i}"] = (p.exprs, "tuple")
-        ranges[f"plot_{i}"] = RangeFunction(f"plot_{i}", p.over, _on_grid(p.exprs, p.over[0], fixed, problem.implicits))
+    ranges = checks_and_plots(problem, functions, fixed)
     return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
