@@ -53,11 +53,11 @@ class MlpOptions(_Options):
 
 
 class NewtonOptions(_Options):
-    """`solve y: ... using newton(...)` or `fixed_point(...)`: the forward solver of an implicit
-    equation. Newton uses the symbolic Jacobian; fixed_point iterates y <- y - φ(y), which for
+    """`solve y: ... using newton(...)` or `picard(...)`: the forward solver of an implicit
+    equation. Newton uses the symbolic Jacobian; picard (fixed-point iteration) does y <- y - φ(y), which for
     `y = g(y)` is y <- g(y)."""
 
-    method: Literal["newton", "fixed_point"] = "newton"
+    method: Literal["newton", "picard"] = "newton"
     tol: PositiveFloat = 1e-12          # on the largest residual entry
     max_iter: PositiveInt = 100
     damping: bool = True                # backtracking on the residual norm
@@ -81,5 +81,5 @@ SETTINGS = {
     ("train", "lbfgs"): TrainOptions,
     ("net", "mlp"): MlpOptions,
     ("implicit", "newton"): NewtonOptions,
-    ("implicit", "fixed_point"): NewtonOptions,
+    ("implicit", "picard"): NewtonOptions,
 }

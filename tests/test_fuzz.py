@@ -191,7 +191,7 @@ def tokens_of(text: str) -> tuple:
 # PREAMBLE declares or the language knows, and a few that must be rejected.
 NAMES = ["x", "y", "a", "k", "u", "w", "z", "n", "f"] * 6 + [
     "v", "t", "T", "pi", "sin", "exp", "tanh", "max", "where", "integral", "mean", "d", "diag", "sum", "norm",
-    "smin", "randn", "mlp", "adam", "lbfgs", "ode", "newton", "fixed_point", "lqr", "normal", "uniform", "Q",
+    "smin", "randn", "mlp", "adam", "lbfgs", "ode", "newton", "picard", "lqr", "normal", "uniform", "Q",
     "R", "lr", "steps", "method", "rk4", "step_size", "hidden", "act", "tol", "true", "exec", "lambda", "_x",
     "__import__", "a" * 70]
 NUMBERS = ["0", "1", "2", "3", "0.5", ".5", "2.", "1e-3"] * 4 + ["1e999", "100", "4096", "5000"]
