@@ -16,9 +16,9 @@ from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from . import ir
 from .codegen import Layout, generate_module
-from .lower import _component_names, _Lowering, _rows_cols, _text
+from .lower import _component_names, _Lowering, _rows_cols
 from .program import Program, checks_and_plots
-from .values import Value, entries, is_matrix, shape, show
+from .values import Value, entries, is_matrix, shape
 
 TOTAL_PREFIX = "total_"
 
@@ -214,14 +214,8 @@ class _DiscreteLowering(_Lowering):
             value = self.declared(f"next({name})", dims, self.expr(s.value), s.value.span)
             step.update(zip(_component_names(name, dims), entries(value)))
 
-        obj = c.objective
-        value = self.terminal(obj.expr, obj.at)
-        if is_matrix(value):
-            raise self.error(f"the objective must be a number, got {show(shape(value))}", obj.expr.span,
-                             "reduce it, e.g. with sum(...), norm(...) or smin(...)")
-        objective = ir.Objective(obj.sense, value, _text(c, obj.expr))
-        expectations = [self.expectation(e) for e in c.expects]
-        self.check_batch_reduction(objective, obj.span)
+        objective, expectations = self.objective_and_expectations()
+        self.check_batch_reduction(objective, c.objective.span)
         plots = [self.plot(p) for p in c.plots]
         offset, jacobian = self.least_squares(step, estimates, noises) if estimates else ([], [])
         controls = {**sequences, **{name: _component_names(name, shape(self.env[name])) for name in c.controls}}

@@ -381,13 +381,7 @@ class _Lowering:
         if self.design:
             self.design.lower_observation()   # defines information_gain for the objective and expects
 
-        obj = c.objective
-        value = self.terminal(obj.expr, obj.at)
-        if is_matrix(value):
-            raise self.error(f"the objective must be a number, got {show(shape(value))}", obj.expr.span,
-                             "reduce it, e.g. with sum(...), norm(...) or smin(...)")
-        objective = ir.Objective(obj.sense, value, _text(c, obj.expr))
-        expectations = [self.expectation(e) for e in c.expects]
+        objective, expectations = self.objective_and_expectations()
 
         stop = None
         if c.stop:
@@ -424,6 +418,15 @@ class _Lowering:
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user_states,
             references=references, plots=plots, implicits=self.implicits, random_symbols=self.random, design=study,
         )
+
+    def objective_and_expectations(self) -> tuple[ir.Objective, list[ir.Expectation]]:
+        obj = self.checked.objective
+        value = self.terminal(obj.expr, obj.at)
+        if is_matrix(value):
+            raise self.error(f"the objective must be a number, got {show(shape(value))}", obj.expr.span,
+                             "reduce it, e.g. with sum(...), norm(...) or smin(...)")
+        objective = ir.Objective(obj.sense, value, _text(self.checked, obj.expr))
+        return objective, [self.expectation(e) for e in self.checked.expects]
 
     def range(self, low: ast.Expr, high: ast.Expr, span: ast.Span) -> tuple[float, float]:
         bounds = float(self.constant(low, "range")), float(self.constant(high, "range"))

@@ -1,5 +1,4 @@
 """Implicit equations, derivatives and spectral objectives (report §2.2-2.5)."""
-import math
 from pathlib import Path
 
 import pytest
