@@ -27,7 +27,6 @@ class _DiscreteLowering(_Lowering):
     def __init__(self, checked: CheckedSpec) -> None:
         super().__init__(checked)
         self.discrete = checked.discrete
-        self.totals: dict[str, sp.Expr] = {}     # total(...) component -> summand
         self.total_count = 0
         self.closed: dict[sp.Symbol, sp.Expr] = {}   # closed-loop control column -> its value
 

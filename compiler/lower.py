@@ -18,10 +18,11 @@ from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
-from .derivative import total_derivative
+from .derivative import solution_symbols, total_derivative
 from .design import DesignLowering
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean, net_output
 from .linearize import linearize
+from .lqr_check import equilibrium_problem, riccati_problem, weight_problem
 from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
     show, transpose
 
@@ -37,6 +38,7 @@ class _Lowering:
         self.env: dict[str, Value] = dict(CONSTANTS)
         self.nets = {name: sp.Function(name) for name in checked.nets}
         self.integrals: dict[str, sp.Expr] = {}   # integral state name -> integrand
+        self.totals: dict[str, sp.Expr] = {}      # total(...) component -> summand (discrete specs)
         self.implicits: list[ir.Implicit] = []
         self.random: list[sp.Symbol] = []         # randn() draws of param initial values
         self.design: DesignLowering | None = None   # a sequential design study (compiler/design.py)
@@ -186,8 +188,10 @@ class _Lowering:
     def derivative(self, value: Value, target: ast.Name, span: ast.Span) -> Value:
         """d(value, target): symbolic, through implicit layers by the implicit function theorem."""
         symbols = self.env[target.id]
+        accumulated = [*self.integrals, *self.totals]
         try:
-            result = [[total_derivative(e, s, self.implicits) for s in entries(symbols)] for e in entries(value)]
+            result = [[total_derivative(e, s, self.implicits, solution_symbols(self.state_components, accumulated, s))
+                       for s in entries(symbols)] for e in entries(value)]
         except ValueError as err:
             raise self.error(f"cannot differentiate: {err}", span) from None
         flat = [d for row in result for d in row]
@@ -467,17 +471,22 @@ class _Lowering:
         if any(is_matrix(self.env[s]) for s in c.states) or any(is_matrix(self.env[u]) for u in c.controls):
             raise self.error("an LQR reference needs scalar states and controls", r.span)
         options = {k.name: k.value for k in r.call.kwargs}
+        Q, R = self.matrix(options["Q"]), self.matrix(options["R"])
+        if problem := weight_problem(Q, R):
+            raise self.error(problem, r.call.span)
         equilibrium = {name: 0.0 for name in c.states}
         for name, value, _ in r.at:
             equilibrium[name] = float(self.constant(value, "equilibrium value"))
         try:
-            A, B = linearize(self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
+            lin = linearize(self.open_loop_dynamics(), list(c.states), c.controls, equilibrium, self.implicits)
         except ValueError as err:
             raise self.error(f"cannot linearise the dynamics: {err}", r.span,
                              "the dynamics must not call nets except through controls") from None
+        if problem := equilibrium_problem(lin.rates, list(c.states)) or \
+                riccati_problem(lin.A, lin.B, Q, R, list(c.states)):
+            raise self.error(problem, r.span, "LQR linearises at the `at` point with every control 0")
         max_ratio = float(self.constant(options["max_ratio"], "max_ratio")) if "max_ratio" in options else None
-        return ir.LqrReference(self.matrix(options["Q"]), self.matrix(options["R"]),
-                               [equilibrium[s] for s in c.states], A, B, max_ratio, _text(c, r.call))
+        return ir.LqrReference(Q, R, [equilibrium[s] for s in c.states], lin.A, lin.B, max_ratio, _text(c, r.call))
 
     def matrix(self, node: ast.Expr) -> list[list[float]]:
         """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""
