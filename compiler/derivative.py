@@ -62,7 +62,8 @@ def _not_moving(expr: sp.Expr, used: list[ir.Implicit], wrt: sp.Symbol, moving: 
     found = sorted(moving[s] for s in symbols & set(moving) if s != wrt)
     if found:
         raise ValueError(f"'{found[0]}' is a value of the solution, which changes with '{wrt}' in a way "
-                         "that is not symbolic (its derivative is a sensitivity of the ODE)")
+                         "that is not symbolic; d() does not compute sensitivities of the dynamics "
+                         "(it treats states as independent only in d(expr, state))")
 
 
 def solution_symbols(states: list[str], accumulated: list[str], wrt: sp.Symbol) -> dict[sp.Symbol, str]:

@@ -114,7 +114,7 @@ class DesignLowering:
 
     def sensitivity(self, value: sp.Expr, param: str, span: ast.Span) -> sp.Expr:
         """d value / d param: the partial derivative plus the chain through observed states."""
-        states = [*self.checked.states, *self.lowering.integrals]
+        states = [*self.lowering.state_components, *self.lowering.integrals]   # entries of vector states too
         total = sp.diff(value, sp.Symbol(param, real=True))
         for state in states:
             for at in (ir.final_symbol, ir.initial_symbol):

@@ -164,9 +164,20 @@ class _DiscreteLowering(_Lowering):
                 if derivative.free_symbols & noise:
                     raise self.error(f"in next({name}) the noise multiplies '{owner}'; least squares needs additive "
                                      "noise", span)
+            self.additive_noise(name, value, noises, estimates[0].name)
             offset.append(value.xreplace(zero))
             jacobian.append(row)
         return offset, jacobian
+
+    def additive_noise(self, name: str, value: sp.Expr, noises: list[ir.Noise], estimate: str) -> None:
+        """Least squares models next = offset + Jθ + w: each noise entry enters with a constant factor."""
+        for n in noises:
+            for c in n.components:
+                factor = sp.diff(value, ir.state_symbol(c))
+                if factor.free_symbols or factor.has(sp.Derivative, sp.Subs):
+                    raise self.error(f"in next({name}) the noise '{c}' is multiplied by {factor}; least squares "
+                                     "needs additive noise", self.discrete.estimates[estimate].span,
+                                     "e.g. next(x) = A @ x + B @ u + w")
 
     def energies(self) -> dict[str, float]:
         """The mean energy E of each open-loop control declared with `energy E`."""

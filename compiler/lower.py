@@ -231,14 +231,16 @@ class _Lowering:
             raise self.error(f"too many entries ({math.prod(dims)}; the limit is {MAX_ENTRIES})", span)
         return tuple(dims)
 
-    def declared(self, name: str, dims: tuple[int, ...] | None, value: Value, span: ast.Span) -> Value:
-        """A value checked against (or broadcast to) its declared shape; `None`: the value's own."""
+    def declared(self, name: str, dims: tuple[int, ...] | None, value: Value, span: ast.Span,
+                 declaration: str | None = None) -> Value:
+        """A value checked against (or broadcast to) its declared shape; `None`: the value's own.
+        `declaration`: the statement that declares the shape, when `name` is not it (der(x): state x)."""
         if dims is None:
             return value
         if not dims:
             if is_matrix(value):
                 raise self.error(f"'{name}' is declared a scalar but its value is {show(shape(value))}", span,
-                                 f"declare its shape, e.g. {name}[{', '.join(map(str, value.shape))}]")
+                                 f"declare its shape, e.g. {declaration or name}[{', '.join(map(str, value.shape))}]")
             return value
         try:
             return filled(dims, value)
@@ -376,7 +378,8 @@ class _Lowering:
         dynamics = {}
         for name, b in c.states.items():
             der = c.ders[name]
-            value = self.declared(f"der({name})", self.dims(b.shape, b.span), self.expr(der.value), der.value.span)
+            value = self.declared(f"der({name})", self.dims(b.shape, b.span), self.expr(der.value), der.value.span,
+                                  f"state {name}")
             dynamics.update(zip(_component_names(name, self.dims(b.shape, b.span)), entries(value)))
         controls = {}
         for name in c.controls:

@@ -47,7 +47,7 @@ def riccati_problem(A: list[list[float]], B: list[list[float]], Q: list[list[flo
                                                               tol=TOLERANCE * max(1.0, np.abs(a).max())) < n:
             mode = ", ".join(f"{s}: {abs(v):.3g}" for s, v in zip(states, vector) if abs(v) > TOLERANCE)
             return (f"the linearised system cannot be stabilised: the mode with eigenvalue {value.real:g} "
-                    f"({mode}) is not moved by any control")
+                    f"(eigenvector {mode}) is not moved by any control")
     try:
         solve_continuous_are(a, b, np.asarray(Q, dtype=float), np.asarray(R, dtype=float))
     except (LinAlgError, ValueError) as err:

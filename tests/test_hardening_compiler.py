@@ -41,7 +41,7 @@ def lqr(accel: str = "u", Q: str = "diag(1, 1)", R: str = "1", extra: str = ""):
 def test_derivative_of_a_state_by_a_param_is_a_located_error(use, text):
     err = spec_error(DECAY + use)
     assert err.line == 5 + use.count("\n")
-    assert text in err.message and "sensitivity" in err.message
+    assert text in err.message and "sensitivities" in err.message
 
 
 def test_derivative_by_a_state_is_still_a_partial_derivative():
