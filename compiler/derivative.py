@@ -50,6 +50,11 @@ def _feeds(implicit: ir.Implicit, implicits: list[ir.Implicit], expr: sp.Expr) -
                                                            for r in j.residual) for j in later)
 
 
+def residual_jacobian(residual: list[sp.Expr], unknowns: list[sp.Symbol]) -> list[list[sp.Expr]]:
+    """∂φ/∂y of an implicit equation: the partial derivative, the unknowns' own (the IFT's matrix)."""
+    return [[sp.diff(r, u) for u in unknowns] for r in residual]
+
+
 def jacobian(exprs: list[sp.Expr], wrts: list[sp.Symbol], implicits: list[ir.Implicit]) -> sp.Matrix:
     """∂exprs/∂wrts (one row per expression), each entry a `total_derivative`."""
     return sp.Matrix([[total_derivative(e, w, implicits) for w in wrts] for e in exprs])

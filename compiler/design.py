@@ -115,11 +115,15 @@ class DesignLowering:
     def sensitivity(self, value: sp.Expr, param: str, span: ast.Span) -> sp.Expr:
         """d value / d param: the partial derivative plus the chain through observed states."""
         states = [*self.lowering.state_components, *self.lowering.integrals]   # entries of vector states too
-        total = sp.diff(value, sp.Symbol(param, real=True))
-        for state in states:
-            for at in (ir.final_symbol, ir.initial_symbol):
-                if value.has(at(state)):
-                    total += sp.diff(value, at(state)) * at(sensitivity_state(state, param))
+        implicits = self.lowering.implicits
+        try:
+            total = total_derivative(value, sp.Symbol(param, real=True), implicits)
+            for state in states:
+                for at in (ir.final_symbol, ir.initial_symbol):
+                    if value.has(at(state)):
+                        total += total_derivative(value, at(state), implicits) * at(sensitivity_state(state, param))
+        except ValueError as err:
+            raise self.error(f"cannot differentiate with respect to '{param}': {err}", span) from None
         self.differentiable(total, param, span)
         return total
 
@@ -208,5 +212,5 @@ class DesignLowering:
                                      span) from None
                 self.differentiable(rhs, param, span)
                 dynamics[sensitivity_state(state, param)] = rhs
-                initial[sensitivity_state(state, param)] = sp.diff(initial[state], p)
+                initial[sensitivity_state(state, param)] = total_derivative(initial[state], p, implicits)
 

@@ -18,7 +18,7 @@ from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
-from .derivative import solution_symbols, total_derivative
+from .derivative import residual_jacobian, solution_symbols, total_derivative
 from .design import DesignLowering
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean, net_output
 from .linearize import linearize
@@ -351,7 +351,7 @@ class _Lowering:
             raise self.error(f"the equation has {len(residual)} entries for {len(unknowns)} unknowns", s.span)
         matrix = sp.Matrix(residual)
         opaque = any(a.free_symbols & set(unknowns) for a in matrix.atoms(AppliedUndef))
-        jacobian = None if opaque else [[sp.diff(r, u) for u in unknowns] for r in residual]
+        jacobian = None if opaque else residual_jacobian(residual, unknowns)
         if jacobian is not None and all(j == 0 for row in jacobian for j in row):
             raise self.error(f"the equation does not depend on '{s.name}'", s.span)
         self.implicits.append(ir.Implicit(s.name, unknowns, residual, jacobian, self.checked.solvers[s.name],
