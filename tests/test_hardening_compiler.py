@@ -114,3 +114,12 @@ def test_reductions_of_a_60_by_60_param_compile(objective, value):
     assert float(out) == pytest.approx(value, rel=1e-12)
     out.backward()
     assert torch.isfinite(model.params[0].grad).all()
+
+
+def test_lqr_ratio_is_null_with_a_reason_when_the_riccati_optimum_is_0():
+    text = BALANCE.format(accel="u", Q="diag(1, 1)", R="1, max_ratio=1.1").replace("x = 0.1", "x = 0") \
+        + "train adam(lr=0.01, steps=2)\n"
+    result = impsolve.solve(text, write=False, quiet=True)
+    report = result.reference["lqr"]
+    assert report["ratio"] is None and "optimum is 0" in report["ratio_reason"]
+    assert all(math.isfinite(c.value) for c in result.checks)
