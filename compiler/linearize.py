@@ -19,12 +19,12 @@ class Linearisation:
     rates: list[float]
 
 
-def linearize(dynamics: dict[str, sp.Expr], states: list[str], controls: list[str],
-              equilibrium: dict[str, float], implicits: list[ir.Implicit]) -> Linearisation:
+def linearize(dynamics: dict[str, sp.Expr], implicits: list[ir.Implicit], states: list[str], controls: list[str],
+              equilibrium: dict[str, float]) -> Linearisation:
     """A and B at (x = equilibrium, u = 0), by `derivative.jacobian` (implicit unknowns by the
     implicit function theorem, evaluated at their solution at the point).
 
-    `dynamics` must keep the controls as free symbols (the open-loop dynamics)."""
+    `dynamics` and the implicit residuals must keep the controls as free symbols (open loop)."""
     x = [ir.state_symbol(s) for s in states]
     u = [sp.Symbol(c, real=True) for c in controls]
     f = [dynamics[s] for s in states]

@@ -8,6 +8,7 @@ becomes an extra state of the ODE, and `solve y: ...` becomes an implicit layer.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable
 
 import sympy as sp
@@ -455,8 +456,9 @@ class _Lowering:
         return ir.Plot(exprs, [_text(self.checked, e) for e in p.exprs],
                        (self.range_variable(p.var, p.var_span), low, high))
 
-    def open_loop_dynamics(self) -> dict[str, sp.Expr]:
-        """The dynamics with each control kept as a free symbol (for linearisation)."""
+    def open_loop_dynamics(self) -> tuple[dict[str, sp.Expr], list[ir.Implicit]]:
+        """The dynamics and the implicit equations with each control kept as a free symbol (for
+        linearisation)."""
         c = self.checked
         closed_env = self.env
         self.env = dict(closed_env)
@@ -465,7 +467,13 @@ class _Lowering:
                 if name in c.lets:
                     s = c.lets[name]
                     self.env[name] = sp.Symbol(name, real=True) if s.kind == "control" else self.expr(s.value)
-            return {name: self.expr(c.ders[name].value) for name in c.states}
+            implicits = []
+            for i in self.implicits:
+                stmt = c.implicits[i.name]
+                residual = entries(elementwise(lambda a, b: a - b, self.expr(stmt.lhs), self.expr(stmt.rhs)))
+                jacobian = None if i.jacobian is None else residual_jacobian(residual, i.unknowns)
+                implicits.append(replace(i, residual=residual, jacobian=jacobian))
+            return {name: self.expr(c.ders[name].value) for name in c.states}, implicits
         finally:
             self.env = closed_env
 
@@ -481,7 +489,7 @@ class _Lowering:
         for name, value, _ in r.at:
             equilibrium[name] = float(self.constant(value, "equilibrium value"))
         try:
-            lin = linearize(self.open_loop_dynamics(), list(c.states), c.controls, equilibrium, self.implicits)
+            lin = linearize(*self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
         except ValueError as err:
             raise self.error(f"cannot linearise the dynamics: {err}", r.span,
                              "the dynamics must not call nets except through controls") from None

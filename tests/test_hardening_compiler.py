@@ -123,3 +123,9 @@ def test_lqr_ratio_is_null_with_a_reason_when_the_riccati_optimum_is_0():
     report = result.reference["lqr"]
     assert report["ratio"] is None and "optimum is 0" in report["ratio_reason"]
     assert all(math.isfinite(c.value) for c in result.checks)
+
+
+def test_lqr_linearisation_keeps_a_control_inside_an_implicit_equation_open_loop():
+    reference = lqr(accel="r", extra="solve r: r = 0.5*tanh(r) + u\n")
+    assert [a for row in reference.A for a in row] == pytest.approx([0.0, 1.0, 0.0, 0.0], abs=1e-12)
+    assert [b for row in reference.B for b in row] == pytest.approx([0.0, 2.0], abs=1e-12)   # dr/du = 2
