@@ -37,6 +37,8 @@ def linearize(dynamics: dict[str, sp.Expr], implicits: list[ir.Implicit], states
     for matrix in (a, b, rates):
         if matrix.atoms(AppliedUndef) or matrix.free_symbols:
             raise ValueError("the dynamics do not reduce to numbers at the equilibrium")
+        if not all(v.is_real and v.is_finite for v in matrix):
+            raise ValueError("the dynamics or their derivatives are not finite real numbers at the equilibrium")
     return Linearisation([[float(v) for v in a.row(i)] for i in range(a.rows)],
                          [[float(v) for v in b.row(i)] for i in range(b.rows)], [float(v) for v in rates])
 
@@ -50,7 +52,7 @@ def _implicit_values(implicits: list[ir.Implicit], point: dict[sp.Symbol, sp.Exp
             continue   # depends on something that is not fixed at the point: left symbolic
         try:
             solution = sp.nsolve(residual, implicit.unknowns, [0.0] * len(implicit.unknowns), tol=1e-14)
-        except (ValueError, ZeroDivisionError) as err:
+        except (ValueError, ZeroDivisionError, TypeError, NotImplementedError) as err:
             raise ValueError(f"cannot solve '{implicit.name}' at the equilibrium ({err})") from None
         values.update({u: sp.Float(float(v)) for u, v in zip(implicit.unknowns, solution)})
     return values

@@ -492,7 +492,7 @@ class _Lowering:
             lin = linearize(*self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
         except ValueError as err:
             raise self.error(f"cannot linearise the dynamics: {err}", r.span,
-                             "the dynamics must not call nets except through controls") from None
+                             "the dynamics must be differentiable at the point, and call nets only through controls") from None
         if problem := equilibrium_problem(lin.rates, list(c.states)) or \
                 riccati_problem(lin.A, lin.B, Q, R, list(c.states)):
             raise self.error(problem, r.span, "LQR linearises at the `at` point with every control 0")
