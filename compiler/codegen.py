@@ -24,6 +24,7 @@ TORCH_FUNCTIONS = {
     "softplus": "torch.nn.functional.softplus",
 }
 LIBRARY_FUNCTIONS = {"smin": "_smin", "smax": "_smax", "logdet": "_logdet", "det": "_det"}
+SUM_CHUNK = 32   # terms printed in one flat sum before it is split into chunks
 INDEXED_FUNCTIONS = {"svdval": "_svdvals", "eigval": "_eigvalsh"}
 
 
@@ -94,6 +95,16 @@ class TorchPrinter(PythonCodePrinter):
         if exp == 2:
             return f"torch.square({self._print(base)})"
         return super()._print_Pow(expr, rational=rational)
+
+    def _print_Add(self, expr, order=None):
+        """Long sums print as a shallow tree of parenthesised chunks, so that Python's compiler
+        (which recurses once per binary operator) accepts sums of thousands of terms."""
+        terms = expr.args
+        if len(terms) <= SUM_CHUNK:
+            return super()._print_Add(expr, order=order)
+        size = -(-len(terms) // SUM_CHUNK)
+        chunks = [sp.Add(*terms[i:i + size], evaluate=False) for i in range(0, len(terms), size)]
+        return "(" + " + ".join(f"({self._print(c)})" for c in chunks) + ")"
 
     def _print_MatrixBase(self, expr):
         items = ", ".join(self._print(e) for e in expr)

@@ -24,6 +24,7 @@ from ..dsl.design import BELIEF_MEAN, SENSITIVITY
 from ..dsl.functions import CRITERIA, DESIGN_FUNCTIONS, FINAL_TIME
 from . import ir
 from . import lower as _lower  # circular on purpose: used at call time only
+from .derivative import total_derivative
 from .functions import sigmoid
 
 if TYPE_CHECKING:
@@ -113,12 +114,16 @@ class DesignLowering:
 
     def sensitivity(self, value: sp.Expr, param: str, span: ast.Span) -> sp.Expr:
         """d value / d param: the partial derivative plus the chain through observed states."""
-        states = [*self.checked.states, *self.lowering.integrals]
-        total = sp.diff(value, sp.Symbol(param, real=True))
-        for state in states:
-            for at in (ir.final_symbol, ir.initial_symbol):
-                if value.has(at(state)):
-                    total += sp.diff(value, at(state)) * at(sensitivity_state(state, param))
+        states = [*self.lowering.state_components, *self.lowering.integrals]   # entries of vector states too
+        implicits = self.lowering.implicits
+        try:
+            total = total_derivative(value, sp.Symbol(param, real=True), implicits)
+            for state in states:
+                for at in (ir.final_symbol, ir.initial_symbol):
+                    if value.has(at(state)):
+                        total += total_derivative(value, at(state), implicits) * at(sensitivity_state(state, param))
+        except ValueError as err:
+            raise self.error(f"cannot differentiate with respect to '{param}': {err}", span) from None
         self.differentiable(total, param, span)
         return total
 
@@ -192,15 +197,20 @@ class DesignLowering:
 
     def add_sensitivity_states(self, dynamics: dict[str, sp.Expr], initial: dict[str, sp.Expr]) -> None:
         """dS/dt = ∂f/∂x S + ∂f/∂theta, S(0) = ∂x0/∂theta for every state and uncertain param."""
-        states = list(dynamics)
+        states, implicits = list(dynamics), self.lowering.implicits
         for param in self.uncertain:
             p = sp.Symbol(param, real=True)
             for state in states:
                 f = dynamics[state]
-                rhs = sp.diff(f, p) + sum((sp.diff(f, ir.state_symbol(k)) *
-                                           ir.state_symbol(sensitivity_state(k, param)) for k in states), sp.Integer(0))
                 span = self.checked.ders[state].span if state in self.checked.ders else self.checked.observation.span
+                try:   # implicit unknowns of the dynamics move with the states and theta (IFT)
+                    rhs = total_derivative(f, p, implicits) + sum(
+                        (total_derivative(f, ir.state_symbol(k), implicits) *
+                         ir.state_symbol(sensitivity_state(k, param)) for k in states), sp.Integer(0))
+                except ValueError as err:
+                    raise self.error(f"cannot differentiate the dynamics with respect to '{param}': {err}",
+                                     span) from None
                 self.differentiable(rhs, param, span)
                 dynamics[sensitivity_state(state, param)] = rhs
-                initial[sensitivity_state(state, param)] = sp.diff(initial[state], p)
+                initial[sensitivity_state(state, param)] = total_derivative(initial[state], p, implicits)
 

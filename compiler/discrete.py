@@ -16,6 +16,7 @@ from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from . import ir
 from .codegen import Layout, generate_module
+from .derivative import total_derivative
 from .lower import _component_names, _Lowering, _rows_cols
 from .program import Program, checks_and_plots
 from .values import Value, entries, is_matrix, shape
@@ -27,7 +28,6 @@ class _DiscreteLowering(_Lowering):
     def __init__(self, checked: CheckedSpec) -> None:
         super().__init__(checked)
         self.discrete = checked.discrete
-        self.totals: dict[str, sp.Expr] = {}     # total(...) component -> summand
         self.total_count = 0
         self.closed: dict[sp.Symbol, sp.Expr] = {}   # closed-loop control column -> its value
 
@@ -155,7 +155,7 @@ class _DiscreteLowering(_Lowering):
         zero = {symbol: sp.Integer(0) for symbol in [*theta, *noise]}
         offset, jacobian = [], []
         for name, value in step.items():
-            row = [sp.diff(value, symbol) for symbol, _ in owners]
+            row = [self.partial(value, symbol, owner) for symbol, owner in owners]
             for derivative, (_, owner) in zip(row, owners):
                 span = self.discrete.estimates[owner].span
                 if derivative.has(sp.Derivative, sp.Subs) or derivative.free_symbols & theta:
@@ -165,9 +165,28 @@ class _DiscreteLowering(_Lowering):
                 if derivative.free_symbols & noise:
                     raise self.error(f"in next({name}) the noise multiplies '{owner}'; least squares needs additive "
                                      "noise", span)
+            self.additive_noise(name, value, noises, estimates[0].name)
             offset.append(value.xreplace(zero))
             jacobian.append(row)
         return offset, jacobian
+
+    def partial(self, value: sp.Expr, symbol: sp.Symbol, estimate: str) -> sp.Expr:
+        """∂value/∂symbol through implicit unknowns (derivative.total_derivative), located at `estimate`."""
+        try:
+            return total_derivative(value, symbol, self.implicits)
+        except ValueError as err:
+            raise self.error(f"least squares needs ∂next/∂{symbol}: {err}", self.discrete.estimates[estimate].span) \
+                from None
+
+    def additive_noise(self, name: str, value: sp.Expr, noises: list[ir.Noise], estimate: str) -> None:
+        """Least squares models next = offset + Jθ + w: each noise entry enters with a constant factor."""
+        for n in noises:
+            for c in n.components:
+                factor = self.partial(value, ir.state_symbol(c), estimate)
+                if factor.free_symbols or factor.has(sp.Derivative, sp.Subs):
+                    raise self.error(f"in next({name}) the noise '{c}' is multiplied by {factor}; least squares "
+                                     "needs additive noise", self.discrete.estimates[estimate].span,
+                                     "e.g. next(x) = A @ x + B @ u + w")
 
     def energies(self) -> dict[str, float]:
         """The mean energy E of each open-loop control declared with `energy E`."""

@@ -1,26 +1,58 @@
 """Symbolic linearisation of the dynamics around an equilibrium (for LQR references)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from . import ir
+from .derivative import jacobian
 
 
-def linearize(dynamics: dict[str, sp.Expr], states: list[str], controls: list[str],
-              equilibrium: dict[str, float]) -> tuple[list[list[float]], list[list[float]]]:
-    """A = ∂f/∂x and B = ∂f/∂u at (x = equilibrium, u = 0), with SymPy Jacobians.
+@dataclass
+class Linearisation:
+    """A = ∂f/∂x, B = ∂f/∂u and the rates f at the point (0 at an equilibrium)."""
 
-    `dynamics` must keep the controls as free symbols (the open-loop dynamics)."""
-    x = sp.Matrix([ir.state_symbol(s) for s in states])
-    u = sp.Matrix([sp.Symbol(c, real=True) for c in controls])
-    f = sp.Matrix([dynamics[s] for s in states])
-    point = {ir.state_symbol(s): equilibrium[s] for s in states}
-    point.update({sp.Symbol(c, real=True): 0 for c in controls})
-    a = f.jacobian(x).xreplace(point)
-    b = f.jacobian(u).xreplace(point)
-    for matrix in (a, b):
+    A: list[list[float]]
+    B: list[list[float]]
+    rates: list[float]
+
+
+def linearize(dynamics: dict[str, sp.Expr], implicits: list[ir.Implicit], states: list[str], controls: list[str],
+              equilibrium: dict[str, float]) -> Linearisation:
+    """A and B at (x = equilibrium, u = 0), by `derivative.jacobian` (implicit unknowns by the
+    implicit function theorem, evaluated at their solution at the point).
+
+    `dynamics` and the implicit residuals must keep the controls as free symbols (open loop)."""
+    x = [ir.state_symbol(s) for s in states]
+    u = [sp.Symbol(c, real=True) for c in controls]
+    f = [dynamics[s] for s in states]
+    point: dict[sp.Symbol, sp.Expr] = {ir.state_symbol(s): sp.Float(equilibrium[s]) for s in states}
+    point.update({symbol: sp.Integer(0) for symbol in u})
+    point.update(_implicit_values(implicits, point))
+    a = jacobian(f, x, implicits).xreplace(point)
+    b = jacobian(f, u, implicits).xreplace(point)
+    rates = sp.Matrix(f).xreplace(point)
+    for matrix in (a, b, rates):
         if matrix.atoms(AppliedUndef) or matrix.free_symbols:
             raise ValueError("the dynamics do not reduce to numbers at the equilibrium")
-    return ([[float(v) for v in a.row(i)] for i in range(a.rows)],
-            [[float(v) for v in b.row(i)] for i in range(b.rows)])
+        if not all(v.is_real and v.is_finite for v in matrix):
+            raise ValueError("the dynamics or their derivatives are not finite real numbers at the equilibrium")
+    return Linearisation([[float(v) for v in a.row(i)] for i in range(a.rows)],
+                         [[float(v) for v in b.row(i)] for i in range(b.rows)], [float(v) for v in rates])
+
+
+def _implicit_values(implicits: list[ir.Implicit], point: dict[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
+    """The implicit unknowns solved at the point (in order: later equations may use earlier unknowns)."""
+    values: dict[sp.Symbol, sp.Expr] = {}
+    for implicit in implicits:
+        residual = [r.xreplace(point).xreplace(values) for r in implicit.residual]
+        if any(s not in implicit.unknowns for r in residual for s in r.free_symbols):
+            continue   # depends on something that is not fixed at the point: left symbolic
+        try:
+            solution = sp.nsolve(residual, implicit.unknowns, [0.0] * len(implicit.unknowns), tol=1e-14)
+        except (ValueError, ZeroDivisionError, TypeError, NotImplementedError) as err:
+            raise ValueError(f"cannot solve '{implicit.name}' at the equilibrium ({err})") from None
+        values.update({u: sp.Float(float(v)) for u, v in zip(implicit.unknowns, solution)})
+    return values

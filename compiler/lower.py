@@ -8,6 +8,7 @@ becomes an extra state of the ODE, and `solve y: ...` becomes an implicit layer.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable
 
 import sympy as sp
@@ -18,10 +19,11 @@ from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
-from .derivative import total_derivative
+from .derivative import residual_jacobian, solution_symbols, total_derivative
 from .design import DesignLowering
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean, net_output
 from .linearize import linearize
+from .lqr_check import equilibrium_problem, riccati_problem, weight_problem
 from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
     show, transpose
 
@@ -37,6 +39,7 @@ class _Lowering:
         self.env: dict[str, Value] = dict(CONSTANTS)
         self.nets = {name: sp.Function(name) for name in checked.nets}
         self.integrals: dict[str, sp.Expr] = {}   # integral state name -> integrand
+        self.totals: dict[str, sp.Expr] = {}      # total(...) component -> summand (discrete specs)
         self.implicits: list[ir.Implicit] = []
         self.random: list[sp.Symbol] = []         # randn() draws of param initial values
         self.design: DesignLowering | None = None   # a sequential design study (compiler/design.py)
@@ -186,8 +189,10 @@ class _Lowering:
     def derivative(self, value: Value, target: ast.Name, span: ast.Span) -> Value:
         """d(value, target): symbolic, through implicit layers by the implicit function theorem."""
         symbols = self.env[target.id]
+        accumulated = [*self.integrals, *self.totals]
         try:
-            result = [[total_derivative(e, s, self.implicits) for s in entries(symbols)] for e in entries(value)]
+            result = [[total_derivative(e, s, self.implicits, solution_symbols(self.state_components, accumulated, s))
+                       for s in entries(symbols)] for e in entries(value)]
         except ValueError as err:
             raise self.error(f"cannot differentiate: {err}", span) from None
         flat = [d for row in result for d in row]
@@ -227,14 +232,16 @@ class _Lowering:
             raise self.error(f"too many entries ({math.prod(dims)}; the limit is {MAX_ENTRIES})", span)
         return tuple(dims)
 
-    def declared(self, name: str, dims: tuple[int, ...] | None, value: Value, span: ast.Span) -> Value:
-        """A value checked against (or broadcast to) its declared shape; `None`: the value's own."""
+    def declared(self, name: str, dims: tuple[int, ...] | None, value: Value, span: ast.Span,
+                 declaration: str | None = None) -> Value:
+        """A value checked against (or broadcast to) its declared shape; `None`: the value's own.
+        `declaration`: the statement that declares the shape, when `name` is not it (der(x): state x)."""
         if dims is None:
             return value
         if not dims:
             if is_matrix(value):
                 raise self.error(f"'{name}' is declared a scalar but its value is {show(shape(value))}", span,
-                                 f"declare its shape, e.g. {name}[{', '.join(map(str, value.shape))}]")
+                                 f"declare its shape, e.g. {declaration or name}[{', '.join(map(str, value.shape))}]")
             return value
         try:
             return filled(dims, value)
@@ -345,7 +352,7 @@ class _Lowering:
             raise self.error(f"the equation has {len(residual)} entries for {len(unknowns)} unknowns", s.span)
         matrix = sp.Matrix(residual)
         opaque = any(a.free_symbols & set(unknowns) for a in matrix.atoms(AppliedUndef))
-        jacobian = None if opaque else [[sp.diff(r, u) for u in unknowns] for r in residual]
+        jacobian = None if opaque else residual_jacobian(residual, unknowns)
         if jacobian is not None and all(j == 0 for row in jacobian for j in row):
             raise self.error(f"the equation does not depend on '{s.name}'", s.span)
         self.implicits.append(ir.Implicit(s.name, unknowns, residual, jacobian, self.checked.solvers[s.name],
@@ -372,7 +379,8 @@ class _Lowering:
         dynamics = {}
         for name, b in c.states.items():
             der = c.ders[name]
-            value = self.declared(f"der({name})", self.dims(b.shape, b.span), self.expr(der.value), der.value.span)
+            value = self.declared(f"der({name})", self.dims(b.shape, b.span), self.expr(der.value), der.value.span,
+                                  f"state {name}")
             dynamics.update(zip(_component_names(name, self.dims(b.shape, b.span)), entries(value)))
         controls = {}
         for name in c.controls:
@@ -448,8 +456,9 @@ class _Lowering:
         return ir.Plot(exprs, [_text(self.checked, e) for e in p.exprs],
                        (self.range_variable(p.var, p.var_span), low, high))
 
-    def open_loop_dynamics(self) -> dict[str, sp.Expr]:
-        """The dynamics with each control kept as a free symbol (for linearisation)."""
+    def open_loop_dynamics(self) -> tuple[dict[str, sp.Expr], list[ir.Implicit]]:
+        """The dynamics and the implicit equations with each control kept as a free symbol (for
+        linearisation)."""
         c = self.checked
         closed_env = self.env
         self.env = dict(closed_env)
@@ -458,7 +467,13 @@ class _Lowering:
                 if name in c.lets:
                     s = c.lets[name]
                     self.env[name] = sp.Symbol(name, real=True) if s.kind == "control" else self.expr(s.value)
-            return {name: self.expr(c.ders[name].value) for name in c.states}
+            implicits = []
+            for i in self.implicits:
+                stmt = c.implicits[i.name]
+                residual = entries(elementwise(lambda a, b: a - b, self.expr(stmt.lhs), self.expr(stmt.rhs)))
+                jacobian = None if i.jacobian is None else residual_jacobian(residual, i.unknowns)
+                implicits.append(replace(i, residual=residual, jacobian=jacobian))
+            return {name: self.expr(c.ders[name].value) for name in c.states}, implicits
         finally:
             self.env = closed_env
 
@@ -467,17 +482,22 @@ class _Lowering:
         if any(is_matrix(self.env[s]) for s in c.states) or any(is_matrix(self.env[u]) for u in c.controls):
             raise self.error("an LQR reference needs scalar states and controls", r.span)
         options = {k.name: k.value for k in r.call.kwargs}
+        Q, R = self.matrix(options["Q"]), self.matrix(options["R"])
+        if problem := weight_problem(Q, R):
+            raise self.error(problem, r.call.span)
         equilibrium = {name: 0.0 for name in c.states}
         for name, value, _ in r.at:
             equilibrium[name] = float(self.constant(value, "equilibrium value"))
         try:
-            A, B = linearize(self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
+            lin = linearize(*self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
         except ValueError as err:
             raise self.error(f"cannot linearise the dynamics: {err}", r.span,
-                             "the dynamics must not call nets except through controls") from None
+                             "the dynamics must be differentiable at the point, and call nets only through controls") from None
+        if problem := equilibrium_problem(lin.rates, list(c.states)) or \
+                riccati_problem(lin.A, lin.B, Q, R, list(c.states)):
+            raise self.error(problem, r.span, "LQR linearises at the `at` point with every control 0")
         max_ratio = float(self.constant(options["max_ratio"], "max_ratio")) if "max_ratio" in options else None
-        return ir.LqrReference(self.matrix(options["Q"]), self.matrix(options["R"]),
-                               [equilibrium[s] for s in c.states], A, B, max_ratio, _text(c, r.call))
+        return ir.LqrReference(Q, R, [equilibrium[s] for s in c.states], lin.A, lin.B, max_ratio, _text(c, r.call))
 
     def matrix(self, node: ast.Expr) -> list[list[float]]:
         """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""

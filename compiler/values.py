@@ -135,4 +135,14 @@ def reduce(name: str, args: list[Value]) -> Value:
         m = _matrix(a, name)
         return sp.ImmutableMatrix([fn.svdval(m, i) for i in range(min(m.shape))])
     m = _square(a, name)   # eig
+    _symmetric(m)
     return sp.ImmutableMatrix([fn.eigval(m, i) for i in range(m.rows)])
+
+
+def _symmetric(m: sp.ImmutableMatrix) -> None:
+    """eig() reads a symmetric matrix: any other is an error, never silently symmetrised."""
+    for i in range(m.rows):
+        for j in range(i + 1, m.cols):
+            if sp.expand(m[i, j] - m[j, i]) != 0:
+                raise ShapeError(f"eig() needs a symmetric matrix: entry [{i + 1}, {j + 1}] is {m[i, j]} but "
+                                 f"[{j + 1}, {i + 1}] is {m[j, i]}")

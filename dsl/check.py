@@ -497,6 +497,13 @@ class _Checker:
                                  "Q weighs the states, R the controls: lqr(Q=diag(...), R=...)")
         if not out.controls:
             raise self.error("an LQR reference needs a 'control'", reference.span)
+        shaped = [(n, b.shape, b.span) for n, b in out.states.items()] + [(n, out.lets[n].shape, out.lets[n].span)
+                                                                          for n in out.controls if n in out.lets]
+        for name, dims, span in shaped:
+            if dims:
+                raise self.error(f"an LQR reference needs scalar states and controls, but '{name}' has a shape",
+                                 reference.span, f"'{name}' is declared with a shape on line {span.line}; "
+                                 "declare one scalar per entry")
         if not out.horizon:
             raise self.error("an LQR reference needs a fixed 'horizon'", reference.span)
         self.check_matrix(options["Q"].value, len(out.states), "Q (one row per state)")

@@ -90,6 +90,7 @@ def check_structure(checker: "_Checker", out: "CheckedSpec") -> None:
     """The continuous-time structure checks' discrete counterpart."""
     from .check import walk
     d = out.discrete
+    _unplanned(checker, out, d)
     if out.ders:
         der = min(out.ders.values(), key=lambda s: (s.span.line, s.span.column))
         if (der.span.line, der.span.column) > (d.first.line, d.first.column):
@@ -133,6 +134,27 @@ def check_structure(checker: "_Checker", out: "CheckedSpec") -> None:
                 raise checker.error("integral() is for continuous time; a discrete-time spec sums over steps",
                                     node.span, "use total(...)")
     _check_identification(checker, out, d)
+
+
+UNPLANNED = {   # statement -> what it belongs to, for statements discrete-time specs do not support
+    ast.DesignStmt: ("design", "a sequential design study, which is continuous-time (der, horizon)"),
+    ast.ObserveStmt: ("observe", "a sequential design study, which is continuous-time (der, horizon)"),
+    ast.RoundsStmt: ("rounds", "a sequential design study, which is continuous-time (der, horizon)"),
+    ast.ReferenceStmt: ("reference", "an LQR reference, which linearises continuous-time dynamics"),
+}
+
+
+def _unplanned(checker: "_Checker", out: "CheckedSpec", d: DiscreteSpec) -> None:
+    """A statement of another kind of study in a discrete-time spec: an error naming both statements."""
+    line = checker.spec.source.split("\n")[d.first.line - 1][d.first.column - 1:]
+    discrete = line.split()[0].split("=")[0] if line.split() else "next"
+    found = [(s.span, *UNPLANNED[type(s)]) for s in checker.spec.statements if type(s) in UNPLANNED]
+    found += [(b.distribution.span, "param ~ normal(...)", "a sequential design study (an uncertain param), "
+               "which is continuous-time (der, horizon)") for b in out.params.values() if b.distribution is not None]
+    if found:
+        span, what, belongs = min(found, key=lambda f: (f[0].line, f[0].column))
+        raise checker.error(f"'{what}' is not supported in a discrete-time spec: it belongs to {belongs}", span,
+                            f"the spec is discrete-time because of '{discrete}' on line {d.first.line}")
 
 
 def _check_identification(checker: "_Checker", out: "CheckedSpec", d: DiscreteSpec) -> None:

@@ -64,7 +64,8 @@ def solve_implicit(residual: Residual, jacobian: Callable | None, size: int, *, 
     if not error <= tol:
         raise RunError(f"the implicit equation {label} did not converge: largest residual {error:.3g} after "
                        f"{iterations} iterations (tol {tol:g})",
-                       "raise max_iter or tol with 'using newton(...)', or check that a solution exists")
+                       f"raise max_iter or tol with 'using {'newton' if newton else 'picard'}(...)'"
+                       + ("" if newton else ", try 'using newton(...)'") + ", or check that a solution exists")
     LAST_ITERATIONS[label] = iterations
     y = y.detach()
     phi = residual(y)

@@ -30,7 +30,9 @@ def lqr_report(model: CompiledProblem, solution: Solution, reference: ir.LqrRefe
     learned = quadratic_cost(times.double().cpu().numpy(), learned_states, learned_controls, reference.Q,
                              reference.R, reference.equilibrium)
     report = {"A": reference.A, "B": reference.B, "K": riccati.K.tolist(), "riccati_cost": riccati.cost,
-              "learned_cost": learned, "ratio": learned / riccati.cost if riccati.cost > 0 else float("nan")}
+              "learned_cost": learned, "ratio": learned / riccati.cost if riccati.cost > 0 else None}
+    if report["ratio"] is None:
+        report["ratio_reason"] = "the Riccati optimum is 0 (the initial state is the equilibrium): no ratio"
     if plot_path is not None:
         weighted = [i for i in range(len(users)) if reference.Q[i][i] != 0]
         plot_reference(plot_path, times.cpu().numpy(),
@@ -40,7 +42,10 @@ def lqr_report(model: CompiledProblem, solution: Solution, reference: ir.LqrRefe
                        {problem.user_states[i]: riccati.states[:, i] for i in weighted}
                        | {name: riccati.controls[:, k] for k, name in enumerate(controls)})
     check = None
-    if reference.max_ratio is not None:
+    if reference.max_ratio is not None and report["ratio"] is None:   # optimum 0: the learned cost must be 0 too
+        check = {"name": f"{reference.text}: learned cost <= Riccati optimum 0", "value": learned, "reference": 0.0,
+                 "error": learned, "tolerance": None, "relative": False, "passed": bool(learned <= 0)}
+    elif reference.max_ratio is not None:
         check = {"name": f"{reference.text}: learned cost <= {reference.max_ratio:g} x Riccati optimum",
                  "value": report["ratio"], "reference": reference.max_ratio, "error": max(0.0, report["ratio"] - 1),
                  "tolerance": None, "relative": False, "passed": bool(report["ratio"] <= reference.max_ratio)}
