@@ -102,7 +102,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary(result) -> None:
-    print(f"{result.problem}: {result.objective.sense} {result.objective.expr} = {result.objective.final:.8g} "
+    final = "null" if result.objective.final is None else f"{result.objective.final:.8g}"
+    print(f"{result.problem}: {result.objective.sense} {result.objective.expr} = {final} "
           f"({result.steps} steps, {result.wall_time_s:.1f} s, {result.device}, {result.dtype})")
     if result.rounds:
         last = result.rounds[-1]
@@ -113,8 +114,11 @@ def _summary(result) -> None:
     for c in result.checks:
         mark = "PASS" if c.passed else "FAIL"
         tol = "" if c.tolerance is None else f" (tol {c.tolerance:g}{' relative' if c.relative else ''})"
-        print(f"  {mark}  expect {c.name}: value {c.value:.8g}, reference {c.reference:.8g}, "
-              f"error {c.error:.3g}{tol}")
+        if c.reason is not None or c.value is None or c.reference is None or c.error is None:
+            print(f"  {mark}  expect {c.name}: {c.reason or 'no value'}")
+        else:
+            print(f"  {mark}  expect {c.name}: value {c.value:.8g}, reference {c.reference:.8g}, "
+                  f"error {c.error:.3g}{tol}")
     if result.identify:
         report = result.identify
         print(f"  estimation error after {report['steps'][-1]} steps, mean over {report['realizations']} "

@@ -18,6 +18,15 @@ def _solver_kwargs(options: OdeOptions) -> dict:
     return {"rtol": options.rtol, "atol": options.atol, "method": options.method, "options": solver_options}
 
 
+def step_warnings(options: OdeOptions, span: float, what: str = "the horizon") -> list[str]:
+    """What a fixed step cannot honour over `span` (the horizon or the stop's time limit): a step
+    larger than the span is clipped to it, so the solve takes one step of `span`."""
+    if options.method in FIXED_STEP_METHODS and options.step_size is not None and options.step_size > span:
+        return [f"solve ode: step_size={options.step_size:g} is larger than {what} {span:g}: one step of {span:g} "
+                f"is taken ({options.method}); use a step_size well below {span:g}"]
+    return []
+
+
 def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> RunError:
     text = str(err) or type(err).__name__
     last = getattr(func, "last", None)

@@ -15,6 +15,7 @@ from .checks import evaluate_checks, range_samples
 from .diagnose import NonFiniteError
 from .errors import RunError
 from .model import CompiledProblem, Solution
+from .ode import step_warnings
 from .plots import plot_history, plot_relation, plot_trajectory
 from .reference import lqr_report
 from .results import Check, ObjectiveResult, Result, write_atomic, write_csv, write_json
@@ -51,7 +52,7 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
         if folder is not None:
             _write_model(folder, model)   # the last good parameters
         raise
-    warnings = []
+    warnings = _setting_warnings(model)
     with torch.no_grad():
         solution = model.solve()
         final = float(model.objective(solution))
@@ -90,6 +91,16 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
         write_results(folder, model, solution, result, before)
         result.out_dir = str(folder)
     return result
+
+
+def _setting_warnings(model: CompiledProblem) -> list[str]:
+    """Settings that run but not as written (e.g. a fixed step longer than the horizon)."""
+    problem = model.problem
+    if not problem.states:
+        return []
+    if problem.stop:
+        return step_warnings(problem.ode, problem.stop.max_time, "the stop's time limit")
+    return step_warnings(problem.ode, problem.horizon)
 
 
 CHECKPOINT = "checkpoint.pt"
