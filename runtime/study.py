@@ -5,6 +5,7 @@ import hashlib
 import io
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -41,18 +42,23 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     spec_hash = hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else ""
     start = time.perf_counter()
-    save = (lambda state: _write_checkpoint(folder, state | {"spec_sha256": spec_hash})) if write else None
+    run = {"spec_sha256": spec_hash, "seed": seed, "dtype": str(model.dtype).replace("torch.", "")}
+    save = (lambda state: _write_checkpoint(folder, state | run)) if write else None
     trainer = Trainer(model, problem.training, quiet, save=save, every=checkpoint_every)
     if resume:
-        trainer.restore(_read_checkpoint(folder, spec_hash))
+        trainer.restore(_read_checkpoint(folder, run))
     before = _sampled_trajectory(model) if write and problem.states and not resume else None
+    up_front = _setting_warnings(model)   # shown before training too: a long run should not hide them
+    if not quiet:
+        for text in up_front:
+            print(f"warning: {text}", file=sys.stderr)
     try:
         history = trainer.run()
     except NonFiniteError:
         if folder is not None:
             _write_model(folder, model)   # the last good parameters
         raise
-    warnings = _setting_warnings(model)
+    warnings = up_front + trainer.notes
     with torch.no_grad():
         solution = model.solve()
         final = float(model.objective(solution))
@@ -96,11 +102,15 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
 def _setting_warnings(model: CompiledProblem) -> list[str]:
     """Settings that run but not as written (e.g. a fixed step longer than the horizon)."""
     problem = model.problem
+    eps = torch.finfo(model.dtype).eps
+    found = [f"the implicit equation '{i.name}' (line {i.line}): tol {i.options.tol:g} is below "
+             f"{str(model.dtype).replace('torch.', '')} precision (machine epsilon {eps:.2g}); it may not converge "
+             "(use --dtype float64 or a larger tol)" for i in problem.implicits if i.options.tol < 10 * eps]
     if not problem.states:
-        return []
+        return found
     if problem.stop:
-        return step_warnings(problem.ode, problem.stop.max_time, "the stop's time limit")
-    return step_warnings(problem.ode, problem.horizon)
+        return found + step_warnings(problem.ode, problem.stop.max_time, "the stop's time limit")
+    return found + step_warnings(problem.ode, problem.horizon)
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -112,7 +122,8 @@ def _write_checkpoint(folder: Path, state: dict) -> None:
     write_atomic(folder / CHECKPOINT, buffer.getvalue())
 
 
-def _read_checkpoint(folder: Path | None, spec_hash: str) -> dict:
+def _read_checkpoint(folder: Path | None, run: dict) -> dict:
+    """The checkpoint in `folder`, if it was written for the same spec, seed and dtype as `run`."""
     path = folder / CHECKPOINT if folder is not None else None
     if path is None or not path.exists():
         raise RunError(f"no checkpoint to resume from in {folder}", "run without --resume first", exit_code=2)
@@ -120,8 +131,12 @@ def _read_checkpoint(folder: Path | None, spec_hash: str) -> dict:
         state = torch.load(path, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same answer
         raise RunError(f"the checkpoint {path} cannot be read ({type(err).__name__})", exit_code=2) from None
-    if state.get("spec_sha256") != spec_hash:
+    if state.get("spec_sha256") != run["spec_sha256"]:
         raise RunError(f"the checkpoint in {folder} was written for a different spec", exit_code=2)
+    for key, flag in (("seed", "--seed"), ("dtype", "--dtype")):
+        if key in state and state[key] != run[key]:
+            raise RunError(f"the checkpoint in {folder} was written with {flag} {state[key]}, not {run[key]}",
+                           f"resume with {flag} {state[key]}, or run without --resume to start afresh", exit_code=2)
     return state
 
 

@@ -151,3 +151,39 @@ def test_results_files_respect_the_umask(tmp_path):
         os.umask(old)
     for name in ("result.json", "history.csv", "model.pt"):
         assert (tmp_path / "o" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+# ---- small: --resume refuses another seed or dtype
+@pytest.mark.parametrize("flag, value, message", [
+    ("--seed", "1", "was written with --seed 0, not 1"), ("--dtype", "float32", "was written with --dtype float64, not float32")])
+def test_resume_refuses_another_seed_or_dtype(flag, value, message, tmp_path, capsys):
+    spec, out = write(tmp_path, DECAY), str(tmp_path / "o")
+    assert main([spec, "--out", out, "--quiet"]) == 0
+    assert main([spec, "--out", out, "--quiet", "--resume", flag, value]) == 2
+    assert message in capsys.readouterr().err
+
+
+# ---- item 11: an objective of nothing trainable is evaluated, with a note
+def test_objective_of_nothing_trainable_is_evaluated_with_a_note(tmp_path, capsys):
+    spec = write(tmp_path, DECAY.replace("minimize (k - 1)^2", "minimize x(T)^2").replace("der(x) = -k*x", "der(x) = -x")
+                 + "train lbfgs(lr=1, steps=2)\n")
+    assert main([spec, "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    data = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert data["steps"] == 0 and data["objective"]["final"] == pytest.approx(math.exp(-2))
+    assert data["warnings"][0].startswith("nothing to train: the objective does not depend on any param or net")
+    assert "warning: nothing to train" in capsys.readouterr().out
+
+
+# ---- item 14: a tolerance below float32 precision is said up front and in the failure
+def test_float32_with_a_tolerance_below_its_precision_says_so(tmp_path, capsys):
+    spec = write(tmp_path, "problem fp\nparam a = 0.5\nsolve y: y = a*cos(y) using newton(tol=1e-12)\n"
+                           "minimize (y - 0.3)^2\ntrain adam(lr=0.01, steps=2)\n")
+    code = main([spec, "--out", str(tmp_path / "o"), "--dtype", "float32"])
+    err = capsys.readouterr().err
+    assert "warning: the implicit equation 'y' (line 3): tol 1e-12 is below float32 precision (machine epsilon " \
+           "1.2e-07)" in err
+    if code == 3:   # did not converge: the failure names the cause
+        assert "tol 1e-12 is below float32 precision" in err and "use --dtype float64" in err
+    else:
+        assert code == 0
+        assert "is below float32 precision" in json.loads((tmp_path / "o" / "result.json").read_text())["warnings"][0]
