@@ -95,6 +95,8 @@ class Trainer:
         count = len(self.phases)
         label = self.model.problem.name + (f" [{self.phase + 1}/{count} {options.optimizer}]" if count > 1 else "")
         progress = Progress(options.steps, label, self.quiet)
+        if getattr(self.model, "dynamics", None) is not None:
+            self.model.dynamics.report = progress.note   # long solves report how far they got
         optimizer = make_optimizer(self.params, options)
         if self.optimizer_state is not None:
             optimizer.load_state_dict(self.optimizer_state)

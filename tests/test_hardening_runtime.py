@@ -191,3 +191,26 @@ def test_deq_in_float32_names_the_precision_when_it_does_not_converge(tmp_path, 
     assert code == 3
     assert "(tol 1e-12); tol 1e-12 is below float32 precision (machine epsilon 1.2e-07)\n  hint: use --dtype " \
            "float64" in capsys.readouterr().err
+
+
+# ---- item 15: a collapsing step size stops early, naming stiffness
+ROBERTSON = """
+problem robertson "Robertson's stiff kinetics"
+param k1 = 0.04
+state a = 1, b = 0, c = 0
+der(a) = -k1*a + 1e4*b*c
+der(b) = k1*a - 1e4*b*c - 3e7*b^2
+der(c) = 3e7*b^2
+horizon 40
+minimize (k1 - 0.04)^2 + c(T)
+train adam(lr=0.001, steps=2)
+solve ode(max_steps=2000)
+"""
+
+
+def test_stiff_dynamics_stop_early_with_a_hint(tmp_path, capsys):
+    assert main([write(tmp_path, ROBERTSON), "--out", str(tmp_path / "o"), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "error: the ODE solve is not progressing: after 1000 evaluations of the dynamics it reached t = " in err
+    assert "more than max_steps=2000 (dopri5" in err and "the dynamics are probably stiff" in err
+    assert "loosen rtol/atol, use a fixed-step method" in err
