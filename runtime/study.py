@@ -48,10 +48,7 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     if resume:
         trainer.restore(_read_checkpoint(folder, run))
     before = _sampled_trajectory(model) if write and problem.states and not resume else None
-    up_front = _setting_warnings(model)   # shown before training too: a long run should not hide them
-    if not quiet:
-        for text in up_front:
-            print(f"warning: {text}", file=sys.stderr)
+    up_front = _setting_warnings(model, quiet)
     try:
         history = trainer.run()
     except NonFiniteError:
@@ -99,8 +96,17 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     return result
 
 
-def _setting_warnings(model: CompiledProblem) -> list[str]:
-    """Settings that run but not as written (e.g. a fixed step longer than the horizon)."""
+def _setting_warnings(model: CompiledProblem, quiet: bool = True) -> list[str]:
+    """Settings that run but not as written (a fixed step longer than the horizon, a solver tol below
+    the dtype's precision); printed before training unless quiet, since a long run should not hide them."""
+    found = _settings_found(model)
+    if not quiet:
+        for text in found:
+            print(f"warning: {text}", file=sys.stderr)
+    return found
+
+
+def _settings_found(model: CompiledProblem) -> list[str]:
     problem = model.problem
     eps = torch.finfo(model.dtype).eps
     found = [f"the implicit equation '{i.name}' (line {i.line}): tol {i.options.tol:g} is below "
