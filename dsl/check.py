@@ -16,7 +16,7 @@ from . import ast, design, discrete
 from .discrete import DiscreteSpec
 from .errors import SpecError, did_you_mean
 from .functions import CONSTANTS, CRITERIA, FINAL_TIME, FUNCTIONS, RESERVED, TIME, TRAJECTORY
-from .options import FIXED_STEP_METHODS, SETTINGS, MlpOptions, NewtonOptions, OdeOptions, TrainOptions
+from .options import SETTINGS, MlpOptions, NewtonOptions, OdeOptions, TrainOptions, settings_problem
 
 MAX_NAME_LENGTH = 64
 DISTRIBUTIONS = {"normal": 2, "uniform": 2}
@@ -84,6 +84,10 @@ class CheckedSpec:
             else:
                 raise SpecError(f"cannot set '{key}'", None, filename="--set",
                                 hint="use train.<option>, train2.<option> or solve.<option>, e.g. train.lr=0.01")
+        if problem := settings_problem(self.ode):   # the same rule as the spec's `solve ode(...)`
+            raise SpecError(problem[0], None, filename="--set", hint=problem[1])
+        if self.discrete is not None:
+            discrete.check_overridden_training(self)
         return self
 
 
@@ -261,9 +265,8 @@ class _Checker:
             elif isinstance(s, ast.SettingsStmt):
                 if s.kind == "solve":
                     out.ode = self.settings("solve", s.call)
-                    if out.ode.method in FIXED_STEP_METHODS and out.ode.step_size is None:
-                        raise self.error(f"the fixed-step method '{out.ode.method}' needs step_size", s.span,
-                                         "add e.g. step_size=0.01")
+                    if problem := settings_problem(out.ode):
+                        raise self.error(problem[0], s.span, problem[1])
                 else:
                     options = self.settings("train", s.call)
                     out.training.append(options.model_copy(update={"optimizer": s.call.func}))

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, get_args
 from pydantic import ValidationError
 
 from . import ast
-from .errors import did_you_mean
+from .errors import SpecError, did_you_mean
 from .functions import TIME
-from .options import IdentifyOptions
+from .options import IdentifyOptions, TrainOptions
 
 if TYPE_CHECKING:
     from .check import CheckedSpec, _Checker
@@ -213,16 +213,32 @@ def _check_identification(checker: "_Checker", out: "CheckedSpec", d: DiscreteSp
                             b.span, "make it a const, or a net")
     trains = [st for st in out.spec.statements if isinstance(st, ast.SettingsStmt) and st.kind == "train"]
     for st, options in zip(trains, out.training):
-        if options.optimizer not in PLANNERS:
-            raise checker.error(f"'identify' plans with {' or '.join(PLANNERS)}, not {options.optimizer}", st.call.span,
-                                "their per-coordinate updates keep the realisations independent")
-        if options.clip is not None:
-            clip = next(k for k in st.call.kwargs if k.name == "clip")
-            raise checker.error("'identify' does not clip gradients: one norm would couple the realisations",
-                                clip.span, "remove clip=...")
+        if problem := _training_problem(options):
+            message, hint, option = problem
+            span = next((k.span for k in st.call.kwargs if k.name == option), st.call.span)
+            raise checker.error(message, span, hint)
     for holder in [*out.expects, *out.plots]:
         raise checker.error("an 'identify' study reports estimation errors, not expects or plots", holder.span,
                             "see result.json's 'identify' entry and identify.png")
+
+
+def _training_problem(options: TrainOptions) -> tuple[str, str, str | None] | None:
+    """(message, hint, option at fault) when an identify study cannot train with `options`."""
+    if options.optimizer not in PLANNERS:
+        return (f"'identify' plans with {' or '.join(PLANNERS)}, not {options.optimizer}",
+                "their per-coordinate updates keep the realisations independent", None)
+    if options.clip is not None:
+        return "'identify' does not clip gradients: one norm would couple the realisations", "remove clip", "clip"
+    return None
+
+
+def check_overridden_training(out: "CheckedSpec") -> None:
+    """The identify rules of `_check_identification`, applied to settings changed by `--set`."""
+    if out.discrete is None or out.discrete.identify is None:
+        return
+    for options in out.training:
+        if problem := _training_problem(options):
+            raise SpecError(problem[0], None, filename="--set", hint=problem[1])
 
 
 def check_expressions(checker: "_Checker", out: "CheckedSpec", dynamic: set[str]) -> None:

@@ -7,9 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 
 class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # no inf/nan setting reaches torch
 
 
+MAX_SEED = 2**63 - 1   # torch seeds are 64-bit; the CLI and the API accept 0..MAX_SEED
 ODE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "rk4", "midpoint", "euler")
 FIXED_STEP_METHODS = ("rk4", "midpoint", "euler")
 
@@ -26,6 +27,14 @@ class OdeOptions(_Options):
     timeout: PositiveFloat | None = None   # wall-clock seconds per solve
 
 
+def settings_problem(ode: OdeOptions) -> tuple[str, str] | None:
+    """A combination of solver options that cannot run, as (message, hint); None when fine. One rule
+    for the spec's `solve ode(...)` and for `--set solve....`."""
+    if ode.method in FIXED_STEP_METHODS and ode.step_size is None:
+        return f"the fixed-step method '{ode.method}' needs step_size", "add e.g. step_size=0.01"
+    return None
+
+
 class TrainOptions(_Options):
     """`train adam(...)`, `train sgd(...)`, `train lbfgs(...)`: the optimiser and its schedule."""
 
@@ -37,7 +46,7 @@ class TrainOptions(_Options):
     gamma: PositiveFloat = 0.5   # step schedule: factor
     every: PositiveInt = 100     # step schedule: period
     momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
     history_size: PositiveInt = 20   # lbfgs
     max_iter: PositiveInt = 20       # lbfgs inner iterations per step
     clip: PositiveFloat | None = None  # gradient norm clipping

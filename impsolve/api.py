@@ -1,15 +1,66 @@
 """The Python API: load a spec, compile it to an nn.Module, or solve it end to end."""
 from __future__ import annotations
 
+import functools
+import inspect
+import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
+
+from pydantic import Field, Strict, ValidationError, validate_call
 
 from .compiler import compile_spec
-from .dsl import CheckedSpec, read_spec
+from .dsl import CheckedSpec, SpecError, read_spec
+from .dsl.options import MAX_SEED
 
 if TYPE_CHECKING:  # torch is imported only when compiling
     from .runtime.model import CompiledProblem
     from .runtime.results import Result
+
+# Argument types of the API, validated by pydantic (strict: no silent 2.5 -> 2 or b'...' -> str).
+SpecSource = Union[Annotated[str, Strict()], Path]
+Seed = Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)]
+Count = Annotated[int, Strict(), Field(ge=1)]
+Setting = Union[Annotated[str, Strict()], Annotated[bool, Strict()], Annotated[int, Strict()],
+                Annotated[float, Strict(), Field(allow_inf_nan=False)]]
+Overrides = Optional[dict[Annotated[str, Strict()], Setting]]
+Flag = Annotated[bool, Strict()]
+DType = Literal["float64", "float32"]
+
+
+class ArgumentError(ValueError):
+    """An API call with an argument of the wrong type or out of range."""
+
+
+def _validated(function):
+    """pydantic's validate_call, with its errors reported as one ArgumentError naming each argument.
+    The return annotation (a torch type, imported lazily) is left out of what pydantic resolves."""
+    clone = types.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__,
+                               function.__closure__)
+    clone.__kwdefaults__ = function.__kwdefaults__
+    clone.__annotations__ = {k: v for k, v in function.__annotations__.items() if k != "return"}
+    checked = validate_call(clone)
+    names = list(inspect.signature(function).parameters)
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        try:
+            return checked(*args, **kwargs)
+        except ValidationError as err:
+            raise ArgumentError(f"{function.__name__}(): {_describe(err, names)}") from None
+    return call
+
+
+def _describe(err: ValidationError, names: list[str]) -> str:
+    """One clause per argument: its name, what was expected (alternatives joined by 'or'), what came."""
+    grouped: dict[str, tuple[list[str], object]] = {}
+    for e in err.errors():
+        first = e["loc"][0] if e["loc"] else "arguments"
+        name = names[first] if isinstance(first, int) else str(first)
+        messages, _ = grouped.setdefault(name, ([], e["input"]))
+        if e["msg"] not in messages:
+            messages.append(e["msg"])
+    return "; ".join(f"{name}: {' or '.join(m)} (got {value!r})" for name, (m, value) in grouped.items())
 
 
 class Problem:
@@ -28,8 +79,9 @@ class Problem:
         """The generated torch source of this problem (what `impsolve compile --emit` prints)."""
         return self.program.source
 
-    def compile(self, device: str = "auto", dtype: str = "float64", seed: int = 0,
-                realizations: int | None = None) -> "CompiledProblem":
+    @_validated
+    def compile(self, device: Annotated[str, Strict()] = "auto", dtype: DType = "float64", seed: Seed = 0,
+                realizations: Optional[Count] = None) -> "CompiledProblem":
         """An nn.Module whose `forward()` returns the objective (as written: minimised or maximised).
         Discrete-time specs give a `DiscreteProblem`; `realizations=R` copies its nets R times."""
         from .runtime.device import resolve_device, resolve_dtype
@@ -40,18 +92,23 @@ class Problem:
         return CompiledProblem(self.program, resolve_device(device), resolve_dtype(dtype), seed)
 
 
-def load(path_or_text: str | Path, overrides: dict[str, str] | None = None) -> Problem:
+@_validated
+def load(path_or_text: SpecSource, overrides: Overrides = None) -> Problem:
     """Parse, check and compile a spec (file path or text). Raises SpecError on any mistake."""
+    if isinstance(path_or_text, str) and "\n" not in path_or_text and Path(path_or_text).is_dir():
+        raise SpecError(f"{path_or_text} is a folder, not a spec", None, filename=path_or_text,
+                        hint="pass the path of a .imp file or the spec text")
     checked = read_spec(path_or_text)
     if overrides:
-        checked.with_overrides(overrides)
+        checked.with_overrides({k: str(v) for k, v in overrides.items()})
     return Problem(checked)
 
 
-def solve(path_or_text: str | Path, *, out: str | Path | None = None, device: str = "auto",
-          dtype: str = "float64", seed: int = 0, steps: int | None = None,
-          overrides: dict[str, Any] | None = None, quiet: bool = True, write: bool = True,
-          resume: bool = False, checkpoint_every: int = 10, realizations: int | None = None) -> "Result":
+@_validated
+def solve(path_or_text: SpecSource, *, out: Optional[Union[Annotated[str, Strict(), Field(min_length=1)], Path]] = None,
+          device: Annotated[str, Strict()] = "auto", dtype: DType = "float64", seed: Seed = 0,
+          steps: Optional[Count] = None, overrides: Overrides = None, quiet: Flag = True, write: Flag = True,
+          resume: Flag = False, checkpoint_every: Count = 10, realizations: Optional[Count] = None) -> "Result":
     """Train the spec's objective, evaluate its expects, write the results folder; return the Result.
     For a spec with `identify`, run the identification study with `realizations` runs (default: the spec's)."""
     from .runtime.study import run_study

@@ -7,9 +7,31 @@ import traceback
 
 from . import __version__
 from .dsl import SpecError
+from .dsl.options import MAX_SEED
 
 EXIT_OK, EXIT_EXPECT_FAILED, EXIT_SPEC_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 COMMANDS = ("run", "check", "compile")
+
+
+def _bounded_int(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high], with a message naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use an integer from {low}"
+                                             + (f" to {high}" if high is not None else " up"))
+        return value
+    return parse
+
+
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the results folder must not be empty (it would write into the "
+                                         "current folder); name a folder, e.g. --out results/run1")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,18 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"impsolve {__version__}")
     parser.add_argument("command", nargs="?", choices=COMMANDS, default="run", help=argparse.SUPPRESS)
     parser.add_argument("spec", help="path to a .imp file")
-    parser.add_argument("--out", help="results folder (default results/<problem>/)")
+    parser.add_argument("--out", type=_folder, help="results folder (default results/<problem>/)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--steps", type=int, help="override train steps")
-    parser.add_argument("--realizations", type=int, metavar="R",
+    parser.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=0, help="random seed (default 0)")
+    parser.add_argument("--steps", type=_bounded_int(1), help="override train steps")
+    parser.add_argument("--realizations", type=_bounded_int(1), metavar="R",
                         help="identify: independent runs to average (default: the spec's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. --set train.lr=0.01 (repeatable)")
     parser.add_argument("--emit", action="store_true", help="compile: print the generated torch code")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the results folder")
-    parser.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+    parser.add_argument("--checkpoint-every", type=_bounded_int(1), default=10, metavar="N",
                         help="save a checkpoint every N training steps (default 10)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -74,13 +96,14 @@ def _run(args: argparse.Namespace) -> int:
     model = problem.compile(args.device, args.dtype, args.seed)
     result = run_study(model, seed=args.seed, out=args.out, quiet=args.quiet, write=True,
                        spec_source=problem.checked.spec.source, resume=args.resume,
-                       checkpoint_every=max(1, args.checkpoint_every), realizations=args.realizations)
+                       checkpoint_every=args.checkpoint_every, realizations=args.realizations)
     _summary(result)
     return EXIT_OK if result.passed else EXIT_EXPECT_FAILED
 
 
 def _summary(result) -> None:
-    print(f"{result.problem}: {result.objective.sense} {result.objective.expr} = {result.objective.final:.8g} "
+    final = "null" if result.objective.final is None else f"{result.objective.final:.8g}"
+    print(f"{result.problem}: {result.objective.sense} {result.objective.expr} = {final} "
           f"({result.steps} steps, {result.wall_time_s:.1f} s, {result.device}, {result.dtype})")
     if result.rounds:
         last = result.rounds[-1]
@@ -91,8 +114,11 @@ def _summary(result) -> None:
     for c in result.checks:
         mark = "PASS" if c.passed else "FAIL"
         tol = "" if c.tolerance is None else f" (tol {c.tolerance:g}{' relative' if c.relative else ''})"
-        print(f"  {mark}  expect {c.name}: value {c.value:.8g}, reference {c.reference:.8g}, "
-              f"error {c.error:.3g}{tol}")
+        if c.reason is not None or c.value is None or c.reference is None or c.error is None:
+            print(f"  {mark}  expect {c.name}: {c.reason or 'no value'}")
+        else:
+            print(f"  {mark}  expect {c.name}: value {c.value:.8g}, reference {c.reference:.8g}, "
+                  f"error {c.error:.3g}{tol}")
     if result.identify:
         report = result.identify
         print(f"  estimation error after {report['steps'][-1]} steps, mean over {report['realizations']} "

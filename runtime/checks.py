@@ -35,7 +35,7 @@ def range_samples(model: CompiledProblem, function: str, solution: Solution) -> 
         inside = (states[:, column] >= low) & (states[:, column] <= high)
         states, t = states[inside], t[inside]
         grid = states[:, column]
-    outputs = [torch.as_tensor(v, dtype=model.dtype, device=model.device).expand(grid.shape)
+    outputs = [torch.as_tensor(v, dtype=model.dtype, device=model.device).detach().expand(grid.shape)
                for v in model.functions[function](t, states)]
     return grid, outputs
 
@@ -54,13 +54,20 @@ def evaluate_checks(model: CompiledProblem, solution: Solution) -> list[dict]:
         half = len(outputs) // 2
         left, right = torch.stack(outputs[:half], -1).double(), torch.stack(outputs[half:], -1).double()
         if left.numel() == 0:
-            records.append(_record(e, math.nan, math.nan, math.nan, False))
+            var, low, high = e.over
+            records.append(_missing(e, f"the trajectory never enters {var} in [{low:g}, {high:g}]: nothing to "
+                                       "compare (widen the range or check the dynamics)"))
             continue
         diff = left - right
         if e.op != "==":   # an inequality: its error is the violation (0 when it holds)
             diff = diff.clamp_min(0) if e.op in ("<", "<=") else (-diff).clamp_min(0)
         if e.relative:
-            diff = diff / (right.abs().max() if e.over else right.abs().clamp_min(1e-300))
+            scale = right.abs().max() if e.over else right.abs()
+            if bool((scale == 0).any()):
+                records.append(_missing(e, "a relative tolerance against a reference of 0 is undefined: give "
+                                           "an absolute tolerance (tol 1e-6, not tol 1%)"))
+                continue
+            diff = diff / scale
         if e.over and e.rms:
             error = float(diff.pow(2).mean().sqrt())
             value, reference = float(left.mean()), float(right.mean())
@@ -71,6 +78,12 @@ def evaluate_checks(model: CompiledProblem, solution: Solution) -> list[dict]:
         passed = error <= e.tolerance if e.op == "==" else bool(_holds(e.op, left, right).all())
         records.append(_record(e, value, reference, error, passed and math.isfinite(error)))
     return records
+
+
+def _missing(e: ir.Expectation, reason: str) -> dict:
+    """A failed expect whose value or error does not exist: nulls and the reason."""
+    return {"name": e.text, "value": None, "reference": None, "error": None, "tolerance": e.tolerance,
+            "relative": e.relative, "passed": False, "reason": reason}
 
 
 def _record(e: ir.Expectation, value: float, reference: float, error: float, passed: bool) -> dict:

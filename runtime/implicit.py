@@ -62,8 +62,12 @@ def solve_implicit(residual: Residual, jacobian: Callable | None, size: int, *, 
         start = start.expand(residual(start).shape).clone()
         y, error, iterations = iterate(residual, jacobian, start, tol, max_iter, damping, newton)
     if not error <= tol:
+        eps = torch.finfo(like.dtype).eps
+        below = f"; tol {tol:g} is below {str(like.dtype).replace('torch.', '')} precision (machine epsilon " \
+                f"{eps:.2g})" if tol < 10 * eps else ""
         raise RunError(f"the implicit equation {label} did not converge: largest residual {error:.3g} after "
-                       f"{iterations} iterations (tol {tol:g})",
+                       f"{iterations} iterations (tol {tol:g}){below}",
+                       "use --dtype float64 or a tol above the precision" if below else
                        f"raise max_iter or tol with 'using {'newton' if newton else 'picard'}(...)'"
                        + ("" if newton else ", try 'using newton(...)'") + ", or check that a solution exists")
     LAST_ITERATIONS[label] = iterations

@@ -36,6 +36,8 @@ class Dynamics(nn.Module):
         self.evaluations = 0
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None   # the latest (t, s), for diagnostics
         self.deadline: float | None = None
+        self.watch: "ode.SolveWatch | None" = None   # set by ode.integrate for each solve
+        self.report = None   # where a long solve reports progress (the trainer's Progress.note)
 
     def start(self) -> None:
         """Begin a solve: its wall-time limit counts from now."""
@@ -44,6 +46,8 @@ class Dynamics(nn.Module):
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         self.evaluations += 1
         self.last = (t, s)
+        if self.watch is not None:
+            self.watch.observe(t)
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise RunError(f"an ODE solve took longer than {self.timeout:g} s (reached t = {float(t):.6g})",
                            "raise solve ode(timeout=...), loosen rtol/atol, or check the dynamics for stiffness")

@@ -1,6 +1,7 @@
 """The ODE layer: torchdiffeq integration with the adjoint or direct backprop, and events."""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import torch
@@ -16,6 +17,66 @@ def _solver_kwargs(options: OdeOptions) -> dict:
     else:
         solver_options = {"max_num_steps": options.max_steps}
     return {"rtol": options.rtol, "atol": options.atol, "method": options.method, "options": solver_options}
+
+
+# right-hand-side evaluations per step of each adaptive method (for the evaluation budget)
+STAGES = {"dopri5": 6, "dopri8": 13, "bosh3": 3, "fehlberg2": 3, "adaptive_heun": 2}
+CHECK_EVERY = 1000          # evaluations between two looks at the pace of a solve
+PROJECT_AFTER = 0.05        # project the total cost once this share of the budget is spent
+REPORT_AFTER, REPORT_EVERY = 5.0, 5.0   # seconds: a long solve reports its progress
+
+
+class SolveWatch:
+    """Watches one solve through its right-hand-side evaluations. An adaptive solve whose pace (time
+    covered per evaluation) projects beyond max_steps steps is stopped early with a RunError naming
+    stiffness; a solve that runs for seconds reports how far it got."""
+
+    def __init__(self, options: OdeOptions, t0: float, span: float, report: Callable[[str], None] | None) -> None:
+        self.options, self.t0, self.span, self.report = options, t0, abs(span), report
+        self.budget = options.max_steps * STAGES[options.method] if options.method in STAGES else None
+        self.evaluations, self.reach = 0, 0.0
+        self.start = self.reported = time.perf_counter()
+
+    def observe(self, t: torch.Tensor) -> None:
+        self.evaluations += 1
+        if self.evaluations % CHECK_EVERY:
+            return
+        self.reach = max(self.reach, abs(float(t.detach()) - self.t0))
+        if self.budget is not None and self.evaluations >= PROJECT_AFTER * self.budget:
+            projected = self.evaluations * self.span / max(self.reach, 1e-300)
+            if projected > self.budget:
+                raise self.stiff(projected)
+        now = time.perf_counter()
+        if self.report is not None and now - self.start > REPORT_AFTER and now - self.reported > REPORT_EVERY:
+            self.reported = now
+            self.report(f"solving the ODE: t = {self.t0 + self.reach:.4g} of {self.t0 + self.span:.4g}, "
+                        f"{self.evaluations} evaluations, {now - self.start:.0f} s")
+
+    def stiff(self, projected: float) -> RunError:
+        o = self.options
+        return RunError(
+            f"the ODE solve is not progressing: after {self.evaluations} evaluations of the dynamics it reached "
+            f"t = {self.t0 + self.reach:.4g} of {self.t0 + self.span:.4g}; at this pace it needs about "
+            f"{projected / STAGES[o.method]:.2g} steps, more than max_steps={o.max_steps} ({o.method}, rtol={o.rtol:g}, "
+            f"atol={o.atol:g}). The step size has collapsed: the dynamics are probably stiff",
+            "loosen rtol/atol, use a fixed-step method (method=rk4, step_size=...) with a step the dynamics "
+            "allow, rescale the states or time so their rates are comparable, shorten the horizon, or raise "
+            "solve ode(max_steps=...) to let it run")
+
+
+def watch(func: torch.nn.Module, options: OdeOptions, t0: float, span: float) -> None:
+    """Attach a SolveWatch to the dynamics module (it calls `func.watch.observe(t)`), when it has one."""
+    if hasattr(func, "watch"):
+        func.watch = SolveWatch(options, t0, span, getattr(func, "report", None))
+
+
+def step_warnings(options: OdeOptions, span: float, what: str = "the horizon") -> list[str]:
+    """What a fixed step cannot honour over `span` (the horizon or the stop's time limit): a step
+    larger than the span is clipped to it, so the solve takes one step of `span`."""
+    if options.method in FIXED_STEP_METHODS and options.step_size is not None and options.step_size > span:
+        return [f"solve ode: step_size={options.step_size:g} is larger than {what} {span:g}: one step of {span:g} "
+                f"is taken ({options.method}); use a step_size well below {span:g}"]
+    return []
 
 
 def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> RunError:
@@ -42,6 +103,7 @@ def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, opti
     """States at `times` (times x batch x states). The adjoint (eq. 2.40/2.47) when asked."""
     use_adjoint = options.adjoint if adjoint is None else adjoint
     solver = odeint_adjoint if use_adjoint else odeint
+    watch(func, options, float(times[0]), float(times[-1] - times[0]))
     try:
         return solver(func, s0, times, **_solver_kwargs(options))
     except AssertionError as err:
@@ -62,6 +124,7 @@ def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, ma
         return torch.maximum(event(t, s), t - max_time)
 
     interface = odeint_adjoint if options.adjoint else odeint
+    watch(func, options, 0.0, max_time)
     try:
         t_event, solution = odeint_event(func, s0, t0, event_fn=bounded, odeint_interface=interface,
                                          **_solver_kwargs(options))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -13,20 +14,23 @@ from pydantic import BaseModel
 
 
 class Check(BaseModel):
+    """One `expect`: value, reference and error are null (with a `reason`) when they do not exist."""
+
     name: str
-    value: float
-    reference: float
-    error: float
+    value: float | None
+    reference: float | None
+    error: float | None
     tolerance: float | None
     relative: bool = False
     passed: bool
+    reason: str | None = None
 
 
 class ObjectiveResult(BaseModel):
     sense: Literal["minimize", "maximize"]
     expr: str
-    final: float
-    history: list[float]
+    final: float | None            # null (with a warning) when the objective is not finite
+    history: list[float | None]
 
 
 class DesignRound(BaseModel):
@@ -56,7 +60,7 @@ class Result(BaseModel):
     steps: int
     wall_time_s: float
     objective: ObjectiveResult
-    values: dict[str, float]
+    values: dict[str, float | None]
     checks: list[Check]
     warnings: list[str] = []
     reference: dict[str, dict] = {}
@@ -72,10 +76,12 @@ class Result(BaseModel):
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace: never a half-written file."""
+    """Write via a temporary file in the same folder and os.replace: never a half-written file. The
+    file gets the permissions of a plain `open()` (0666 less the umask), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -87,9 +93,42 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def finite_payload(value: Any, where: str = "") -> tuple[Any, list[str]]:
+    """`value` with every NaN/Inf number replaced by null, and one note per replacement naming where
+    it was and what it was: result.json is strict JSON (no NaN) and says why a number is missing."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [f"{where or 'a value'} was {value} and is written as null"]
+    notes: list[str] = []
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out[key], found = finite_payload(item, f"{where}.{key}" if where else str(key))
+            notes += found
+        return out, notes
+    if isinstance(value, (list, tuple)):
+        out_list = []
+        for i, item in enumerate(value):
+            clean, found = finite_payload(item, f"{where}[{i}]")
+            out_list.append(clean)
+            notes += found
+        return out_list, notes
+    return value, notes
+
+
 def write_json(path: Path, result: Result) -> None:
-    payload = result.model_dump(exclude={"out_dir"})
-    write_atomic(path, (json.dumps(payload, indent=2, allow_nan=True) + "\n").encode())
+    """result.json, the one place it is written: non-finite numbers become null, each recorded in
+    `warnings` (and on `result`), and the JSON is strict (allow_nan=False)."""
+    payload, notes = finite_payload(result.model_dump(exclude={"out_dir"}))
+    if notes:
+        result.warnings.extend(notes)
+        payload["warnings"] = list(result.warnings)
+    write_atomic(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[float]]) -> None:

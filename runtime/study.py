@@ -5,6 +5,7 @@ import hashlib
 import io
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .checks import evaluate_checks, range_samples
 from .diagnose import NonFiniteError
 from .errors import RunError
 from .model import CompiledProblem, Solution
+from .ode import step_warnings
 from .plots import plot_history, plot_relation, plot_trajectory
 from .reference import lqr_report
 from .results import Check, ObjectiveResult, Result, write_atomic, write_csv, write_json
@@ -40,18 +42,20 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
     spec_hash = hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else ""
     start = time.perf_counter()
-    save = (lambda state: _write_checkpoint(folder, state | {"spec_sha256": spec_hash})) if write else None
+    run = {"spec_sha256": spec_hash, "seed": seed, "dtype": str(model.dtype).replace("torch.", "")}
+    save = (lambda state: _write_checkpoint(folder, state | run)) if write else None
     trainer = Trainer(model, problem.training, quiet, save=save, every=checkpoint_every)
     if resume:
-        trainer.restore(_read_checkpoint(folder, spec_hash))
+        trainer.restore(_read_checkpoint(folder, run))
     before = _sampled_trajectory(model) if write and problem.states and not resume else None
+    up_front = _setting_warnings(model, quiet)
     try:
         history = trainer.run()
     except NonFiniteError:
         if folder is not None:
             _write_model(folder, model)   # the last good parameters
         raise
-    warnings = []
+    warnings = up_front + trainer.notes
     with torch.no_grad():
         solution = model.solve()
         final = float(model.objective(solution))
@@ -92,6 +96,29 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
     return result
 
 
+def _setting_warnings(model: CompiledProblem, quiet: bool = True) -> list[str]:
+    """Settings that run but not as written (a fixed step longer than the horizon, a solver tol below
+    the dtype's precision); printed before training unless quiet, since a long run should not hide them."""
+    found = _settings_found(model)
+    if not quiet:
+        for text in found:
+            print(f"warning: {text}", file=sys.stderr)
+    return found
+
+
+def _settings_found(model: CompiledProblem) -> list[str]:
+    problem = model.problem
+    eps = torch.finfo(model.dtype).eps
+    found = [f"the implicit equation '{i.name}' (line {i.line}): tol {i.options.tol:g} is below "
+             f"{str(model.dtype).replace('torch.', '')} precision (machine epsilon {eps:.2g}); it may not converge "
+             "(use --dtype float64 or a larger tol)" for i in problem.implicits if i.options.tol < 10 * eps]
+    if not problem.states:
+        return found
+    if problem.stop:
+        return found + step_warnings(problem.ode, problem.stop.max_time, "the stop's time limit")
+    return found + step_warnings(problem.ode, problem.horizon)
+
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -101,7 +128,8 @@ def _write_checkpoint(folder: Path, state: dict) -> None:
     write_atomic(folder / CHECKPOINT, buffer.getvalue())
 
 
-def _read_checkpoint(folder: Path | None, spec_hash: str) -> dict:
+def _read_checkpoint(folder: Path | None, run: dict) -> dict:
+    """The checkpoint in `folder`, if it was written for the same spec, seed and dtype as `run`."""
     path = folder / CHECKPOINT if folder is not None else None
     if path is None or not path.exists():
         raise RunError(f"no checkpoint to resume from in {folder}", "run without --resume first", exit_code=2)
@@ -109,8 +137,12 @@ def _read_checkpoint(folder: Path | None, spec_hash: str) -> dict:
         state = torch.load(path, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same answer
         raise RunError(f"the checkpoint {path} cannot be read ({type(err).__name__})", exit_code=2) from None
-    if state.get("spec_sha256") != spec_hash:
+    if state.get("spec_sha256") != run["spec_sha256"]:
         raise RunError(f"the checkpoint in {folder} was written for a different spec", exit_code=2)
+    for key, flag in (("seed", "--seed"), ("dtype", "--dtype")):
+        if key in state and state[key] != run[key]:
+            raise RunError(f"the checkpoint in {folder} was written with {flag} {state[key]}, not {run[key]}",
+                           f"resume with {flag} {state[key]}, or run without --resume to start afresh", exit_code=2)
     return state
 
 

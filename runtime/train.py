@@ -16,6 +16,10 @@ MAX_BAD_STEPS = 5          # consecutive non-finite steps before a run stops
 CHECKPOINT_FORMAT = 1
 
 
+class NothingToTrain(Exception):
+    """The objective carries no gradient: no param or net affects it."""
+
+
 @dataclass
 class History:
     objective: list[float] = field(default_factory=list)
@@ -55,6 +59,7 @@ class Trainer:
         self.phase, self.step, self.lr_scale = 0, 0, 1.0
         self.optimizer_state: dict | None = None
         self.last_good: list[torch.Tensor] | None = None   # parameters whose objective was finite
+        self.notes: list[str] = []   # what the run did differently from the spec (for result.json warnings)
 
     # -- checkpoints
     def checkpoint(self, optimizer: torch.optim.Optimizer) -> dict:
@@ -77,15 +82,21 @@ class Trainer:
     def run(self) -> History:
         if not self.params:
             return self.history
-        while self.phase < len(self.phases):
-            self._run_phase(self.phases[self.phase])
-            self.phase, self.step, self.lr_scale = self.phase + 1, 0, 1.0
+        try:
+            while self.phase < len(self.phases):
+                self._run_phase(self.phases[self.phase])
+                self.phase, self.step, self.lr_scale = self.phase + 1, 0, 1.0
+        except NothingToTrain:
+            self.notes.append("nothing to train: the objective does not depend on any param or net, so it was "
+                              "evaluated without training (make the objective depend on what should be learned)")
         return self.history
 
     def _run_phase(self, options: TrainOptions) -> None:
         count = len(self.phases)
         label = self.model.problem.name + (f" [{self.phase + 1}/{count} {options.optimizer}]" if count > 1 else "")
         progress = Progress(options.steps, label, self.quiet)
+        if getattr(self.model, "dynamics", None) is not None:
+            self.model.dynamics.report = progress.note   # long solves report how far they got
         optimizer = make_optimizer(self.params, options)
         if self.optimizer_state is not None:
             optimizer.load_state_dict(self.optimizer_state)
@@ -132,6 +143,8 @@ class Trainer:
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
             value = self.model()
+            if not value.requires_grad:
+                raise NothingToTrain
             (sign * value).backward()
             if options.clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.params, options.clip)
