@@ -98,3 +98,12 @@ def write_csv(path: Path, header: list[str], rows: list[list[float]]) -> None:
     writer.writerow(header)
     writer.writerows([[f"{v:.10g}" if isinstance(v, float) else v for v in row] for row in rows])
     write_atomic(path, buffer.getvalue().encode())
+
+
+def result_schema() -> dict[str, Any]:
+    """The JSON Schema of result.json: the Result model as written (without `out_dir`)."""
+    schema = Result.model_json_schema(mode="serialization")
+    schema["properties"].pop("out_dir", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["additionalProperties"] = False
+    return schema
