@@ -18,8 +18,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="impsolve",
         description="Solve a .imp spec: train its objective, check its expects, write results.",
         epilog="commands: impsolve [run] SPEC | impsolve check SPEC | impsolve compile SPEC --emit | "
-               "impsolve sweep SPEC --seeds 0-9 | impsolve export RESULTS --format torchscript|onnx | "
-               "impsolve schema")
+               "impsolve sweep SPEC --seeds 0-9 | impsolve schema")
     parser.add_argument("--version", action="version", version=f"impsolve {__version__}")
     parser.add_argument("command", nargs="?", choices=COMMANDS, default="run", help=argparse.SUPPRESS)
     parser.add_argument("spec", help="path to a .imp file")

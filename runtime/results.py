@@ -70,6 +70,11 @@ class Result(BaseModel):
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a Result as a table of objective, checks and values, with its figures."""
+        from .notebook import result_html
+        return result_html(self)
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder and os.replace: never a half-written file."""

@@ -67,3 +67,12 @@ def test_progress_off_a_terminal_prints_every_ten_seconds_for_slow_runs(monkeypa
     for step in range(1, 31):
         progress.update(step, 0.0)
     assert len(stream.getvalue().splitlines()) == 10   # 30 updates * 4 s / 10 s, well below 10 % of the steps
+
+
+def test_result_renders_as_html_with_table_and_figures(tmp_path: Path) -> None:
+    import impsolve
+    result = impsolve.solve(SPECS[0].parent / "fixed_point.imp", steps=3, out=tmp_path / "r")
+    page = result._repr_html_()
+    assert result.problem in page and "<table>" in page
+    assert all(c.name in page for c in result.checks) and all(name in page for name in result.values)
+    assert page.count("data:image/png;base64,") == len(list((tmp_path / "r").glob("*.png"))) > 0
