@@ -1,8 +1,9 @@
 """A live progress display for long runs: step, objective, rate, ETA.
 
 On a terminal one line is rewritten in place (a few times a second). When the output is not a
-terminal (CI logs, `nohup`), a line is printed at most every ~10 % of the steps or every
-`log_interval` seconds, whichever comes first, plus the last step: about a dozen lines a run."""
+terminal (CI logs, `nohup`), a line is printed at every ~10 % of the steps, or when `log_interval`
+seconds pass without one (that wait doubles each time it triggers, so a slow run still logs only a
+few extra lines), plus the last step: at most ~20 lines a run."""
 from __future__ import annotations
 
 import sys
@@ -34,11 +35,13 @@ class Progress:
         self.last_step = 0
 
     def _due(self, step: int, now: float) -> bool:
-        if step >= self.total:
+        if step >= self.total or (not self.tty and step - self.last_step >= self.stride):
             return True
-        if now - self.last >= self.interval:
-            return True
-        return not self.tty and step - self.last_step >= self.stride
+        if now - self.last < self.interval:
+            return False
+        if not self.tty:
+            self.interval *= 2   # a slow run: each time-triggered log line waits twice as long
+        return True
 
     def update(self, step: int, objective: float) -> None:
         now = time.perf_counter()

@@ -66,7 +66,17 @@ def test_progress_off_a_terminal_prints_every_ten_seconds_for_slow_runs(monkeypa
     progress = Progress(1000, "slow", stream=stream)
     for step in range(1, 31):
         progress.update(step, 0.0)
-    assert len(stream.getvalue().splitlines()) == 10   # 30 updates * 4 s / 10 s, well below 10 % of the steps
+    assert len(stream.getvalue().splitlines()) == 3   # at 12 s, 32 s, 72 s: the wait doubles (10, 20, 40 s)
+
+
+def test_a_slow_run_off_a_terminal_still_prints_at_most_twenty_lines(monkeypatch) -> None:
+    clock = iter(float(t) for t in range(0, 100_000, 5))   # 0.2 steps/s: a contended machine
+    monkeypatch.setattr("impsolve.runtime.progress.time.perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress = Progress(300, "zermelo", stream=stream)
+    for step in range(1, 301):
+        progress.update(step, 0.0)
+    assert len(stream.getvalue().splitlines()) <= 20
 
 
 def test_result_renders_as_html_with_table_and_figures(tmp_path: Path) -> None:
