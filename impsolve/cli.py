@@ -6,6 +6,7 @@ import sys
 import traceback
 
 from . import __version__
+from .commands import EXTRA_COMMANDS, dispatch
 from .dsl import SpecError
 from .dsl.options import MAX_SEED
 
@@ -38,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="impsolve",
         description="Solve a .imp spec: train its objective, check its expects, write results.",
-        epilog="commands: impsolve [run] SPEC | impsolve check SPEC | impsolve compile SPEC --emit")
+        epilog="commands: impsolve [run] SPEC | impsolve check SPEC | impsolve compile SPEC --emit | "
+               "impsolve sweep SPEC --seeds 0-9 | impsolve schema")
     parser.add_argument("--version", action="version", version=f"impsolve {__version__}")
     parser.add_argument("command", nargs="?", choices=COMMANDS, default="run", help=argparse.SUPPRESS)
     parser.add_argument("spec", help="path to a .imp file")
@@ -128,8 +130,21 @@ def _summary(result) -> None:
     print(f"  results in {result.out_dir}/")
 
 
+def _extra(command: str, argv: list[str]) -> int:
+    """The subcommands of impsolve.commands (sweep, export, schema): argparse errors exit 2."""
+    try:
+        return dispatch(command)(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_SPEC_ERROR
+    except SpecError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_SPEC_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in EXTRA_COMMANDS:
+        return _extra(argv[0], argv[1:])
     try:
         args = _arguments(argv)
     except SystemExit as exit_:

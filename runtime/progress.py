@@ -1,4 +1,9 @@
-"""A one-line live progress display for long runs: step, objective, rate, ETA."""
+"""A live progress display for long runs: step, objective, rate, ETA.
+
+On a terminal one line is rewritten in place (a few times a second). When the output is not a
+terminal (CI logs, `nohup`), a line is printed at every ~10 % of the steps, or when `log_interval`
+seconds pass without one (that wait doubles each time it triggers, so a slow run still logs only a
+few extra lines), plus the last step: at most ~20 lines a run."""
 from __future__ import annotations
 
 import sys
@@ -11,22 +16,38 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def is_terminal(stream: TextIO) -> bool:
+    """Whether `stream` is an interactive terminal (then lines are rewritten in place)."""
+    return bool(getattr(stream, "isatty", None)) and stream.isatty()
+
+
 class Progress:
-    """Prints at most every `interval` seconds; rewrites one line on a terminal."""
+    """Rewrites one line on a terminal (at most every `interval` s); logs sparse lines otherwise."""
 
     def __init__(self, total: int, label: str, quiet: bool = False, stream: TextIO | None = None,
-                 interval: float = 0.5) -> None:
+                 interval: float = 0.5, log_interval: float = 10.0) -> None:
         self.total, self.label, self.quiet = total, label, quiet
         self.stream = stream or sys.stderr
-        self.interval = interval
+        self.tty = is_terminal(self.stream)
+        self.interval = interval if self.tty else log_interval
+        self.stride = max(1, total // 10)   # non-terminal: a line every ~10 % of the steps
         self.start = self.last = time.perf_counter()
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last_step = 0
+
+    def _due(self, step: int, now: float) -> bool:
+        if step >= self.total or (not self.tty and step - self.last_step >= self.stride):
+            return True
+        if now - self.last < self.interval:
+            return False
+        if not self.tty:
+            self.interval *= 2   # a slow run: each time-triggered log line waits twice as long
+        return True
 
     def update(self, step: int, objective: float) -> None:
         now = time.perf_counter()
-        if self.quiet or (now - self.last < self.interval and step < self.total):
+        if self.quiet or not self._due(step, now):
             return
-        self.last = now
+        self.last, self.last_step = now, step
         rate = step / max(now - self.start, 1e-9)
         eta = (self.total - step) / rate if rate > 0 else 0.0
         line = (f"{self.label}  step {step:>{len(str(self.total))}}/{self.total}  objective {objective:.7g}  "

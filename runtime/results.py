@@ -74,6 +74,11 @@ class Result(BaseModel):
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a Result as a table of objective, checks and values, with its figures."""
+        from .notebook import result_html
+        return result_html(self)
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder and os.replace: never a half-written file. The
@@ -137,3 +142,12 @@ def write_csv(path: Path, header: list[str], rows: list[list[float]]) -> None:
     writer.writerow(header)
     writer.writerows([[f"{v:.10g}" if isinstance(v, float) else v for v in row] for row in rows])
     write_atomic(path, buffer.getvalue().encode())
+
+
+def result_schema() -> dict[str, Any]:
+    """The JSON Schema of result.json: the Result model as written (without `out_dir`)."""
+    schema = Result.model_json_schema(mode="serialization")
+    schema["properties"].pop("out_dir", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["additionalProperties"] = False
+    return schema
