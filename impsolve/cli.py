@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="impsolve",
         description="Solve a .imp spec: train its objective, check its expects, write results.",
         epilog="commands: impsolve [run] SPEC | impsolve check SPEC | impsolve compile SPEC --emit | "
-               "impsolve sweep SPEC --seeds 0-9 | impsolve schema")
+               "impsolve sweep SPEC --seeds 0-9 | impsolve export RESULTS --format torchscript|onnx | "
+               "impsolve schema")
     parser.add_argument("--version", action="version", version=f"impsolve {__version__}")
     parser.add_argument("command", nargs="?", choices=COMMANDS, default="run", help=argparse.SUPPRESS)
     parser.add_argument("spec", help="path to a .imp file")
@@ -136,9 +137,8 @@ def _extra(command: str, argv: list[str]) -> int:
         return dispatch(command)(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_SPEC_ERROR
-    except SpecError as err:
-        print(err.render(), file=sys.stderr)
-        return EXIT_SPEC_ERROR
+    except Exception as err:  # noqa: BLE001 - reported like the main command's failures
+        return _failure(err, "--debug" in argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,22 +151,28 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_SPEC_ERROR
     try:
         return _run(args)
-    except SpecError as err:
-        print(err.render(), file=sys.stderr)
-        return EXIT_SPEC_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
-        from .runtime.errors import RunError  # only here: `check` must not import torch
-        if isinstance(err, RunError):
-            print(f"error: {err}", file=sys.stderr)
-            return err.exit_code
-        if args.debug:
-            traceback.print_exc()
-        print(f"internal error: {type(err).__name__}: {err}\n  this is a bug in impsolve; rerun with --debug "
-              "for the traceback", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _failure(err, args.debug)
+
+
+def _failure(err: Exception, debug: bool) -> int:
+    """Report a failure: spec errors located (exit 2), run errors with their hint, anything else
+    as an internal error (exit 3; traceback with --debug)."""
+    if isinstance(err, SpecError):
+        print(err.render(), file=sys.stderr)
+        return EXIT_SPEC_ERROR
+    from .runtime.errors import RunError  # only here: `check` must not import torch
+    if isinstance(err, RunError):
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    if debug:
+        traceback.print_exc()
+    print(f"internal error: {type(err).__name__}: {err}\n  this is a bug in impsolve; rerun with --debug "
+          "for the traceback", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Subcommands beyond run/check/compile: `schema`, `sweep`. Each parses its own
+"""Subcommands beyond run/check/compile: `schema`, `sweep`, `export`. Each parses its own
 arguments and returns an exit status; `impsolve.cli.main` dispatches to them by name."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Callable
 
-EXTRA_COMMANDS = ("schema", "sweep")
+EXTRA_COMMANDS = ("schema", "sweep", "export")
 
 
 def schema_command(argv: list[str]) -> int:
@@ -24,6 +24,12 @@ def sweep_command(argv: list[str]) -> int:
     return main(argv)
 
 
+def export_command(argv: list[str]) -> int:
+    """`impsolve export RESULTS --format torchscript|onnx [--spec SPEC] [--out FILE]`."""
+    from .export import main
+    return main(argv)
+
+
 def dispatch(command: str) -> Callable[[list[str]], int]:
     """The function that runs `command` (one of EXTRA_COMMANDS)."""
-    return {"schema": schema_command, "sweep": sweep_command}[command]
+    return {"schema": schema_command, "sweep": sweep_command, "export": export_command}[command]

@@ -1,0 +1,82 @@
+"""`impsolve export`: the trained control law as TorchScript / ONNX, loaded without impsolve."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import impsolve
+from impsolve.cli import main
+from impsolve.export import control_law, export
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ["zermelo", "cartpole"]
+
+
+@pytest.fixture(scope="module", params=SPECS)
+def trained(request, tmp_path_factory) -> tuple[Path, Path]:
+    """A results folder of a short training of a shipped spec, and the spec."""
+    spec = ROOT / "specs" / f"{request.param}.imp"
+    out = tmp_path_factory.mktemp(request.param)
+    impsolve.solve(spec, steps=2, seed=3, out=out)
+    return out, spec
+
+
+def _model_controls(results: Path, spec: Path, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """The controls the trained model computes (rebuilt through the public API, not the export)."""
+    result = json.loads((results / "result.json").read_text())
+    model = impsolve.load(spec).compile(device="cpu", dtype="float64", seed=result["seed"])
+    model.load_state_dict(torch.load(results / "model.pt", weights_only=True))
+    full = torch.cat([states, states.new_zeros(states.shape[0], len(model.problem.states) - states.shape[1])], -1)
+    with torch.no_grad():
+        values = model.controls(t.reshape(1), full.unsqueeze(0))
+    return torch.stack([v[0] for v in values.values()], -1)
+
+
+def test_torchscript_round_trip_loads_without_impsolve(trained, tmp_path: Path) -> None:
+    results, spec = trained
+    path = export(results, "torchscript", spec, tmp_path / "law.pt")
+    states = torch.randn(50, len(json.loads((tmp_path / "law.pt.json").read_text())["inputs"]["state"]),
+                         dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(0.3, dtype=torch.float64)
+    expected = _model_controls(results, spec, t, states)
+    torch.save({"t": t, "states": states}, tmp_path / "inputs.pt")
+    script = ("import sys, torch; law = torch.jit.load(sys.argv[1]); x = torch.load(sys.argv[2]); "
+              "assert 'impsolve' not in sys.modules; torch.save(law(x['t'], x['states']), sys.argv[3])")
+    subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
+                   check=True, cwd=tmp_path)
+    got = torch.load(tmp_path / "out.pt")
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=0, atol=1e-10)
+
+
+def test_onnx_round_trip_in_float32(trained, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    results, spec = trained
+    path = export(results, "onnx", spec, tmp_path / "law.onnx")
+    law, states_names, _, _ = control_law(results, spec)
+    states = torch.randn(20, len(states_names), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor(0.3, dtype=torch.float64)
+    expected = _model_controls(results, spec, t, states)
+    session = ort.InferenceSession(str(path))
+    feeds = {"t": t.float().numpy(), "state": states.float().numpy()}
+    names = [i.name for i in session.get_inputs()]   # ONNX drops `t` when the law does not use it
+    assert "state" in names
+    got = session.run(None, {name: feeds[name] for name in names})[0]
+    assert torch.allclose(torch.from_numpy(got).double(), expected, rtol=1e-5, atol=1e-6)   # float32: relative
+
+
+def test_export_errors_are_clear(tmp_path: Path, capsys) -> None:
+    assert main(["export", str(tmp_path)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "result.json").write_text(json.dumps({"spec_sha256": "0" * 64, "dtype": "float64", "seed": 0}))
+    assert main(["export", str(tmp_path)]) == 2
+    assert "holds no copy of its spec" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "--spec", str(ROOT / "specs" / "zermelo.imp")]) == 2
+    assert "is not the spec" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "--format", "pickle"]) == 2
