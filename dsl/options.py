@@ -12,6 +12,7 @@ class _Options(BaseModel):
 
 ODE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "rk4", "midpoint", "euler")
 FIXED_STEP_METHODS = ("rk4", "midpoint", "euler")
+BACKENDS = ("auto", "native", "torch", "torchdiffeq")   # solver tiers (runtime.solvers.plan)
 
 
 class OdeOptions(_Options):
@@ -20,10 +21,11 @@ class OdeOptions(_Options):
     method: Literal[ODE_METHODS] = "dopri5"
     rtol: PositiveFloat = 1e-6
     atol: PositiveFloat = 1e-8
-    adjoint: bool = False
+    adjoint: bool | None = None            # None: chosen by the runtime (runtime.solvers.plan)
     step_size: PositiveFloat | None = None
     max_steps: PositiveInt = 100_000
     timeout: PositiveFloat | None = None   # wall-clock seconds per solve
+    backend: Literal[BACKENDS] = "auto"     # solver tier; --backend overrides
 
 
 class TrainOptions(_Options):
