@@ -15,14 +15,13 @@ from .tableau import Tableau
 RHS = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def combine(base: torch.Tensor | None, weights: tuple[float, ...], ks: list[torch.Tensor],
-            scale: float) -> torch.Tensor:
-    """base + scale * sum(w_j k_j), skipping zero weights (base None: no base term)."""
+def combine(base: torch.Tensor, weights: tuple[float, ...], ks: list[torch.Tensor], scale: float) -> torch.Tensor:
+    """base + scale * sum(w_j k_j), skipping zero weights."""
     out = base
     for w, k in zip(weights, ks):
         if w != 0.0:
-            out = k * (scale * w) if out is None else torch.add(out, k, alpha=scale * w)
-    return out if out is not None else torch.zeros_like(ks[0])
+            out = torch.add(out, k, alpha=scale * w)
+    return out
 
 
 @dataclass
