@@ -13,6 +13,7 @@ class _Options(BaseModel):
 MAX_SEED = 2**63 - 1   # torch seeds are 64-bit; the CLI and the API accept 0..MAX_SEED
 ODE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "rk4", "midpoint", "euler")
 FIXED_STEP_METHODS = ("rk4", "midpoint", "euler")
+BACKENDS = ("auto", "native", "torch", "torchdiffeq")   # solver tiers (runtime.solvers.plan)
 
 
 class OdeOptions(_Options):
@@ -21,10 +22,11 @@ class OdeOptions(_Options):
     method: Literal[ODE_METHODS] = "dopri5"
     rtol: PositiveFloat = 1e-6
     atol: PositiveFloat = 1e-8
-    adjoint: bool = False
+    adjoint: bool | None = None            # None: chosen by the runtime (runtime.solvers.plan)
     step_size: PositiveFloat | None = None
     max_steps: PositiveInt = 100_000
     timeout: PositiveFloat | None = None   # wall-clock seconds per solve
+    backend: Literal[BACKENDS] = "auto"     # solver tier; --backend overrides
 
 
 def settings_problem(ode: OdeOptions) -> tuple[str, str] | None:

@@ -8,7 +8,7 @@ import traceback
 from . import __version__
 from .commands import EXTRA_COMMANDS, dispatch
 from .dsl import SpecError
-from .dsl.options import MAX_SEED
+from .dsl.options import BACKENDS, MAX_SEED
 
 EXIT_OK, EXIT_EXPECT_FAILED, EXIT_SPEC_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 COMMANDS = ("run", "check", "compile")
@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="identify: independent runs to average (default: the spec's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. --set train.lr=0.01 (repeatable)")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="ODE solver tier (default: the spec's, else auto: the fastest that supports it)")
     parser.add_argument("--emit", action="store_true", help="compile: print the generated torch code")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the results folder")
     parser.add_argument("--checkpoint-every", type=_bounded_int(1), default=10, metavar="N",
@@ -80,6 +82,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
         overrides[key.strip()] = value.strip()
     if args.steps is not None:
         overrides["train.steps"] = str(args.steps)
+    if args.backend is not None:
+        overrides["solve.backend"] = args.backend
     return overrides
 
 
@@ -112,6 +116,8 @@ def _summary(result) -> None:
         last = result.rounds[-1]
         print(f"  {len(result.rounds)} rounds: " + ", ".join(
             f"{name} = {mean:.6g} ± {last.var[name] ** 0.5:.3g}" for name, mean in last.mean.items()))
+    if result.solver:
+        print(f"  solver: {result.solver['note']}")
     for w in result.warnings:
         print(f"  warning: {w}")
     for c in result.checks:

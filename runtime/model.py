@@ -12,6 +12,7 @@ from . import library, ode
 from .diagnose import describe_non_finite
 from .errors import RunError
 from .nets import build_mlp
+from .solvers.plan import SolverPlan, choose
 
 
 @dataclass
@@ -76,6 +77,7 @@ class CompiledProblem(nn.Module):
         self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets, self.problem.ode.timeout) \
             if "dynamics" in self.functions else None
         self.generator = generator
+        self.solver_plan: SolverPlan = choose(self.problem, itemsize=torch.finfo(dtype).bits // 8)
         self.register_buffer("random_initial", self._sample_initial(self.generator))
 
     def _initial_param(self, param: ir.Param, draws: dict) -> torch.Tensor:
@@ -138,11 +140,12 @@ class CompiledProblem(nn.Module):
             event = self.functions["event"]
             max_time = self.problem.stop.max_time
             T, sT = ode.integrate_until(self.dynamics, s0, lambda t, s: event(t, s)[0].reshape(()),
-                                        max_time, options)
+                                        max_time, options, self.solver_plan.adjoint, self.solver_plan.backend)
             reached = bool(event(T, sT)[0].detach().reshape(()) >= -1e-6 * (1 + abs(float(T.detach()))))
             return Solution(s0, sT, T, reached)
         T = torch.tensor(self.problem.horizon, dtype=self.dtype, device=self.device)
-        sT = ode.integrate(self.dynamics, s0, torch.stack([T * 0, T]), options)[-1]
+        sT = ode.integrate(self.dynamics, s0, torch.stack([T * 0, T]), options, self.solver_plan.adjoint,
+                           self.solver_plan.backend)[-1]
         return Solution(s0, sT, T)
 
     def objective(self, solution: Solution) -> torch.Tensor:
@@ -167,7 +170,8 @@ class CompiledProblem(nn.Module):
         """Dense samples (times, states: points x batch x states) of the solved trajectory."""
         times = torch.linspace(0.0, float(solution.T), points, dtype=self.dtype, device=self.device)
         self.dynamics.start()
-        return times, ode.integrate(self.dynamics, solution.s0, times, self.problem.ode, adjoint=False)
+        return times, ode.integrate(self.dynamics, solution.s0, times, self.problem.ode, adjoint=False,
+                                    backend=self.solver_plan.backend)
 
     @torch.no_grad()
     def controls(self, times: torch.Tensor, states: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,6 +12,16 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "softplu
                "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
+class Mlp(nn.Sequential):
+    """nn.Sequential (same layers, same state_dict keys) whose forward calls each layer's forward
+    directly: the per-module call overhead dominates a small net's evaluation on the CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer.forward(x)
+        return x
+
+
 def build_mlp(n_inputs: int, options: MlpOptions) -> nn.Sequential:
     """A fully connected net n_inputs -> hidden... -> out with the chosen activation."""
     layers: list[nn.Module] = []
@@ -20,7 +30,7 @@ def build_mlp(n_inputs: int, options: MlpOptions) -> nn.Sequential:
         layers += [nn.Linear(width, h), ACTIVATIONS[options.act]()]
         width = h
     layers.append(nn.Linear(width, options.out))
-    return nn.Sequential(*layers)
+    return Mlp(*layers)
 
 
 class BatchedMlp(nn.Module):

@@ -9,6 +9,8 @@ from torchdiffeq import odeint, odeint_adjoint, odeint_event
 
 from ..dsl.options import FIXED_STEP_METHODS, OdeOptions
 from .errors import RunError
+from .solvers.errors import SolverError
+from .solvers.integrator import odeint as torch_odeint, odeint_until as torch_odeint_until
 
 
 def _solver_kwargs(options: OdeOptions) -> dict:
@@ -98,20 +100,29 @@ def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> RunE
     return RunError(f"the ODE solver failed{where}: {text}")
 
 
+def _torch_tier_kwargs(options: OdeOptions) -> dict:
+    return {"method": options.method, "rtol": options.rtol, "atol": options.atol, "step_size": options.step_size,
+            "max_steps": options.max_steps}
+
+
 def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, options: OdeOptions,
-              adjoint: bool | None = None) -> torch.Tensor:
-    """States at `times` (times x batch x states). The adjoint (eq. 2.40/2.47) when asked."""
-    use_adjoint = options.adjoint if adjoint is None else adjoint
+              adjoint: bool | None = None, backend: str = "torchdiffeq") -> torch.Tensor:
+    """States at `times` (times x batch x states). The adjoint (eq. 2.40/2.47) when asked;
+    `backend="torch"` runs the plain-torch tier (runtime.solvers) for backprop solves."""
+    use_adjoint = bool(options.adjoint if adjoint is None else adjoint)
     solver = odeint_adjoint if use_adjoint else odeint
     watch(func, options, float(times[0]), float(times[-1] - times[0]))
     try:
+        if backend == "torch" and not use_adjoint:   # solver tier hook (issue 16)
+            return torch_odeint(func, s0, times, **_torch_tier_kwargs(options))
         return solver(func, s0, times, **_solver_kwargs(options))
-    except AssertionError as err:
+    except (AssertionError, SolverError) as err:
         raise _failure(err, options, func) from None
 
 
 def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, max_time: float,
-                    options: OdeOptions) -> tuple[torch.Tensor, torch.Tensor]:
+                    options: OdeOptions, adjoint: bool | None = None,
+                    backend: str = "torchdiffeq") -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate until `event(t, s)` crosses zero from below, or until `max_time`.
 
     Returns the event time and the state there; both carry gradients (the event time's through
@@ -123,11 +134,14 @@ def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, ma
     def bounded(t, s):
         return torch.maximum(event(t, s), t - max_time)
 
-    interface = odeint_adjoint if options.adjoint else odeint
+    use_adjoint = bool(options.adjoint if adjoint is None else adjoint)
+    interface = odeint_adjoint if use_adjoint else odeint
     watch(func, options, 0.0, max_time)
     try:
+        if backend == "torch" and not use_adjoint:   # solver tier hook (issue 16)
+            return torch_odeint_until(func, s0, 0.0, bounded, **_torch_tier_kwargs(options))
         t_event, solution = odeint_event(func, s0, t0, event_fn=bounded, odeint_interface=interface,
                                          **_solver_kwargs(options))
-    except AssertionError as err:
+    except (AssertionError, SolverError) as err:
         raise _failure(err, options, func) from None
     return t_event, solution[-1]

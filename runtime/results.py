@@ -68,6 +68,7 @@ class Result(BaseModel):
     spec_sha256: str = ""
     rounds: list[DesignRound] = []    # design studies only
     identify: dict[str, Any] = {}      # identification studies (runtime.identify); empty otherwise
+    solver: dict[str, str] = {}        # the ODE solver tier that ran and why (runtime.solvers.plan); ODE specs
     out_dir: str | None = None
 
     @property

@@ -89,6 +89,7 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
         versions={"impsolve": __version__, "torch": torch.__version__,
                   "python": platform.python_version()},
         spec_sha256=spec_hash,
+        solver=model.solver_plan.describe() if problem.states else {},
     )
     if write:
         write_results(folder, model, solution, result, before)

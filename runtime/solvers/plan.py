@@ -1,0 +1,86 @@
+"""Which solver tier integrates a spec, and how its gradient is computed.
+
+Tiers, fastest first: `native` (generated C; not built yet, so it falls back), `torch` (the
+plain-torch Runge-Kutta loops of this package) and `torchdiffeq`. `backend=auto` (the default)
+takes the fastest tier that supports the problem; a forced tier that cannot run falls back in
+the same order, and the plan's note says which tier ran and why.
+
+Gradient mode: `adjoint=true|false` in the spec decides. Without it, direct backpropagation
+through the steps is used while the stored trajectory stays small, the adjoint otherwise (see
+`gradient_mode`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...compiler import ir
+from ...dsl.options import BACKENDS
+from .tableau import TABLEAUS
+
+NOMINAL_EVALUATIONS = 2000          # right-hand side evaluations assumed per solve
+BACKPROP_BUDGET_BYTES = 256 * 2 ** 20   # stored-trajectory memory allowed for direct backprop
+
+
+@dataclass(frozen=True)
+class SolverPlan:
+    """The tier that runs, the one asked for, the gradient mode and a one-line reason."""
+
+    backend: str        # "torch" or "torchdiffeq"
+    requested: str      # "auto", "native", "torch" or "torchdiffeq"
+    gradient: str       # "backprop" or "adjoint"
+    note: str
+
+    @property
+    def adjoint(self) -> bool:
+        return self.gradient == "adjoint"
+
+    def describe(self) -> dict[str, str]:
+        """The `solver` entry of result.json."""
+        return {"backend": self.backend, "requested": self.requested, "gradient": self.gradient, "note": self.note}
+
+
+def stored_bytes(problem: ir.Problem, itemsize: int = 8) -> int:
+    """Estimated graph memory of direct backprop: per evaluation, batch x (4 per state + the
+    nets' inputs, twice their hidden widths and outputs), over NOMINAL_EVALUATIONS evaluations."""
+    per_net = sum(net.width + 2 * sum(net.options.hidden) + net.options.out for net in problem.nets.values())
+    per_evaluation = problem.batch * (4 * len(problem.states) + per_net)
+    return per_evaluation * NOMINAL_EVALUATIONS * itemsize
+
+
+def gradient_mode(problem: ir.Problem, itemsize: int = 8) -> tuple[str, str]:
+    """("backprop" | "adjoint", why): the spec's `adjoint=` wins, else the memory estimate decides."""
+    if problem.ode.adjoint is not None:
+        return ("adjoint" if problem.ode.adjoint else "backprop"), "adjoint= in the spec"
+    size = stored_bytes(problem, itemsize)
+    mib = size / 2 ** 20
+    if size <= BACKPROP_BUDGET_BYTES:
+        return "backprop", f"stored trajectory ~{mib:.0f} MiB <= {BACKPROP_BUDGET_BYTES // 2 ** 20} MiB"
+    return "adjoint", f"stored trajectory ~{mib:.0f} MiB > {BACKPROP_BUDGET_BYTES // 2 ** 20} MiB"
+
+
+def _torch_tier_refusal(problem: ir.Problem, gradient: str) -> str | None:
+    """Why the plain-torch tier cannot run this problem, or None."""
+    if problem.ode.method not in TABLEAUS:
+        return f"method {problem.ode.method} has no plain-torch tableau"
+    if gradient == "adjoint":
+        return "the adjoint runs on torchdiffeq"
+    return None
+
+
+def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8) -> SolverPlan:
+    """The plan for `problem`; `requested` (e.g. from --backend) overrides the spec's `backend=`."""
+    requested = requested or problem.ode.backend
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown solver backend '{requested}' (one of {', '.join(BACKENDS)})")
+    gradient, why = gradient_mode(problem, itemsize)
+    mode = f"{gradient} ({why})"
+    if requested == "torchdiffeq":
+        return SolverPlan("torchdiffeq", requested, gradient, f"torchdiffeq tier, as asked; gradient by {mode}")
+    notes = []
+    if requested == "native":
+        notes.append("the native tier is not available in this version")
+    refusal = _torch_tier_refusal(problem, gradient)
+    if refusal is None:
+        notes.append(f"torch tier{' (fastest available)' if requested == 'auto' else ''}; gradient by {mode}")
+        return SolverPlan("torch", requested, gradient, "; ".join(notes))
+    notes.append(f"torchdiffeq tier: {refusal}; gradient by {mode}")
+    return SolverPlan("torchdiffeq", requested, gradient, "; ".join(notes))
