@@ -135,7 +135,7 @@ def _uncertain_argument(checker: "_Checker", arg: ast.Expr, func: str) -> None:
     shown = f"'{arg.id}'" if isinstance(arg, ast.Name) else "an expression"
     hint = did_you_mean(arg.id, checker.uncertain) if isinstance(arg, ast.Name) else None
     example = f"{func}(<expr>, {{}})" if func == SENSITIVITY else f"{func}({{}})"
-    raise checker.error(f"{func}() needs an uncertain param (declared 'param NAME ~ normal(mean, std)'), got {shown}",
+    raise checker.error(f"{func}() needs an uncertain param (declared as 'param <name> ~ normal(mean, std)'), got {shown}",
                         arg.span, hint or ("e.g. " + example.format(sorted(checker.uncertain)[0]) if checker.uncertain
                                            else "declare one with 'param theta ~ normal(mean, std)'"))
 

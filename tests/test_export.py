@@ -60,7 +60,7 @@ def test_onnx_round_trip_in_float32(trained, tmp_path: Path) -> None:
     results, spec = trained
     path = export(results, "onnx", spec, tmp_path / "law.onnx")
     law, states_names, _, _ = control_law(results, spec)
-    states = torch.randn(20, len(states_names), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    states = torch.randn(20, len(states_names), generator=torch.Generator().manual_seed(1)).double()  # float32-exact
     t = torch.tensor(0.3, dtype=torch.float64)
     expected = _model_controls(results, spec, t, states)
     session = ort.InferenceSession(str(path))
@@ -68,7 +68,10 @@ def test_onnx_round_trip_in_float32(trained, tmp_path: Path) -> None:
     names = [i.name for i in session.get_inputs()]   # ONNX drops `t` when the law does not use it
     assert "state" in names
     got = session.run(None, {name: feeds[name] for name in names})[0]
-    assert torch.allclose(torch.from_numpy(got).double(), expected, rtol=1e-5, atol=1e-6)   # float32: relative
+    error = (torch.from_numpy(got).double() - expected).abs().max()
+    # float32 rounds each layer to ~1e-7 relative; a law with gains ~100 cancels to small controls, so the
+    # error is measured against the size of the controls, not entry by entry
+    assert error <= 1e-5 * expected.abs().max(), f"max |onnx - torch| = {error:.3g}"
 
 
 def test_export_errors_are_clear(tmp_path: Path, capsys) -> None:
