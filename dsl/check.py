@@ -56,6 +56,9 @@ class CheckedSpec:
     truth: dict[str, tuple[ast.Expr, ast.Span]] = field(default_factory=dict)
     rounds: int | None = None
     discrete: DiscreteSpec | None = None     # discrete-time statements (dsl.discrete), None in ODE specs
+    # the problem's kind on its two axes (docs/design.md): how time passes and what is done with the model
+    time_model: str = "ode"                  # "ode" (der), "rollout" (next), "static" (no states)
+    study: str = "train"                     # "train", "design" (sequential Bayesian design), "identify"
 
     @property
     def controls(self) -> list[str]:
@@ -297,6 +300,7 @@ class _Checker:
         defs = self.sorted_by_dependencies(out.defs, lambda d: [d.body])
         self.check_fixed_times(out, defs)
         design.check_study(self, out)
+        out.time_model, out.study = problem_axes(out)
         return out
 
     def check_structure(self, out: CheckedSpec) -> None:
@@ -704,6 +708,14 @@ class _Checker:
                     path.append(following)
                     pending.append(iter(sorted(deps[following])))
         return ordered
+
+
+def problem_axes(out: CheckedSpec) -> tuple[str, str]:
+    """The time model and the study of a checked spec."""
+    time_model = "rollout" if out.discrete is not None else "ode" if out.states else "static"
+    if out.discrete is not None and out.discrete.identify is not None:
+        return time_model, "identify"
+    return time_model, "design" if out.designs else "train"
 
 
 def _named_exprs(item: ast.LetStmt | ast.ImplicitStmt) -> list[ast.Expr]:
