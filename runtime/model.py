@@ -48,7 +48,7 @@ class Dynamics(nn.Module):
         self.evaluations += 1
         self.last = (t, s)
         if self.watch is not None:
-            self.watch.observe(t)
+            self.watch.observe(t, s, self.function)
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise RunError(f"an ODE solve took longer than {self.timeout:g} s (reached t = {float(t):.6g})",
                            "raise solve ode(timeout=...), loosen rtol/atol, or check the dynamics for stiffness")

@@ -23,47 +23,93 @@ def _solver_kwargs(options: OdeOptions) -> dict:
 
 # right-hand-side evaluations per step of each adaptive method (for the evaluation budget)
 STAGES = {"dopri5": 6, "dopri8": 13, "bosh3": 3, "fehlberg2": 3, "adaptive_heun": 2}
+# where each method's stability region meets the negative real axis (|h*lambda| beyond it is unstable)
+STABILITY = {"dopri5": 3.3, "dopri8": 6.0, "bosh3": 2.5, "fehlberg2": 2.0, "adaptive_heun": 2.0}
+STABILITY_LIMITED = 0.6     # h*rho above this share of the boundary: the step is set by stability, not accuracy
+STIFF_SHARE = 0.1           # a stability-limited solve may take at most this share of max_steps
 CHECK_EVERY = 1000          # evaluations between two looks at the pace of a solve
 PROJECT_AFTER = 0.05        # project the total cost once this share of the budget is spent
 REPORT_AFTER, REPORT_EVERY = 5.0, 5.0   # seconds: a long solve reports its progress
 
 
+def spectral_radius(function: Callable, t: torch.Tensor, s: torch.Tensor, iterations: int = 6) -> float:
+    """|largest eigenvalue| of df/ds at (t, s), by power iteration on finite-difference
+    Jacobian-vector products (a batch is one block-diagonal system). No random numbers are drawn."""
+    with torch.no_grad():
+        f0 = function(t, s)
+        v = torch.cos(1.3 * torch.arange(s.numel(), dtype=s.dtype, device=s.device) + 0.7).reshape(s.shape)
+        rho = 0.0
+        for _ in range(iterations):
+            v = v / v.norm()
+            eps = 1e-7 * (1.0 + float(s.norm()))
+            jv = (function(t, s + eps * v) - f0) / eps
+            rho = float(jv.norm())
+            if not rho > 0 or rho == float("inf"):
+                return 0.0 if not rho > 0 else rho
+            v = jv
+        return rho
+
+
 class SolveWatch:
-    """Watches one solve through its right-hand-side evaluations. An adaptive solve whose pace (time
-    covered per evaluation) projects beyond max_steps steps is stopped early with a RunError naming
-    stiffness; a solve that runs for seconds reports how far it got."""
+    """Watches one solve through its right-hand-side evaluations. An explicit adaptive solve whose
+    step is held at the edge of its stability region (h * |lambda_max| near the boundary: stiffness)
+    and whose pace projects beyond a tenth of max_steps, or any solve whose pace projects beyond
+    max_steps, is stopped early with a RunError naming stiffness; a solve that runs for seconds
+    reports how far it got."""
 
     def __init__(self, options: OdeOptions, t0: float, span: float, report: Callable[[str], None] | None) -> None:
         self.options, self.t0, self.span, self.report = options, t0, abs(span), report
         self.budget = options.max_steps * STAGES[options.method] if options.method in STAGES else None
         self.evaluations, self.reach = 0, 0.0
+        self.checked_at = (0, 0.0)            # (evaluations, reach) at the previous look
+        self.limited = 0                      # consecutive looks that found the step stability-limited
         self.start = self.reported = time.perf_counter()
 
-    def observe(self, t: torch.Tensor) -> None:
+    def observe(self, t: torch.Tensor, s: torch.Tensor | None = None, function: Callable | None = None) -> None:
         self.evaluations += 1
         if self.evaluations % CHECK_EVERY:
             return
         self.reach = max(self.reach, abs(float(t.detach()) - self.t0))
-        if self.budget is not None and self.evaluations >= PROJECT_AFTER * self.budget:
-            projected = self.evaluations * self.span / max(self.reach, 1e-300)
-            if projected > self.budget:
-                raise self.stiff(projected)
+        if self.budget is not None:
+            self.check_pace(t, s, function)
         now = time.perf_counter()
         if self.report is not None and now - self.start > REPORT_AFTER and now - self.reported > REPORT_EVERY:
             self.reported = now
             self.report(f"solving the ODE: t = {self.t0 + self.reach:.4g} of {self.t0 + self.span:.4g}, "
                         f"{self.evaluations} evaluations, {now - self.start:.0f} s")
 
-    def stiff(self, projected: float) -> RunError:
+    def check_pace(self, t: torch.Tensor, s: torch.Tensor | None, function: Callable | None) -> None:
+        method = self.options.method
+        projected = self.evaluations * self.span / max(self.reach, 1e-300)   # evaluations for the whole solve
+        evaluations, reach = self.checked_at
+        self.checked_at = (self.evaluations, self.reach)
+        step = (self.reach - reach) * STAGES[method] / (self.evaluations - evaluations)   # mean step since
+        if s is not None and function is not None and step > 0:
+            h_rho = step * spectral_radius(function, t.detach(), s.detach())
+            self.limited = self.limited + 1 if h_rho >= STABILITY_LIMITED * STABILITY[method] else 0
+            if self.limited >= 2 and projected > STIFF_SHARE * self.budget:
+                raise self.stiff(projected, h_rho)
+        if self.evaluations >= PROJECT_AFTER * self.budget and projected > self.budget:
+            raise self.stiff(projected)
+
+    def stiff(self, projected: float, h_rho: float | None = None) -> RunError:
         o = self.options
+        reached = (f"after {self.evaluations} evaluations of the dynamics it reached t = {self.t0 + self.reach:.4g} "
+                   f"of {self.t0 + self.span:.4g}; at this pace it needs about {projected / STAGES[o.method]:.2g} steps")
+        if h_rho is None:
+            return RunError(
+                f"the ODE solve is not progressing: {reached}, more than max_steps={o.max_steps} ({o.method}, "
+                f"rtol={o.rtol:g}, atol={o.atol:g}). The step size has collapsed: the dynamics are probably stiff",
+                "loosen rtol/atol, use a fixed-step method (method=rk4, step_size=...) with a step the dynamics "
+                "allow, rescale the states or time so their rates are comparable, shorten the horizon, or raise "
+                "solve ode(max_steps=...) to let it run")
         return RunError(
-            f"the ODE solve is not progressing: after {self.evaluations} evaluations of the dynamics it reached "
-            f"t = {self.t0 + self.reach:.4g} of {self.t0 + self.span:.4g}; at this pace it needs about "
-            f"{projected / STAGES[o.method]:.2g} steps, more than max_steps={o.max_steps} ({o.method}, rtol={o.rtol:g}, "
-            f"atol={o.atol:g}). The step size has collapsed: the dynamics are probably stiff",
-            "loosen rtol/atol, use a fixed-step method (method=rk4, step_size=...) with a step the dynamics "
-            "allow, rescale the states or time so their rates are comparable, shorten the horizon, or raise "
-            "solve ode(max_steps=...) to let it run")
+            f"the dynamics are stiff: {reached} ({o.method}). The step is held by stability, not accuracy: "
+            f"step x |largest eigenvalue of the Jacobian| = {h_rho:.2g}, at the edge of {o.method}'s stability "
+            f"region ({STABILITY[o.method]:g}), so looser tolerances will not help",
+            "impsolve has no implicit (stiff) solver yet: rescale the states or time so their rates are "
+            "comparable, shorten the horizon, or let it run with solve ode(max_steps=...) of at least "
+            f"{20 * projected / STAGES[o.method]:.2g} (a stiff solve may use a tenth of max_steps)")
 
 
 def watch(func: torch.nn.Module, options: OdeOptions, t0: float, span: float) -> None:

@@ -5,11 +5,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import impsolve
 from impsolve.api import ArgumentError
 from impsolve.cli import main
 from impsolve.dsl import SpecError
+from impsolve.runtime.ode import spectral_radius
 from impsolve.runtime.results import finite_payload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,3 +216,36 @@ def test_stiff_dynamics_stop_early_with_a_hint(tmp_path, capsys):
     assert "error: the ODE solve is not progressing: after 1000 evaluations of the dynamics it reached t = " in err
     assert "more than max_steps=2000 (dopri5" in err and "the dynamics are probably stiff" in err
     assert "loosen rtol/atol, use a fixed-step method" in err
+
+
+def test_stiff_dynamics_with_default_settings_stop_within_a_few_thousand_evaluations(tmp_path, capsys):
+    spec = ROBERTSON.replace("solve ode(max_steps=2000)\n", "")
+    assert main([write(tmp_path, spec), "--out", str(tmp_path / "o"), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "error: the dynamics are stiff: after " in err and "at the edge of dopri5's stability region" in err
+    evaluations = int(err.split("the dynamics are stiff: after ")[1].split()[0])
+    assert evaluations <= 5000   # without the check the first solve alone takes ~250,000 (about a minute)
+    assert "looser tolerances will not help" in err and "solve ode(max_steps=...) of at least" in err
+
+
+def test_a_long_solve_that_is_not_stiff_is_not_stopped(tmp_path):
+    """Harmonic oscillator over 200 time units: ~1,000 accurate-limited steps, more than a tenth of
+    max_steps=5000, yet h*|lambda| stays far from the stability boundary, so it runs to the end."""
+    spec = """problem oscillator
+param w = 1
+state x = 1, v = 0
+der(x) = v
+der(v) = -w^2*x
+horizon 200
+minimize (w - 1)^2 + 0*x(T)
+train adam(lr=0.001, steps=1)
+solve ode(max_steps=5000)
+expect x(T) == cos(200) tol 1e-4
+"""
+    assert main([write(tmp_path, spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+
+
+def test_spectral_radius_of_a_linear_system():
+    A = torch.tensor([[-1.0, 0.0], [0.0, -1000.0]], dtype=torch.float64)
+    rho = spectral_radius(lambda t, s: s @ A.T, torch.tensor(0.0), torch.ones(3, 2, dtype=torch.float64))
+    assert rho == pytest.approx(1000.0, rel=1e-3)
