@@ -26,10 +26,20 @@ STAGES = {"dopri5": 6, "dopri8": 13, "bosh3": 3, "fehlberg2": 3, "adaptive_heun"
 # where each method's stability region meets the negative real axis (|h*lambda| beyond it is unstable)
 STABILITY = {"dopri5": 3.3, "dopri8": 6.0, "bosh3": 2.5, "fehlberg2": 2.0, "adaptive_heun": 2.0}
 STABILITY_LIMITED = 0.6     # h*rho above this share of the boundary: the step is set by stability, not accuracy
-STIFF_SHARE = 0.1           # a stability-limited solve may take at most this share of max_steps
+STIFF_SHARE = 0.25          # a stiff solve may take at most this share of max_steps
+STIFF_RATIO = 100.0         # |lambda_max| times the solution's own time scale |s|/|f|: fast modes, slow solution
 CHECK_EVERY = 1000          # evaluations between two looks at the pace of a solve
 PROJECT_AFTER = 0.05        # project the total cost once this share of the budget is spent
 REPORT_AFTER, REPORT_EVERY = 5.0, 5.0   # seconds: a long solve reports its progress
+
+
+def stiffness_ratio(function: Callable, t: torch.Tensor, s: torch.Tensor, rho: float) -> float:
+    """rho times the time scale on which the solution itself moves (|s| / |f(s)|). Near 1 when the
+    fastest mode is the motion itself (a blow-up, a fast transient); large when a fast mode has
+    decayed and only limits the step: stiffness."""
+    with torch.no_grad():
+        rate = float(function(t, s).norm())
+    return rho * float(s.norm()) / rate if rate > 0 else float("inf")
 
 
 def spectral_radius(function: Callable, t: torch.Tensor, s: torch.Tensor, iterations: int = 6) -> float:
@@ -52,8 +62,8 @@ def spectral_radius(function: Callable, t: torch.Tensor, s: torch.Tensor, iterat
 
 class SolveWatch:
     """Watches one solve through its right-hand-side evaluations. An explicit adaptive solve whose
-    step is held at the edge of its stability region (h * |lambda_max| near the boundary: stiffness)
-    and whose pace projects beyond a tenth of max_steps, or any solve whose pace projects beyond
+    step is held at the edge of its stability region (h * |lambda_max| near the boundary) while the
+    solution moves slowly (stiffness), and whose pace projects beyond a quarter of max_steps, or any solve whose pace projects beyond
     max_steps, is stopped early with a RunError naming stiffness; a solve that runs for seconds
     reports how far it got."""
 
@@ -85,8 +95,11 @@ class SolveWatch:
         self.checked_at = (self.evaluations, self.reach)
         step = (self.reach - reach) * STAGES[method] / (self.evaluations - evaluations)   # mean step since
         if s is not None and function is not None and step > 0:
-            h_rho = step * spectral_radius(function, t.detach(), s.detach())
-            self.limited = self.limited + 1 if h_rho >= STABILITY_LIMITED * STABILITY[method] else 0
+            t, s = t.detach(), s.detach()
+            rho = spectral_radius(function, t, s)
+            h_rho = step * rho
+            stiff = h_rho >= STABILITY_LIMITED * STABILITY[method] and stiffness_ratio(function, t, s, rho) >= STIFF_RATIO
+            self.limited = self.limited + 1 if stiff else 0
             if self.limited >= 2 and projected > STIFF_SHARE * self.budget:
                 raise self.stiff(projected, h_rho)
         if self.evaluations >= PROJECT_AFTER * self.budget and projected > self.budget:
@@ -109,7 +122,7 @@ class SolveWatch:
             f"region ({STABILITY[o.method]:g}), so looser tolerances will not help",
             "impsolve has no implicit (stiff) solver yet: rescale the states or time so their rates are "
             "comparable, shorten the horizon, or let it run with solve ode(max_steps=...) of at least "
-            f"{20 * projected / STAGES[o.method]:.2g} (a stiff solve may use a tenth of max_steps)")
+            f"{projected / STAGES[o.method] / STIFF_SHARE:.2g} (a stiff solve may use a quarter of max_steps)")
 
 
 def watch(func: torch.nn.Module, options: OdeOptions, t0: float, span: float) -> None:

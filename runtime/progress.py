@@ -1,6 +1,7 @@
 """A live progress display for long runs: step, objective, rate, ETA.
 
-On a terminal one line is rewritten in place (a few times a second). When the output is not a
+On a terminal, and in a Jupyter notebook (whose output area honours a carriage return), one line
+is rewritten in place (a few times a second). When the output is not a
 terminal (CI logs, `nohup`), a line is printed at every ~10 % of the steps, or when `log_interval`
 seconds pass without one (that wait doubles each time it triggers, so a slow run still logs only a
 few extra lines), plus the last step: at most ~20 lines a run."""
@@ -17,8 +18,14 @@ def _clock(seconds: float) -> str:
 
 
 def is_terminal(stream: TextIO) -> bool:
-    """Whether `stream` is an interactive terminal (then lines are rewritten in place)."""
+    """Whether `stream` is an interactive terminal."""
     return bool(getattr(stream, "isatty", None)) and stream.isatty()
+
+
+def is_live(stream: TextIO) -> bool:
+    """Whether a line written to `stream` can be rewritten in place: a terminal, or a Jupyter
+    kernel's output stream (ipykernel's OutStream renders a carriage return as in a terminal)."""
+    return is_terminal(stream) or type(stream).__module__.startswith("ipykernel")
 
 
 class Progress:
@@ -28,7 +35,7 @@ class Progress:
                  interval: float = 0.5, log_interval: float = 10.0) -> None:
         self.total, self.label, self.quiet = total, label, quiet
         self.stream = stream or sys.stderr
-        self.tty = is_terminal(self.stream)
+        self.tty = is_live(self.stream)
         self.interval = interval if self.tty else log_interval
         self.stride = max(1, total // 10)   # non-terminal: a line every ~10 % of the steps
         self.start = self.last = time.perf_counter()

@@ -11,7 +11,7 @@ import impsolve
 from impsolve.api import ArgumentError
 from impsolve.cli import main
 from impsolve.dsl import SpecError
-from impsolve.runtime.ode import spectral_radius
+from impsolve.runtime.ode import spectral_radius, stiffness_ratio
 from impsolve.runtime.results import finite_payload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,8 +229,8 @@ def test_stiff_dynamics_with_default_settings_stop_within_a_few_thousand_evaluat
 
 
 def test_a_long_solve_that_is_not_stiff_is_not_stopped(tmp_path):
-    """Harmonic oscillator over 200 time units: ~1,000 accurate-limited steps, more than a tenth of
-    max_steps=5000, yet h*|lambda| stays far from the stability boundary, so it runs to the end."""
+    """Harmonic oscillator over 200 time units: ~1,000 accuracy-limited steps, more than a quarter of
+    max_steps=3000, yet h*|lambda| stays far from the stability boundary, so it runs to the end."""
     spec = """problem oscillator
 param w = 1
 state x = 1, v = 0
@@ -239,7 +239,7 @@ der(v) = -w^2*x
 horizon 200
 minimize (w - 1)^2 + 0*x(T)
 train adam(lr=0.001, steps=1)
-solve ode(max_steps=5000)
+solve ode(max_steps=3000)
 expect x(T) == cos(200) tol 1e-4
 """
     assert main([write(tmp_path, spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0
@@ -249,3 +249,12 @@ def test_spectral_radius_of_a_linear_system():
     A = torch.tensor([[-1.0, 0.0], [0.0, -1000.0]], dtype=torch.float64)
     rho = spectral_radius(lambda t, s: s @ A.T, torch.tensor(0.0), torch.ones(3, 2, dtype=torch.float64))
     assert rho == pytest.approx(1000.0, rel=1e-3)
+
+
+def test_a_blow_up_is_not_called_stiff():
+    """x' = x^2 near its blow-up: h*|lambda| is large, but the fast mode is the motion itself
+    (|lambda| * |x| / |x'| = 2), so the stiffness ratio stays far below the threshold."""
+    x = torch.tensor([1e6], dtype=torch.float64)
+    function = lambda t, s: s ** 2
+    rho = spectral_radius(function, torch.tensor(0.0), x)
+    assert stiffness_ratio(function, torch.tensor(0.0), x, rho) == pytest.approx(2.0, rel=1e-3)

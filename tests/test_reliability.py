@@ -79,8 +79,10 @@ def test_stiff_van_der_pol_is_a_clear_error():
 
 
 def test_solve_timeout():
-    spec = ("const mu = 1000\nstate x = 2, y = 0\nder(x) = y\nder(y) = mu*(1 - x^2)*y - x\nhorizon 3000\n"
-            "minimize x(T)^2\nsolve ode(timeout=0.2)\ntrain adam(steps=1)\n")
+    """A long solve that is neither stiff nor over max_steps (an oscillator over 1e5 time units)
+    is stopped by its timeout."""
+    spec = ("state x = 1, y = 0\nder(x) = y\nder(y) = -x\nhorizon 100000\n"
+            "minimize x(T)^2\nsolve ode(timeout=0.2, max_steps=100000000)\ntrain adam(steps=1)\n")
     with pytest.raises(RunError, match=r"took longer than 0.2 s"):
         impsolve.solve(spec, write=False)
 

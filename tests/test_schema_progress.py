@@ -59,6 +59,17 @@ def test_progress_off_a_terminal_prints_about_ten_lines() -> None:
     assert lines[-1].split()[2] == "300/300"
 
 
+def test_progress_in_a_jupyter_kernel_rewrites_one_line() -> None:
+    """ipykernel's OutStream is no tty, but the notebook honours a carriage return: one live line."""
+    kernel_stream = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})()
+    progress = Progress(300, "zermelo", stream=kernel_stream, interval=0.0)
+    for step in range(1, 301):
+        progress.update(step, 1.0 / step)
+    text = kernel_stream.getvalue()
+    assert text.count("\r") == 300 and text.count("\n") == 1 and text.endswith("300/300  objective 0.003333333  "
+                                                                            + text.split("objective 0.003333333  ")[-1])
+
+
 def test_progress_off_a_terminal_prints_every_ten_seconds_for_slow_runs(monkeypatch) -> None:
     clock = iter(float(t) for t in range(0, 10_000, 4))   # each update 4 s later
     monkeypatch.setattr("impsolve.runtime.progress.time.perf_counter", lambda: next(clock))
