@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 from ..dsl import ast
-from ..dsl.design import BELIEF_MEAN, SENSITIVITY
+from ..dsl.bayes_design import BELIEF_MEAN, SENSITIVITY
 from ..dsl.functions import CRITERIA, DESIGN_FUNCTIONS, FINAL_TIME
 from . import ir
 from . import lower as _lower  # circular on purpose: used at call time only

@@ -1,16 +1,20 @@
 """impsolve.dsl: the `.imp` language — grammar, parser, syntax tree and semantic checker.
 
-Knows nothing of torch: `impsolve check` imports only this package.
+Knows nothing of torch: `impsolve check` imports only this package. Importing it registers the
+statements and checks of every built-in kind with the checker (dsl/checker.py), in this order.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .check import CheckedSpec, check
+from . import statements, continuous, discrete, identification, bayes_design, study  # noqa: F401  (registration)
+from .check import CheckedSpec
+from .checker import check
 from .errors import SpecError
+from .kinds import register_study
 from .parser import parse
 
-__all__ = ["CheckedSpec", "SpecError", "check", "parse", "read_spec"]
+__all__ = ["CheckedSpec", "SpecError", "check", "parse", "read_spec", "register_study"]
 
 
 def read_spec(path_or_text: str | Path) -> CheckedSpec:

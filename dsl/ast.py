@@ -348,6 +348,16 @@ class SequenceStmt:
     span: Span
 
 
+@dataclass(frozen=True)
+class StudyStmt:
+    """`study grid(n=5, values=[1, 2])`: the registered study (dsl.kinds) run on the model, with its settings."""
+
+    name: str
+    name_span: Span
+    call: Call
+    span: Span
+
+
 DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStmt, IdentifyStmt, BaselineStmt,
                           SequenceStmt]
 
@@ -355,7 +365,7 @@ DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStm
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
     ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ImplicitStmt, ReferenceStmt, PlotStmt,
-    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement,
+    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement, StudyStmt,
 ]
 
 

@@ -48,7 +48,7 @@ from hypothesis.extra.lark import from_lark
 
 from impsolve.api import Problem
 from impsolve.dsl import SpecError, check, parse
-from impsolve.dsl.parser import STATEMENT_KEYWORDS, _lark
+from impsolve.dsl.lexing import STATEMENT_KEYWORDS, lark_parser as _lark
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {p.stem: p.read_text() for p in sorted((ROOT / "specs").glob("*.imp"))}

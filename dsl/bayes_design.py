@@ -1,23 +1,24 @@
-"""Checks of sequential experimental-design specs (report §6).
+"""Sequential Bayesian experimental design studies (report §6): their statements and checks.
 
 A design study has uncertain params (`param theta ~ normal(mean, std)`: a Gaussian prior), design
 variables (`design tobs in [0, 5]`), one `observe EXPR + normal(0, sigma)`, a `truth` for every
 uncertain param and optionally `rounds N`. Objectives and expects may read the belief
 (`mean(theta)`, `var(theta)`, `cov(a, b)`), sensitivities `sens(expr, theta)` and the criterion
-`information_gain`. The checker (dsl.check) calls these functions at its hooks.
+`information_gain`. The module registers its handlers and checks with dsl.checker and the study
+`design` with dsl.kinds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from . import ast
-from . import check as _check  # circular on purpose: used at call time only
+from .check import CheckedSpec, Observation
+from .checker import Checker, register_check, register_statement
+from .distributions import check_gaussian
 from .errors import did_you_mean
+from .expressions import register_call_check, register_name_check
 from .functions import CRITERIA, DESIGN_FUNCTIONS, FINAL_TIME, TRAJECTORY
-
-if TYPE_CHECKING:
-    from .check import CheckedSpec, _Checker
+from .kinds import TIME_MODEL_WORDS, register_study
+from .settings import literal
+from .walk import walk
 
 SENSITIVITY = "sens"
 BELIEF_MEAN = "mean"
@@ -26,23 +27,13 @@ NOISE = "normal"
 OBSERVED = {"const", "param", "state", "def", "let", "control", "design", "trajectory"}
 
 
-@dataclass
-class Observation:
-    """`observe model + normal(0, sigma)`: the model's prediction and its additive Gaussian noise."""
-
-    model: ast.Expr
-    noise: ast.Call
-    span: ast.Span
-    time: str | None = None   # states are observed at: a design's name, T (the horizon), or None
-
-
-def declare_design(checker: "_Checker", out: "CheckedSpec", stmt: ast.DesignStmt) -> None:
+def declare_design(checker: Checker, out: CheckedSpec, stmt: ast.DesignStmt) -> None:
     """Pass 1: `design name in [low, high]` declares a name of kind 'design'."""
     checker.declare(stmt.name, "design", stmt.name_span)
     out.designs[stmt.name] = stmt
 
 
-def collect(checker: "_Checker", out: "CheckedSpec", stmt: ast.Statement) -> None:
+def collect(checker: Checker, out: CheckedSpec, stmt: ast.Statement) -> None:
     """Pass 2: `observe`, `truth` and `rounds`."""
     if isinstance(stmt, ast.ObserveStmt):
         if out.observation is not None:
@@ -60,13 +51,13 @@ def collect(checker: "_Checker", out: "CheckedSpec", stmt: ast.Statement) -> Non
     elif isinstance(stmt, ast.RoundsStmt):
         if out.rounds is not None:
             raise checker.error("'rounds' is given twice", stmt.span)
-        count = _check.literal(stmt.count, checker.error)
+        count = literal(stmt.count, checker.error)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise checker.error("rounds must be a positive integer", stmt.count.span)
         out.rounds = count
 
 
-def _split_noise(checker: "_Checker", expr: ast.Expr) -> tuple[ast.Expr, ast.Call]:
+def _split_noise(checker: Checker, expr: ast.Expr) -> tuple[ast.Expr, ast.Call]:
     """`a + b + normal(0, s)` -> (a + b, normal(0, s)): exactly one noise term, added at the top level."""
     terms: list[ast.Expr] = []
     pending = [expr]
@@ -92,7 +83,7 @@ def _split_noise(checker: "_Checker", expr: ast.Expr) -> tuple[ast.Expr, ast.Cal
 
 
 # ------------------------------------------------------------ expression hooks
-def is_design_call(checker: "_Checker", call: ast.Call) -> bool:
+def is_design_call(checker: Checker, call: ast.Call) -> bool:
     """var/cov/sens, or mean(theta) of an uncertain param (the belief mean, not a batch mean)."""
     if call.func in DESIGN_FUNCTIONS:
         return True
@@ -100,7 +91,7 @@ def is_design_call(checker: "_Checker", call: ast.Call) -> bool:
         and call.args[0].id in checker.uncertain
 
 
-def check_design_call(checker: "_Checker", call: ast.Call, where: str, allowed: set[str], local: set[str]) -> None:
+def check_design_call(checker: Checker, call: ast.Call, where: str, allowed: set[str], local: set[str]) -> None:
     name = call.func
     low, high = DESIGN_FUNCTIONS.get(name, TRAJECTORY.get(name))
     if not low <= len(call.args) <= high:
@@ -120,7 +111,7 @@ def check_design_call(checker: "_Checker", call: ast.Call, where: str, allowed: 
     _model_only(checker, expr, "sens() differentiates the model")
 
 
-def check_criterion(checker: "_Checker", name: str, span: ast.Span, where: str, allowed: set[str]) -> None:
+def check_criterion(checker: Checker, name: str, span: ast.Span, where: str, allowed: set[str]) -> None:
     """`information_gain`: in objectives and expects of a design study."""
     if "trajectory" not in allowed:
         raise checker.error(f"'{name}' can only be used in an objective or expect", span)
@@ -129,7 +120,7 @@ def check_criterion(checker: "_Checker", name: str, span: ast.Span, where: str, 
                             "declare uncertain params (param theta ~ normal(mean, std)) and 'observe ...'")
 
 
-def _uncertain_argument(checker: "_Checker", arg: ast.Expr, func: str) -> None:
+def _uncertain_argument(checker: Checker, arg: ast.Expr, func: str) -> None:
     if isinstance(arg, ast.Name) and arg.id in checker.uncertain:
         return
     shown = f"'{arg.id}'" if isinstance(arg, ast.Name) else "an expression"
@@ -140,9 +131,9 @@ def _uncertain_argument(checker: "_Checker", arg: ast.Expr, func: str) -> None:
                                            else "declare one with 'param theta ~ normal(mean, std)'"))
 
 
-def _model_only(checker: "_Checker", expr: ast.Expr, what: str) -> None:
+def _model_only(checker: Checker, expr: ast.Expr, what: str) -> None:
     """No belief, criterion, integral or batch mean inside an observation or a sensitivity."""
-    for node in _check.walk(expr):
+    for node in walk(expr):
         if isinstance(node, ast.Name) and node.id in CRITERIA:
             raise checker.error(f"{what}: '{node.id}' cannot appear inside", node.span)
         if isinstance(node, ast.Call) and (node.func in DESIGN_FUNCTIONS or node.func in TRAJECTORY):
@@ -151,7 +142,7 @@ def _model_only(checker: "_Checker", expr: ast.Expr, what: str) -> None:
 
 
 # --------------------------------------------------------------- the study
-def check_study(checker: "_Checker", out: "CheckedSpec") -> None:
+def check_study(checker: Checker, out: CheckedSpec) -> None:
     """Structure of a design study; nothing to do for other specs (but design statements need one)."""
     if out.observation is None:
         _not_a_study(checker, out)
@@ -165,11 +156,7 @@ def check_study(checker: "_Checker", out: "CheckedSpec") -> None:
         raise checker.error("a design study needs a design variable", obs.span, "add 'design x in [low, high]'")
     _unsupported(checker, out)
     for b in uncertain:
-        call = b.distribution
-        if call.func != NOISE or len(call.args) != 2 or call.kwargs:
-            raise checker.error("an uncertain param has a Gaussian prior: normal(mean, std)", call.span)
-        for arg in call.args:
-            checker.check_expr(arg, "a prior", {"const"})
+        check_gaussian(checker, b.distribution, "a prior", "an uncertain param has a Gaussian prior: normal(mean, std)")
         if b.name not in out.truth:
             raise checker.error(f"the uncertain param '{b.name}' needs a truth to simulate the experiments",
                                 b.span, f"add 'truth {b.name} = <value>' (the planner never sees it)")
@@ -183,11 +170,7 @@ def check_study(checker: "_Checker", out: "CheckedSpec") -> None:
     for d in out.designs.values():
         checker.check_expr(d.low, "a design bound", {"const"})
         checker.check_expr(d.high, "a design bound", {"const"})
-    noise = obs.noise
-    if len(noise.args) != 2 or noise.kwargs:
-        raise checker.error("the noise is normal(0, sigma)", noise.span)
-    for arg in noise.args:
-        checker.check_expr(arg, "the noise", {"const"})
+    check_gaussian(checker, obs.noise, "the noise", "the noise is normal(0, sigma)")
     allowed = OBSERVED | ({"final_time"} if out.horizon else set())
     checker.check_expr(obs.model, "observe", allowed)
     _model_only(checker, obs.model, "observe describes the experiment")
@@ -201,7 +184,7 @@ def check_study(checker: "_Checker", out: "CheckedSpec") -> None:
     obs.time = _observation_time(checker, out)
 
 
-def _not_a_study(checker: "_Checker", out: "CheckedSpec") -> None:
+def _not_a_study(checker: Checker, out: CheckedSpec) -> None:
     """Design statements without `observe` are mistakes."""
     uncertain = [b for b in out.params.values() if b.distribution is not None]
     hint = "add 'observe <expr> + normal(0, sigma)' (a design study)"
@@ -220,7 +203,7 @@ def _not_a_study(checker: "_Checker", out: "CheckedSpec") -> None:
         raise checker.error("'each round' needs a design study", each.span, hint)
 
 
-def _unsupported(checker: "_Checker", out: "CheckedSpec") -> None:
+def _unsupported(checker: Checker, out: CheckedSpec) -> None:
     """What the sequential design runtime does not handle."""
     if out.stop:
         raise checker.error("'stop when' is not supported in a design study", out.stop.span,
@@ -244,7 +227,7 @@ def _unsupported(checker: "_Checker", out: "CheckedSpec") -> None:
                                 "expects are checked on the belief and the design")
 
 
-def _observation_time(checker: "_Checker", out: "CheckedSpec") -> str | None:
+def _observation_time(checker: Checker, out: CheckedSpec) -> str | None:
     """The one time at which the states are observed: a design, T (the horizon), or none."""
     obs = out.observation
     times = _state_times(checker, obs.model)
@@ -271,11 +254,32 @@ def _observation_time(checker: "_Checker", out: "CheckedSpec") -> str | None:
     return time
 
 
-def _state_times(checker: "_Checker", expr: ast.Expr) -> list[tuple[str, tuple[ast.Span, str]]]:
+def _state_times(checker: Checker, expr: ast.Expr) -> list[tuple[str, tuple[ast.Span, str]]]:
     """Distinct non-zero times at which expr takes states (x(tobs), x(T)): the place and the state."""
     found: dict[str, tuple[ast.Span, str]] = {}
-    for node in _check.walk(expr):
+    for node in walk(expr):
         if isinstance(node, ast.Call) and checker.kinds.get(node.func) == "state" and node.args \
                 and isinstance(node.args[0], ast.Name):
             found.setdefault(node.args[0].id, (node.args[0].span, node.func))
     return list(found.items())
+
+
+def detect(checker: Checker, out: CheckedSpec) -> tuple[ast.Span, str, str] | None:
+    """The first statement that makes the spec a design study (for dsl.kinds.check_axes)."""
+    belongs = "a sequential design study"
+    found = [(s.span, STATEMENT_WORDS[type(s)], belongs) for s in checker.spec.statements
+             if type(s) in STATEMENT_WORDS]
+    found += [(b.distribution.span, "param ~ normal(...)", f"{belongs} (an uncertain param)")
+              for b in out.params.values() if b.distribution is not None]
+    return min(found, key=lambda f: (f[0].line, f[0].column), default=None)
+
+
+STATEMENT_WORDS = {ast.DesignStmt: "design", ast.ObserveStmt: "observe", ast.RoundsStmt: "rounds"}
+
+register_statement(ast.DesignStmt, declare_design, declares=True)
+for _statement in (ast.ObserveStmt, ast.TruthStmt, ast.RoundsStmt):
+    register_statement(_statement, collect)
+register_name_check(CRITERIA, check_criterion)
+register_call_check(is_design_call, check_design_call)
+register_check("final", check_study)
+register_study("design", {"ode", "static"}, detect=detect, accepts=TIME_MODEL_WORDS["ode"])
