@@ -13,6 +13,7 @@ from .checker import Checker, register_check, register_statement
 from .distributions import check_distribution
 from .errors import did_you_mean
 from .functions import TIME
+from .kinds import first_word
 from .walk import walk
 
 KINDS = {"noise", "truth", "final_time"}   # name kinds that discrete-time expressions may use
@@ -108,9 +109,8 @@ def _not_continuous(checker: Checker, out: CheckedSpec, d: DiscreteSpec) -> None
 def _unplanned(checker: Checker, d: DiscreteSpec) -> None:
     """An LQR reference linearises continuous-time dynamics: an error naming both statements.
     (The statements of a study that does not accept rollouts are rejected by dsl.kinds.check_axes.)"""
-    line = checker.spec.source.split("\n")[d.first.line - 1][d.first.column - 1:]
-    discrete = line.split()[0].split("=")[0] if line.split() else "next"
     reference = next((s for s in checker.spec.statements if isinstance(s, ast.ReferenceStmt)), None)
+    discrete = first_word(checker.spec, d.first)
     if reference is not None:
         raise checker.error("'reference' is not supported in a discrete-time spec: it belongs to an LQR reference, "
                             "which linearises continuous-time dynamics", reference.span,

@@ -237,8 +237,8 @@ def _operator_error(err: UnexpectedInput, token: Token, previous: Token | None, 
                          "'=' defines a name; '==' compares, in expect, stop when and where(...)")
     if previous is not None and str(previous) in OPERATOR_TEXTS and "NUMBER" in expected:
         if str(previous) == "*" and str(token) == "*" and previous.end_pos == offset:
-            return SpecError("unexpected '**'", ast.Span(previous.line, previous.column, previous.line,
-                                                         previous.column + 2), source, filename, "use '^' for powers: x^2")
+            stars = ast.Span(previous.line, previous.column, previous.line, previous.column + 2)
+            return SpecError("unexpected '**'", stars, source, filename, "use '^' for powers: x^2")
         return SpecError(f"unexpected {shown}: missing operand after '{previous}'", span, source, filename,
                          _expected_text(expected))
     return None

@@ -92,6 +92,25 @@ class ToAst(Transformer_NonRecursive):
 
     const_stmt, param_stmt, state_stmt = _decl("const"), _decl("param"), _decl("state")
 
+    def _of_expression(node):  # noqa: N805 - helper building a method
+        """A statement of one expression: `horizon 5`, `steps 10`, `batch 4`, `rounds 3`, `observe ...`."""
+        def method(self, meta, children):
+            return node(children[0], _span(meta))
+        return method
+
+    horizon_stmt, steps_stmt, batch_stmt = _of_expression(ast.HorizonStmt), _of_expression(ast.StepsStmt), \
+        _of_expression(ast.BatchStmt)
+    rounds_stmt, observe_stmt = _of_expression(ast.RoundsStmt), _of_expression(ast.ObserveStmt)
+
+    def _of_state(node):  # noqa: N805
+        """`der(x) = expr` and `next(x) = expr`: a state and its dynamics."""
+        def method(self, meta, children):
+            state, value = children
+            return node(str(state), _token_span(state), value, _span(meta))
+        return method
+
+    der_stmt, next_stmt = _of_state(ast.DerStmt), _of_state(ast.NextStmt)
+
     def names(self, meta, children):
         return tuple(children)
 
@@ -112,13 +131,6 @@ class ToAst(Transformer_NonRecursive):
         name, inputs, arch = children
         return ast.NetStmt(str(name), _token_span(name), tuple(map(str, inputs)),
                            tuple(map(_token_span, inputs)), arch, _span(meta))
-
-    def der_stmt(self, meta, children):
-        state, value = children
-        return ast.DerStmt(str(state), _token_span(state), value, _span(meta))
-
-    def horizon_stmt(self, meta, children):
-        return ast.HorizonStmt(children[0], _span(meta))
 
     def stop_stmt(self, meta, children):
         return ast.StopStmt(children[0], children[1], _span(meta))
@@ -142,9 +154,6 @@ class ToAst(Transformer_NonRecursive):
 
     def train_stmt(self, meta, children):
         return ast.SettingsStmt("train", children[0], _span(meta))
-
-    def batch_stmt(self, meta, children):
-        return ast.BatchStmt(children[0], _span(meta))
 
     def tol_clause(self, meta, children):
         number, percent = children
@@ -206,23 +215,10 @@ class ToAst(Transformer_NonRecursive):
         name, low, high = children
         return ast.DesignStmt(str(name), _token_span(name), low, high, _span(meta))
 
-    def observe_stmt(self, meta, children):
-        return ast.ObserveStmt(children[0], _span(meta))
-
     def truth_stmt(self, meta, children):
         return ast.TruthStmt(tuple(children), _span(meta))
 
-    def rounds_stmt(self, meta, children):
-        return ast.RoundsStmt(children[0], _span(meta))
-
     # discrete time and identification
-    def next_stmt(self, meta, children):
-        state, value = children
-        return ast.NextStmt(str(state), _token_span(state), value, _span(meta))
-
-    def steps_stmt(self, meta, children):
-        return ast.StepsStmt(children[0], _span(meta))
-
     def noise_stmt(self, meta, children):
         name, shape, distribution = children
         return ast.NoiseStmt(str(name), _token_span(name), shape or (), distribution, _span(meta))
