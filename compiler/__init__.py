@@ -1,15 +1,19 @@
-"""impsolve.compiler: checked spec -> SymPy IR -> generated torch source."""
+"""impsolve.compiler: checked spec -> SymPy IR -> generated torch source.
+
+Importing the package registers the built-in kinds (compiler.kinds): the time models "ode",
+"static" (compiler.ode) and "rollout" (compiler.discrete), the studies "design"
+(compiler.bayes_design) and "identify" (compiler.identify)."""
 from __future__ import annotations
 
 import sys
 
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
-from . import ir
+from . import bayes_design, discrete, identify, ir, kinds, ode  # noqa: F401 - registers the built-in kinds
 from .lower import lower
 from .program import Program, generate
 
-__all__ = ["Program", "compile_spec", "generate", "ir", "lower"]
+__all__ = ["Program", "compile_spec", "generate", "ir", "kinds", "lower"]
 
 
 RECURSION_LIMIT = 6000

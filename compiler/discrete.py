@@ -1,5 +1,5 @@
 """Discrete-time specs: lowering of `next`, `noise`, `truth`/`estimate`, open-loop controls and
-`total(...)`, and their generated functions.
+`total(...)`, and their generated functions (registered as the time model "rollout").
 
 Everything the rollout feeds in at a step is a *column* of the generated functions' `s`
 (see `ir.Discrete`): the states, the noise draws, the estimated entries and the controls. The
@@ -14,17 +14,18 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
-from . import ir
+from . import ir, kinds
 from .codegen import Layout, generate_module
-from .derivative import total_derivative
-from .lower import _component_names, _Lowering, _rows_cols
+from .lower import Lowering
 from .program import Program, checks_and_plots
-from .values import Value, entries, is_matrix, shape
+from .values import Value, component_names, entries, is_matrix, shape, shaped
 
 TOTAL_PREFIX = "total_"
 
 
-class _DiscreteLowering(_Lowering):
+class RolloutLowering(Lowering):
+    """Lowers a discrete-time spec."""
+
     def __init__(self, checked: CheckedSpec) -> None:
         super().__init__(checked)
         self.discrete = checked.discrete
@@ -41,17 +42,17 @@ class _DiscreteLowering(_Lowering):
     def total(self, call: ast.Call) -> Value:
         """total(expr) = Σ_{t=0}^{T-1} expr at step t, entry by entry (its shape is kept)."""
         inner = self.expr(call.args[0])
-        components = _component_names(f"{TOTAL_PREFIX}{self.total_count}", shape(inner))
+        components = component_names(f"{TOTAL_PREFIX}{self.total_count}", shape(inner))
         self.total_count += 1
         self.totals.update(zip(components, entries(inner)))
         finals = [ir.final_symbol(c) for c in components]
-        return sp.ImmutableMatrix(*_rows_cols(shape(inner)), finals) if is_matrix(inner) else finals[0]
+        return shaped(shape(inner), finals)
 
-    def pointwise_to_final(self, value: Value) -> Value:
+    def pointwise(self, value: Value) -> Value:
         """`at end`: the closed-loop controls are taken at the final state."""
-        return super().pointwise_to_final(value.xreplace(self.closed))
+        return value.xreplace(self.closed)
 
-    def terminal(self, node: ast.Expr, at: str | None) -> Value:
+    def terminal(self, node: ast.Expr, at: str | None = None) -> Value:
         """A terminal expression: the estimates are constant along a rollout (read from sT); noise
         and open-loop controls have no value at the end."""
         value = super().terminal(node, at)
@@ -79,18 +80,10 @@ class _DiscreteLowering(_Lowering):
     def columns(self, name: str, shape_nodes: tuple[ast.Expr, ...], span: ast.Span) -> list[str]:
         """Declare `name` as column symbols (a noise, an estimate, a control); its components."""
         dims = self.dims(shape_nodes, span)
-        components = _component_names(name, dims)
+        components = component_names(name, dims)
         symbols = [ir.state_symbol(c) for c in components]
-        self.env[name] = sp.ImmutableMatrix(*_rows_cols(dims), symbols) if dims else symbols[0]
+        self.env[name] = shaped(dims, symbols)
         return components
-
-    def distribution(self, call: ast.Call) -> ir.Distribution:
-        a, b = (float(self.constant(x, "distribution parameter")) for x in call.args)
-        if call.func == "normal" and b < 0:
-            raise self.error("normal(mean, std) needs std >= 0", call.args[1].span)
-        if call.func == "uniform" and b <= a:
-            raise self.error("uniform(low, high) needs low < high", call.span)
-        return ir.Distribution(call.func, a, b)
 
     def declare_truth(self, s: ast.Binding) -> ir.Estimate:
         dims = self.dims(s.shape, s.span)
@@ -118,12 +111,12 @@ class _DiscreteLowering(_Lowering):
             if s.kind == "let":
                 self.env[name] = value
                 continue
-            components = _component_names(name, shape(value))
+            components = component_names(name, shape(value))
             values = [e.xreplace(self.closed) for e in entries(value)]
             symbols = [ir.state_symbol(x) for x in components]
             closed.update(zip(components, values))
             self.closed.update(zip(symbols, values))
-            self.env[name] = sp.ImmutableMatrix(*_rows_cols(shape(value)), symbols) if is_matrix(value) else symbols[0]
+            self.env[name] = shaped(shape(value), symbols)
             self.check_causal(s, values)
         return closed
 
@@ -144,49 +137,6 @@ class _DiscreteLowering(_Lowering):
         if not value.is_Integer or value < 1:
             raise self.error("steps must be a positive integer", node.span)
         return int(value)
-
-    def least_squares(self, step: dict[str, sp.Expr], estimates: list[ir.Estimate],
-                      noises: list[ir.Noise]) -> tuple[list[sp.Expr], list[list[sp.Expr]]]:
-        """next = offset + jacobian @ θ + noise: SymPy's ∂next/∂θ, which must be free of θ (affine
-        dynamics) and of the noise (which is not observed)."""
-        owners = [(ir.state_symbol(c), e.name) for e in estimates for c in e.components]
-        theta = {symbol for symbol, _ in owners}
-        noise = {ir.state_symbol(c) for n in noises for c in n.components}
-        zero = {symbol: sp.Integer(0) for symbol in [*theta, *noise]}
-        offset, jacobian = [], []
-        for name, value in step.items():
-            row = [self.partial(value, symbol, owner) for symbol, owner in owners]
-            for derivative, (_, owner) in zip(row, owners):
-                span = self.discrete.estimates[owner].span
-                if derivative.has(sp.Derivative, sp.Subs) or derivative.free_symbols & theta:
-                    raise self.error(f"least squares needs next(...) affine in the estimated entries; next({name}) "
-                                     f"is not affine in '{owner}'", span,
-                                     "e.g. next(x) = A @ x + B @ u + w with A estimated")
-                if derivative.free_symbols & noise:
-                    raise self.error(f"in next({name}) the noise multiplies '{owner}'; least squares needs additive "
-                                     "noise", span)
-            self.additive_noise(name, value, noises, estimates[0].name)
-            offset.append(value.xreplace(zero))
-            jacobian.append(row)
-        return offset, jacobian
-
-    def partial(self, value: sp.Expr, symbol: sp.Symbol, estimate: str) -> sp.Expr:
-        """∂value/∂symbol through implicit unknowns (derivative.total_derivative), located at `estimate`."""
-        try:
-            return total_derivative(value, symbol, self.implicits)
-        except ValueError as err:
-            raise self.error(f"least squares needs ∂next/∂{symbol}: {err}", self.discrete.estimates[estimate].span) \
-                from None
-
-    def additive_noise(self, name: str, value: sp.Expr, noises: list[ir.Noise], estimate: str) -> None:
-        """Least squares models next = offset + Jθ + w: each noise entry enters with a constant factor."""
-        for n in noises:
-            for c in n.components:
-                factor = self.partial(value, ir.state_symbol(c), estimate)
-                if factor.free_symbols or factor.has(sp.Derivative, sp.Subs):
-                    raise self.error(f"in next({name}) the noise '{c}' is multiplied by {factor}; least squares "
-                                     "needs additive noise", self.discrete.estimates[estimate].span,
-                                     "e.g. next(x) = A @ x + B @ u + w")
 
     def energies(self) -> dict[str, float]:
         """The mean energy E of each open-loop control declared with `energy E`."""
@@ -217,6 +167,7 @@ class _DiscreteLowering(_Lowering):
                                  f"let '{baseline.control}' carry every input, e.g. control {baseline.control} = ...")
 
     def run(self) -> ir.Problem:
+        """The problem, before the passes (an identify study adds the least-squares model)."""
         c, d = self.checked, self.discrete
         self.declare_consts()
         params = self.declare_params()
@@ -226,37 +177,39 @@ class _DiscreteLowering(_Lowering):
         estimates = [self.declare_truth(s) for s in d.truths.values()]
         sequences = {name: self.columns(name, s.shape, s.span) for name, s in d.sequences.items()}
         closed = self.declare_named_discrete()
-        step = {}
-        for name, b in c.states.items():
-            dims = self.dims(b.shape, b.span)
-            s = d.nexts[name]
-            value = self.declared(f"next({name})", dims, self.expr(s.value), s.value.span)
-            step.update(zip(_component_names(name, dims), entries(value)))
-
+        step = self.next_step()
         objective, expectations = self.objective_and_expectations()
-        self.check_batch_reduction(objective, c.objective.span)
         plots = [self.plot(p) for p in c.plots]
-        offset, jacobian = self.least_squares(step, estimates, noises) if estimates else ([], [])
-        controls = {**sequences, **{name: _component_names(name, shape(self.env[name])) for name in c.controls}}
+        controls = {**sequences, **{name: component_names(name, shape(self.env[name])) for name in c.controls}}
         baseline = self.baseline(controls)
         if baseline is not None:
             self.check_played(step, baseline)
         discrete = ir.Discrete(
             steps=self.steps(), states=list(step), noises=noises, estimates=estimates, sequences=sequences,
-            controls=closed, step=step, totals=self.totals, offset=offset, jacobian=jacobian,
-            identify=d.identify_options, baseline=baseline, energies=self.energies())
+            controls=closed, step=step, totals=self.totals, identify=d.identify_options, baseline=baseline,
+            energies=self.energies())
         return ir.Problem(
             name=c.name, title=c.title, states=discrete.columns, initial=initial, params=params,
             nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
             dynamics=step, controls={col: ir.state_symbol(col) for col in discrete.control_columns},
             horizon=float(discrete.steps), stop=None, objective=objective, expectations=expectations, ode=c.ode,
             training=c.training, batch=c.batch, user_states=list(step), plots=plots, implicits=self.implicits,
-            random_symbols=self.random, discrete=discrete)
+            random_symbols=self.random, discrete=discrete, final_time=self.final_time())
+
+    def next_step(self) -> dict[str, sp.Expr]:
+        """The value at the next step of each state component."""
+        c, step = self.checked, {}
+        for name, b in c.states.items():
+            dims = self.dims(b.shape, b.span)
+            s = self.discrete.nexts[name]
+            value = self.declared(f"next({name})", dims, self.expr(s.value), s.value.span)
+            step.update(zip(component_names(name, dims), entries(value)))
+        return step
 
 
 def lower_discrete(checked: CheckedSpec) -> ir.Problem:
-    """Lower a checked discrete-time spec."""
-    return _DiscreteLowering(checked).run()
+    """Lower a checked discrete-time spec (before the passes)."""
+    return RolloutLowering(checked).run()
 
 
 def generate_discrete(problem: ir.Problem) -> Program:
@@ -282,3 +235,6 @@ def generate_discrete(problem: ir.Problem) -> Program:
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in d.columns} - {ir.TIME}
     ranges = checks_and_plots(problem, functions, fixed)
     return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
+
+
+kinds.register_time_model("rollout", kinds.TimeModel(lower_discrete, generate_discrete))

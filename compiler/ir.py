@@ -55,9 +55,14 @@ class Net:
 
 @dataclass
 class Objective:
+    """What is optimised. The runtime minimises `scale * expr` (`passes.to_minimize` sets the
+    scale: -1 for maximize); `sense` and `expr` stay as written, for reporting."""
+
     sense: str             # "minimize" | "maximize"
     expr: sp.Expr          # over initial/final symbols, T and params
     text: str              # as written in the spec
+    at: str | None = None  # "end" or "stop": pointwise until `passes.final_values` takes it at T
+    scale: float = 1.0
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Expectation:
     rms: bool
     over: tuple[str, float, float] | None
     span: Span
+    at: str | None = None   # "end" or "stop": pointwise until `passes.final_values` takes it at T
 
 
 @dataclass
@@ -164,6 +170,7 @@ class DesignStudy:
     rounds: int
     each_round: list[bool]            # per expectation: checked every round (else after the last)
     expected_designs: list[str | None]  # per expectation: the design that `expect <design> == ... each round` checks
+    observation_time: sp.Expr | None = None   # tau, put in for T by `bayes_design.observe_at`
 
 
 @dataclass
@@ -190,6 +197,11 @@ class Problem:
     random_symbols: list[sp.Symbol] = field(default_factory=list)
     design: DesignStudy | None = None                      # a sequential design study (report §6)
     discrete: "Discrete | None" = None       # discrete-time specs (compiler.discrete)
+    time_model: str = "ode"                  # "ode", "rollout", "static" or a registered one (compiler.kinds)
+    study: str = "train"                     # "train", "design", "identify" or a registered one
+    study_settings: dict[str, object] = field(default_factory=dict)   # the `study NAME(...)` arguments
+    final_time: sp.Expr = FINAL_TIME         # T in expressions: the horizon as written, or the symbol T
+    running_costs: dict[str, sp.Expr] = field(default_factory=dict)  # integral state -> integrand (passes)
 
 
 @dataclass

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import ir
-from .codegen import Layout, generate_module
+from . import ir, kinds
+from .codegen import Layout
 
 
 @dataclass(frozen=True)
@@ -55,25 +55,5 @@ def checks_and_plots(problem: ir.Problem, functions: dict, fixed: set[sp.Symbol]
 
 
 def generate(problem: ir.Problem) -> Program:
-    """Generate the torch module for a problem."""
-    if problem.discrete is not None:
-        from .discrete import generate_discrete
-        return generate_discrete(problem)
-    layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
-                    implicits=problem.implicits)
-    functions: dict[str, tuple[list[sp.Expr], str]] = {}
-    if problem.states:
-        functions["dynamics"] = ([problem.dynamics[s] for s in problem.states], "stack")
-        fixed_initial = [problem.initial[s] for s in problem.states
-                         if not isinstance(problem.initial[s], ir.Distribution)]
-        functions["initial"] = (fixed_initial, "tuple")
-    if problem.stop:
-        functions["event"] = ([problem.stop.function], "tuple")
-    functions["objective"] = ([problem.objective.expr], "tuple")
-    if problem.controls:
-        functions["controls"] = (list(problem.controls.values()), "tuple")
-    fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in problem.states} - {ir.TIME}
-    if problem.design:   # the observed expression and its sensitivities, at the observation time
-        functions["observation"] = ([problem.design.observation, *problem.design.sensitivities], "tuple")
-    ranges = checks_and_plots(problem, functions, fixed)
-    return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
+    """Generate the torch module for a problem, as its time model does (compiler.kinds)."""
+    return kinds.time_model(problem.time_model).generate(problem)

@@ -44,9 +44,39 @@ def entries(v: Value) -> list[sp.Expr]:
     return list(v) if is_matrix(v) else [v]
 
 
+def rows_cols(dims: tuple[int, ...]) -> tuple[int, int]:
+    """The SymPy matrix size of a declared shape: a vector x[n] is an n x 1 column."""
+    return (dims[0], 1) if len(dims) == 1 else dims
+
+
+def shaped(dims: tuple[int, ...], items: list[sp.Expr]) -> Value:
+    """The value of a declared shape from its entries (row-major): a scalar for ()."""
+    return sp.ImmutableMatrix(*rows_cols(dims), items) if dims else items[0]
+
+
+def component_names(name: str, dims: tuple[int, ...]) -> list[str]:
+    """x -> [x]; x[3] -> [x[0], x[1], x[2]]; A[2,2] -> [A[0,0], A[0,1], A[1,0], A[1,1]] (row-major)."""
+    if not dims:
+        return [name]
+    if len(dims) == 1:
+        return [f"{name}[{i}]" for i in range(dims[0])]
+    return [f"{name}[{i},{j}]" for i in range(dims[0]) for j in range(dims[1])]
+
+
+def same_shape(a: Value, b: Value) -> tuple[Value, Value]:
+    """Two values of one shape: a scalar is broadcast to the other's shape."""
+    if is_matrix(a) and is_matrix(b):
+        if a.shape != b.shape:
+            raise ShapeError(f"{show(shape(a))} and {show(shape(b))}")
+        return a, b
+    if is_matrix(a):
+        return a, filled(shape(a), b)
+    return filled(shape(b), a), b
+
+
 def filled(dims: tuple[int, ...], value: Value) -> sp.ImmutableMatrix:
     """A declared shape filled from a value of that shape, or broadcast from a scalar."""
-    rows, cols = (dims[0], 1) if len(dims) == 1 else dims
+    rows, cols = rows_cols(dims)
     if not is_matrix(value):
         return sp.ImmutableMatrix(rows, cols, [value] * (rows * cols))
     if value.shape != (rows, cols):

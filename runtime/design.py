@@ -99,18 +99,18 @@ class SequentialDesign:
     # -- the three steps of a round
     def plan(self) -> list[float]:
         """Optimise the criterion from the best of the grid and the previous design."""
-        sense = max if self.model.problem.objective.sense == "maximize" else min
+        scale = self.model.problem.objective.scale   # the best design minimises scale * criterion
         starts = self._grid() + ([self.previous] if self.previous is not None else [])
         scores = []
         for start in starts:
             self.set_design(start)
-            scores.append(self.criterion())
-        best = scores.index(sense(scores))
+            scores.append(scale * self.criterion())
+        best = scores.index(min(scores))
         self.set_design(starts[best])
         history = train(self.model, self.model.problem.training, quiet=True)
         self.steps += len(history.objective)
-        reached = self.criterion()
-        if sense(reached, scores[best]) != reached:
+        reached = scale * self.criterion()
+        if min(reached, scores[best]) != reached:
             self.set_design(starts[best])
         self.previous = self.design()
         return self.previous

@@ -150,7 +150,7 @@ class Study:
         planner = self.planner
         planner.estimate = torch.cat([estimate, self.truth.expand_as(estimate)]).unsqueeze(1)
         planner.set_steps(steps)
-        sign = -1.0 if planner.problem.objective.sense == "maximize" else 1.0
+        sign = planner.problem.objective.scale   # the runtime minimises scale * objective
         self.progress.label = f"{planner.problem.name} identify [epoch {epoch}/{self.options.epochs}, T={steps}]"
         for options in planner.problem.training:
             self.train_phase(options, sign)

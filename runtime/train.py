@@ -137,7 +137,7 @@ class Trainer:
         """One optimiser step. If the objective or a gradient is not finite, the parameters go back to
         the last ones that evaluated finite and no update is made. Returns the objective and None,
         or a description of the first non-finite quantity."""
-        sign = -1.0 if self.model.problem.objective.sense == "maximize" else 1.0
+        sign = self.model.problem.objective.scale   # the runtime minimises scale * objective
         evaluated: list[float] = []
 
         def closure() -> torch.Tensor:

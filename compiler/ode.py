@@ -1,0 +1,175 @@
+"""The continuous-time lowering (`der(x) = ...`, and specs without states): dynamics, the stop
+event, the horizon and LQR references; and the generated module of an ODE problem.
+Registered as the time models "ode" and "static".
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sympy as sp
+
+from ..dsl import ast
+from ..dsl.check import CheckedSpec
+from . import ir, kinds
+from .codegen import Layout, generate_module
+from .derivative import residual_jacobian
+from .expressions import source_text
+from .linearize import linearize
+from .lower import Lowering
+from .lqr_check import equilibrium_problem, riccati_problem, weight_problem
+from .program import Program, checks_and_plots
+from .values import component_names, elementwise, entries, is_matrix, shape
+
+
+class OdeLowering(Lowering):
+    """Lowers a continuous-time spec (or one without states)."""
+
+    def run(self) -> ir.Problem:
+        """The problem, before the passes."""
+        c = self.checked
+        factory = kinds.study_lowering(c.study)
+        self.study = factory(self) if factory else None
+        self.declare_consts()
+        params = self.declare_params()
+        if self.study:
+            params.update(self.study.declare())
+        initial = self.declare_states()
+        self.declare_named()
+        dynamics = self.dynamics()
+        controls = {}
+        for name in c.controls:
+            value = self.env[name]
+            controls.update(zip(component_names(name, shape(value)), entries(value)))
+        if self.study:
+            self.study.lower_statements()   # e.g. information_gain, for the objective and expects
+        objective, expectations = self.objective_and_expectations()
+        stop, horizon = self.stop_event(), self.horizon()
+        references = [self.lqr(r) for r in c.references]
+        plots = [self.plot(p) for p in c.plots]
+        problem = ir.Problem(
+            name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
+            nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
+            dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
+            expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=list(dynamics),
+            references=references, plots=plots, implicits=self.implicits, random_symbols=self.random,
+            final_time=self.final_time(), running_costs=dict(self.integrals))
+        return self.study.finish(problem) if self.study else problem
+
+    def dynamics(self) -> dict[str, sp.Expr]:
+        """d/dt of each state component."""
+        c, dynamics = self.checked, {}
+        for name, b in c.states.items():
+            der = c.ders[name]
+            value = self.declared(f"der({name})", self.dims(b.shape, b.span), self.expr(der.value), der.value.span,
+                                  f"state {name}")
+            dynamics.update(zip(component_names(name, self.dims(b.shape, b.span)), entries(value)))
+        return dynamics
+
+    def stop_event(self) -> ir.StopEvent | None:
+        """`stop when a > b within T`: a zero crossing of a - b."""
+        c = self.checked
+        if not c.stop:
+            return None
+        cond = c.stop.condition
+        lhs, rhs = self.expr(cond.left), self.expr(cond.right)
+        if is_matrix(lhs) or is_matrix(rhs):
+            raise self.error("a stop condition compares numbers", cond.span)
+        function = lhs - rhs if cond.op in (">", ">=") else rhs - lhs
+        max_time = float(self.constant(c.stop.max_time, "the stop time limit"))
+        if max_time <= 0:
+            raise self.error("the stop time limit must be positive", c.stop.max_time.span)
+        return ir.StopEvent(function, max_time, source_text(c, cond))
+
+    def horizon(self) -> float | None:
+        """The horizon, a positive number, when the spec gives one."""
+        c = self.checked
+        if not c.horizon:
+            return None
+        horizon = float(self.constant(c.horizon.value, "horizon"))
+        if horizon <= 0:
+            raise self.error("the horizon must be positive", c.horizon.value.span)
+        return horizon
+
+    def open_loop_dynamics(self) -> tuple[dict[str, sp.Expr], list[ir.Implicit]]:
+        """The dynamics and the implicit equations with each control kept as a free symbol (for
+        linearisation)."""
+        c = self.checked
+        closed_env = self.env
+        self.env = dict(closed_env)
+        try:
+            for name in c.order:
+                if name in c.lets:
+                    s = c.lets[name]
+                    self.env[name] = sp.Symbol(name, real=True) if s.kind == "control" else self.expr(s.value)
+            implicits = []
+            for i in self.implicits:
+                stmt = c.implicits[i.name]
+                residual = entries(elementwise(lambda a, b: a - b, self.expr(stmt.lhs), self.expr(stmt.rhs)))
+                jacobian = None if i.jacobian is None else residual_jacobian(residual, i.unknowns)
+                implicits.append(replace(i, residual=residual, jacobian=jacobian))
+            return {name: self.expr(c.ders[name].value) for name in c.states}, implicits
+        finally:
+            self.env = closed_env
+
+    def lqr(self, r: ast.ReferenceStmt) -> ir.LqrReference:
+        c = self.checked
+        if any(is_matrix(self.env[s]) for s in c.states) or any(is_matrix(self.env[u]) for u in c.controls):
+            raise self.error("an LQR reference needs scalar states and controls", r.span)
+        options = {k.name: k.value for k in r.call.kwargs}
+        Q, R = self.matrix(options["Q"]), self.matrix(options["R"])
+        if problem := weight_problem(Q, R):
+            raise self.error(problem, r.call.span)
+        equilibrium = {name: 0.0 for name in c.states}
+        for name, value, _ in r.at:
+            equilibrium[name] = float(self.constant(value, "equilibrium value"))
+        try:
+            lin = linearize(*self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
+        except ValueError as err:
+            raise self.error(f"cannot linearise the dynamics: {err}", r.span,
+                             "the dynamics must be differentiable at the point, and call nets only through controls") from None
+        if problem := equilibrium_problem(lin.rates, list(c.states)) or \
+                riccati_problem(lin.A, lin.B, Q, R, list(c.states)):
+            raise self.error(problem, r.span, "LQR linearises at the `at` point with every control 0")
+        max_ratio = float(self.constant(options["max_ratio"], "max_ratio")) if "max_ratio" in options else None
+        return ir.LqrReference(Q, R, [equilibrium[s] for s in c.states], lin.A, lin.B, max_ratio, source_text(c, r.call))
+
+    def matrix(self, node: ast.Expr) -> list[list[float]]:
+        """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""
+        if isinstance(node, ast.Call):
+            values = [float(self.constant(a, "matrix entry")) for a in node.args]
+            return [[values[i] if i == j else 0.0 for j in range(len(values))] for i in range(len(values))]
+        if isinstance(node, ast.Array):
+            return [[float(self.constant(e, "matrix entry")) for e in row.items] for row in node.items]
+        return [[float(self.constant(node, "matrix entry"))]]
+
+
+def lower_ode(checked: CheckedSpec) -> ir.Problem:
+    """Lower a checked continuous-time spec (before the passes)."""
+    return OdeLowering(checked).run()
+
+
+def generate_ode(problem: ir.Problem) -> Program:
+    """The generated module of an ODE problem: dynamics, initial values, event, objective,
+    controls, a design study's observation, expects and plots."""
+    layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
+                    implicits=problem.implicits)
+    functions: dict[str, tuple[list[sp.Expr], str]] = {}
+    if problem.states:
+        functions["dynamics"] = ([problem.dynamics[s] for s in problem.states], "stack")
+        fixed_initial = [problem.initial[s] for s in problem.states
+                         if not isinstance(problem.initial[s], ir.Distribution)]
+        functions["initial"] = (fixed_initial, "tuple")
+    if problem.stop:
+        functions["event"] = ([problem.stop.function], "tuple")
+    functions["objective"] = ([problem.objective.expr], "tuple")
+    if problem.controls:
+        functions["controls"] = (list(problem.controls.values()), "tuple")
+    fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in problem.states} - {ir.TIME}
+    if problem.design:   # the observed expression and its sensitivities, at the observation time
+        functions["observation"] = ([problem.design.observation, *problem.design.sensitivities], "tuple")
+    ranges = checks_and_plots(problem, functions, fixed)
+    return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
+
+
+for _name in ("ode", "static"):
+    kinds.register_time_model(_name, kinds.TimeModel(lower_ode, generate_ode))
