@@ -18,9 +18,10 @@ from impsolve.runtime.bayesian_design_study import run_design_study
 from impsolve.runtime.results import Result
 from impsolve.runtime.run_options import RunOptions
 
-ROOT = Path(__file__).resolve().parents[1]
-ODE_SPEC = ROOT / "specs" / "decay_design.imp"
-CLOSED_SPEC = ROOT / "specs" / "decay_design_closed.imp"
+from conftest import spec_path
+
+ODE_SPEC = spec_path("decay_design")
+CLOSED_SPEC = spec_path("decay_design_closed")
 SIGMA, TRUTH = 0.1, 1.7
 
 TWO_PARAMS = """
