@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import impsolve
-from impsolve.runtime.design import SequentialDesign
+from impsolve.runtime.bayesian_design import SequentialDesign
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = {"closed": ROOT / "specs" / "decay_design_closed.imp", "ode": ROOT / "specs" / "decay_design.imp"}

@@ -8,6 +8,6 @@
 from __future__ import annotations
 
 from .api import Problem, load, solve
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Problem", "__version__", "load", "solve"]

@@ -111,11 +111,13 @@ def solve(path_or_text: SpecSource, *, out: Optional[Union[Annotated[str, Strict
           resume: Flag = False, checkpoint_every: Count = 10, realizations: Optional[Count] = None) -> "Result":
     """Train the spec's objective, evaluate its expects, write the results folder; return the Result.
     For a spec with `identify`, run the identification study with `realizations` runs (default: the spec's)."""
-    from .runtime.study import run_study
+    from .runtime import studies  # noqa: F401 - registers the built-in runners
+    from .runtime.kinds import run_study
+    from .runtime.run_options import RunOptions
     settings = {k: str(v) for k, v in (overrides or {}).items()}
     if steps is not None:
         settings["train.steps"] = str(steps)
     problem = load(path_or_text, settings)
-    return run_study(problem.compile(device, dtype, seed), seed=seed, out=out, quiet=quiet, write=write,
-                     spec_source=problem.checked.spec.source, resume=resume, checkpoint_every=checkpoint_every,
-                     realizations=realizations)
+    options = RunOptions(seed=seed, out=out, quiet=quiet, write=write, spec_source=problem.checked.spec.source,
+                         resume=resume, checkpoint_every=checkpoint_every, realizations=realizations)
+    return run_study(problem.compile(device, dtype, seed), options)

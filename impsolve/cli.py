@@ -5,10 +5,10 @@ import argparse
 import sys
 import traceback
 
-from . import __version__
 from .commands import EXTRA_COMMANDS, dispatch
 from .dsl import SpecError
 from .dsl.options import BACKENDS, MAX_SEED
+from .version import __version__
 
 EXIT_OK, EXIT_EXPECT_FAILED, EXIT_SPEC_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 COMMANDS = ("run", "check", "compile")
@@ -99,11 +99,13 @@ def _run(args: argparse.Namespace) -> int:
         source = problem.source()
         print(source if args.emit else f"{args.spec}: compiled ({len(source.splitlines())} lines; --emit prints them)")
         return EXIT_OK
-    from .runtime.study import run_study
+    from .runtime import studies  # noqa: F401 - registers the built-in runners
+    from .runtime.kinds import run_study
+    from .runtime.run_options import RunOptions
     model = problem.compile(args.device, args.dtype, args.seed)
-    result = run_study(model, seed=args.seed, out=args.out, quiet=args.quiet, write=True,
-                       spec_source=problem.checked.spec.source, resume=args.resume,
-                       checkpoint_every=args.checkpoint_every, realizations=args.realizations)
+    result = run_study(model, RunOptions(seed=args.seed, out=args.out, quiet=args.quiet, write=True,
+                                         spec_source=problem.checked.spec.source, resume=args.resume,
+                                         checkpoint_every=args.checkpoint_every, realizations=args.realizations))
     _summary(result)
     return EXIT_OK if result.passed else EXIT_EXPECT_FAILED
 

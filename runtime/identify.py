@@ -18,23 +18,20 @@ sum of the copies' objectives, so Adam's per-coordinate steps keep the copies in
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import math
-import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from .. import __version__
 from ..dsl.options import TrainOptions
 from .errors import RunError
-from .plots import plot_history, plot_identification
+from .plots import plot_identification
 from .progress import Progress
-from .results import ObjectiveResult, Result, write_atomic, write_csv, write_json
+from .results import Result, write_csv, write_json
+from .results_folder import assemble_result, folder_for, objective_result, write_history, write_model
+from .run_options import RunOptions
 from .rollout import DiscreteProblem, Rollout, draw
 from .train import learning_rate, make_optimizer
 
@@ -220,40 +217,29 @@ class Study:
         }
 
 
-def run_identify(model: DiscreteProblem, *, seed: int = 0, out: str | Path | None = None, quiet: bool = True,
-                 write: bool = True, spec_source: str = "", realizations: int | None = None) -> Result:
+def run_identify(model: DiscreteProblem, options: RunOptions) -> Result:
     """Run Algorithm 1 for the spec's `identify` statement; write result.json (with `identify`),
     identify.csv, identify.png, history.csv and objective.png."""
-    from .study import _results_folder
     problem = model.problem
-    realizations = model.discrete.identify.realizations if realizations is None else realizations
+    realizations = model.discrete.identify.realizations if options.realizations is None else options.realizations
     if realizations < 1:
         raise RunError(f"realizations must be a positive integer, got {realizations}", exit_code=2)
-    folder = _results_folder(out, problem.name) if write else None
+    folder = folder_for(options, problem.name)
     start = time.perf_counter()
     with _one_thread(model.device):
-        study = Study(model, realizations, seed, quiet)
+        study = Study(model, realizations, options.seed, options.quiet)
         study.run()
     report = study.report()
     final = {name: report[name]["error"][-1] for name in STRATEGIES}
-    result = Result(
-        problem=problem.name, status="ok", device=str(model.device), dtype=str(model.dtype).replace("torch.", ""),
-        seed=seed, steps=len(study.history), wall_time_s=round(time.perf_counter() - start, 3),
-        objective=ObjectiveResult(sense=problem.objective.sense, expr=problem.objective.text,
-                                  final=study.history[-1] if study.history else math.nan, history=study.history),
+    result = assemble_result(
+        model, options, start, status="ok", steps=len(study.history),
+        objective=objective_result(model, study.history[-1] if study.history else math.nan, study.history),
         values={"T": float(study.lengths[-1]), **{f"error_{name}": value for name, value in final.items()}},
-        checks=[], identify=report,
-        versions={"impsolve": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        spec_sha256=hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else "",
-    )
+        checks=[], identify=report)
     if folder is not None:
         write_json(folder / "result.json", result)
-        buffer = io.BytesIO()
-        torch.save(study.planner.state_dict(), buffer)
-        write_atomic(folder / "model.pt", buffer.getvalue())
-        write_csv(folder / "history.csv", ["step", "objective"], [[i + 1, v] for i, v in enumerate(study.history)])
-        if study.history:
-            plot_history(folder / "objective.png", study.history, problem.objective.sense, None)
+        write_model(folder, study.planner)
+        write_history(folder, study.history, problem.objective.sense)
         header = ["epoch", "epoch_steps", "steps"] + [f"{n}_{k}" for n in STRATEGIES for k in ("error", "stderr")]
         rows = [[k, report["epoch_steps"][k], report["steps"][k]]
                 + [report[n][key][k] for n in STRATEGIES for key in ("error", "stderr")]

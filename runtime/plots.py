@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .results import write_atomic  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a figure as a PNG (atomically) and close it."""
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)
@@ -33,7 +34,7 @@ def plot_history(path: Path, history: list[float], sense: str, reference: float 
     ax.set_xlabel("training step")
     ax.set_title(f"objective ({sense})")
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_trajectory(path: Path, names: list[str], times, after, before=None, max_lines: int = 20) -> None:
@@ -62,7 +63,7 @@ def plot_trajectory(path: Path, names: list[str], times, after, before=None, max
         ax.set_title("trajectories")
         ax.legend()
         ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_relation(path: Path, variable: str, grid, curves: dict[str, "list"], title: str) -> None:
@@ -75,7 +76,7 @@ def plot_relation(path: Path, variable: str, grid, curves: dict[str, "list"], ti
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_reference(path: Path, times, learned: dict[str, "list"], ref_times, reference: dict[str, "list"]) -> None:
@@ -89,7 +90,7 @@ def plot_reference(path: Path, times, learned: dict[str, "list"], ref_times, ref
         ax.grid(alpha=0.3)
     axes[0, 0].legend()
     axes[-1, 0].set_xlabel("t")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_identification(path: Path, report: dict, strategies: tuple[str, ...], title: str) -> None:
@@ -109,4 +110,4 @@ def plot_identification(path: Path, report: dict, strategies: tuple[str, ...], t
     ax.set_title(f"{title}: mean ± standard error, {report['realizations']} realisations", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3, which="both")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -9,7 +9,6 @@ import pytest
 from impsolve.cli import main
 from impsolve.runtime.results import Result
 
-ROOT = Path(__file__).resolve().parents[1]
 
 TINY = """
 problem tiny "Steer a scalar to 1"

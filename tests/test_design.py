@@ -13,13 +13,15 @@ import torch
 
 import impsolve
 from impsolve.cli import main
-from impsolve.runtime.design import SequentialDesign
-from impsolve.runtime.design_study import run_design_study
+from impsolve.runtime.bayesian_design import SequentialDesign
+from impsolve.runtime.bayesian_design_study import run_design_study
 from impsolve.runtime.results import Result
+from impsolve.runtime.run_options import RunOptions
 
-ROOT = Path(__file__).resolve().parents[1]
-ODE_SPEC = ROOT / "specs" / "decay_design.imp"
-CLOSED_SPEC = ROOT / "specs" / "decay_design_closed.imp"
+from conftest import spec_path
+
+ODE_SPEC = spec_path("decay_design")
+CLOSED_SPEC = spec_path("decay_design_closed")
 SIGMA, TRUTH = 0.1, 1.7
 
 TWO_PARAMS = """
@@ -257,7 +259,7 @@ def test_closed_form_study_meets_the_acceptance_and_writes_its_results(tmp_path)
 def test_failed_each_round_expect_is_reported_with_its_worst_round(tmp_path):
     text = CLOSED_SPEC.read_text().replace("rounds 30", "rounds 3").replace("1/mean(theta) tol 1%",
                                                                             "1.1/mean(theta) tol 1%")
-    result = run_design_study(impsolve.load(text).compile(device="cpu"), write=False)
+    result = run_design_study(impsolve.load(text).compile(device="cpu"), RunOptions(write=False))
     check = result.checks[0]
     assert result.status == "expect_failed" and not check.passed
     assert check.error == max(e.error for r in result.rounds for e in r.expects)

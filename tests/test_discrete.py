@@ -3,7 +3,6 @@ differences, total(), noise, vector-valued nets, open-loop controls and least sq
 import io
 import math
 import tokenize
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,8 @@ import impsolve
 from impsolve.dsl import SpecError
 from impsolve.runtime.identify import Transitions, least_squares_rows
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from conftest import SPECS
+
 F64 = torch.float64
 
 LINEAR = """

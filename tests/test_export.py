@@ -13,14 +13,15 @@ import impsolve
 from impsolve.cli import main
 from impsolve.export import control_law, export
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ["zermelo", "cartpole"]
+from conftest import spec_path
+
+EXPORTED = ["zermelo", "cartpole"]
 
 
-@pytest.fixture(scope="module", params=SPECS)
+@pytest.fixture(scope="module", params=EXPORTED)
 def trained(request, tmp_path_factory) -> tuple[Path, Path]:
     """A results folder of a short training of a shipped spec, and the spec."""
-    spec = ROOT / "specs" / f"{request.param}.imp"
+    spec = spec_path(request.param)
     out = tmp_path_factory.mktemp(request.param)
     impsolve.solve(spec, steps=2, seed=3, out=out)
     return out, spec
@@ -80,6 +81,6 @@ def test_export_errors_are_clear(tmp_path: Path, capsys) -> None:
     (tmp_path / "result.json").write_text(json.dumps({"spec_sha256": "0" * 64, "dtype": "float64", "seed": 0}))
     assert main(["export", str(tmp_path)]) == 2
     assert "holds no copy of its spec" in capsys.readouterr().err
-    assert main(["export", str(tmp_path), "--spec", str(ROOT / "specs" / "zermelo.imp")]) == 2
+    assert main(["export", str(tmp_path), "--spec", str(spec_path("zermelo"))]) == 2
     assert "is not the spec" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "pickle"]) == 2

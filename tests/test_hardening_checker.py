@@ -9,7 +9,7 @@ import pytest
 
 import impsolve
 from impsolve.dsl import SpecError
-from impsolve.runtime.design import SequentialDesign
+from impsolve.runtime.bayesian_design import SequentialDesign
 from impsolve.runtime.errors import RunError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import torch
 
 import impsolve
 from impsolve.dsl import SpecError
-from impsolve.runtime.design import SequentialDesign
+from impsolve.runtime.bayesian_design import SequentialDesign
 
 ROOT = Path(__file__).resolve().parents[1]
 DECAY = "param k = 2\nstate x = 1\nder(x) = -k*x\nhorizon 1\n"

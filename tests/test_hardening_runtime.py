@@ -2,7 +2,6 @@
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +13,9 @@ from impsolve.dsl import SpecError
 from impsolve.runtime.ode import spectral_radius, stiffness_ratio
 from impsolve.runtime.results import finite_payload
 
-ROOT = Path(__file__).resolve().parents[1]
-ZERMELO, SYSID = str(ROOT / "specs" / "zermelo.imp"), str(ROOT / "specs" / "sysid.imp")
+from conftest import SPECS, spec_path
+
+ZERMELO, SYSID = str(spec_path("zermelo")), str(spec_path("sysid"))
 
 DECAY = """
 problem decay "x' = -k x"
@@ -28,12 +28,6 @@ train sgd(lr=0.1, steps=2)
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "spec.imp") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
 # ---- item 4: --set goes through the spec's rules; a step larger than the horizon is said
 def test_set_fixed_step_method_without_step_size_is_refused_like_the_spec(tmp_path, capsys):
     assert main([ZERMELO, "--out", str(tmp_path / "o"), "--quiet", "--set", "solve.method=rk4"]) == 2
@@ -42,8 +36,8 @@ def test_set_fixed_step_method_without_step_size_is_refused_like_the_spec(tmp_pa
     assert not (tmp_path / "o" / "result.json").exists()
 
 
-def test_step_size_beyond_the_horizon_is_a_recorded_warning(tmp_path, capsys):
-    spec = write(tmp_path, DECAY + "solve ode(method=euler, step_size=10)\n")
+def test_step_size_beyond_the_horizon_is_a_recorded_warning(tmp_path, capsys, write_spec):
+    spec = write_spec(DECAY + "solve ode(method=euler, step_size=10)\n")
     assert main([spec, "--out", str(tmp_path / "o"), "--quiet"]) == 0
     warning = "solve ode: step_size=10 is larger than the horizon 1: one step of 1 is taken"
     assert warning in capsys.readouterr().out
@@ -111,7 +105,7 @@ def test_api_arguments_are_validated(call, message):
 
 def test_api_load_of_a_folder_is_a_spec_error():
     with pytest.raises(SpecError) as caught:
-        impsolve.load(str(ROOT / "specs"))
+        impsolve.load(str(SPECS))
     assert "is a folder, not a spec" in caught.value.message
 
 
@@ -125,9 +119,9 @@ def test_api_overrides_follow_the_spec_rules():
 RANGES = DECAY.replace("minimize", "expect k*t == x over x in [5, 6] tol 0.1\nexpect x at end == 0 tol 1%\nminimize")
 
 
-def test_unevaluable_expects_are_failed_with_null_and_a_reason(tmp_path, capsys):
+def test_unevaluable_expects_are_failed_with_null_and_a_reason(tmp_path, capsys, write_spec):
     out = tmp_path / "o"
-    assert main([write(tmp_path, RANGES), "--out", str(out), "--quiet"]) == 1
+    assert main([write_spec(RANGES), "--out", str(out), "--quiet"]) == 1
     checks = json.loads((out / "result.json").read_text())["checks"]
     assert checks[0]["value"] is None and checks[0]["error"] is None and not checks[0]["passed"]
     assert checks[0]["reason"].startswith("the trajectory never enters x in [5, 6]")
@@ -145,10 +139,10 @@ def test_result_json_is_strict_and_says_why_a_number_is_missing():
     json.dumps(payload, allow_nan=False)
 
 
-def test_results_files_respect_the_umask(tmp_path):
+def test_results_files_respect_the_umask(tmp_path, write_spec):
     old = os.umask(0o022)
     try:
-        assert main([write(tmp_path, DECAY), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+        assert main([write_spec(DECAY), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     finally:
         os.umask(old)
     for name in ("result.json", "history.csv", "model.pt"):
@@ -158,16 +152,16 @@ def test_results_files_respect_the_umask(tmp_path):
 # ---- small: --resume refuses another seed or dtype
 @pytest.mark.parametrize("flag, value, message", [
     ("--seed", "1", "was written with --seed 0, not 1"), ("--dtype", "float32", "was written with --dtype float64, not float32")])
-def test_resume_refuses_another_seed_or_dtype(flag, value, message, tmp_path, capsys):
-    spec, out = write(tmp_path, DECAY), str(tmp_path / "o")
+def test_resume_refuses_another_seed_or_dtype(flag, value, message, tmp_path, capsys, write_spec):
+    spec, out = write_spec(DECAY), str(tmp_path / "o")
     assert main([spec, "--out", out, "--quiet"]) == 0
     assert main([spec, "--out", out, "--quiet", "--resume", flag, value]) == 2
     assert message in capsys.readouterr().err
 
 
 # ---- item 11: an objective of nothing trainable is evaluated, with a note
-def test_objective_of_nothing_trainable_is_evaluated_with_a_note(tmp_path, capsys):
-    spec = write(tmp_path, DECAY.replace("minimize (k - 1)^2", "minimize x(T)^2").replace("der(x) = -k*x", "der(x) = -x")
+def test_objective_of_nothing_trainable_is_evaluated_with_a_note(tmp_path, capsys, write_spec):
+    spec = write_spec(DECAY.replace("minimize (k - 1)^2", "minimize x(T)^2").replace("der(x) = -k*x", "der(x) = -x")
                  + "train lbfgs(lr=1, steps=2)\n")
     assert main([spec, "--out", str(tmp_path / "o"), "--quiet"]) == 0
     data = json.loads((tmp_path / "o" / "result.json").read_text())
@@ -177,8 +171,8 @@ def test_objective_of_nothing_trainable_is_evaluated_with_a_note(tmp_path, capsy
 
 
 # ---- item 14: a tolerance below float32 precision is said up front and in the failure
-def test_float32_with_a_tolerance_below_its_precision_says_so(tmp_path, capsys):
-    spec = write(tmp_path, "problem fp\nparam a = 0.5\nsolve y: y = a*cos(y) using newton(tol=1e-12)\n"
+def test_float32_with_a_tolerance_below_its_precision_says_so(tmp_path, capsys, write_spec):
+    spec = write_spec("problem fp\nparam a = 0.5\nsolve y: y = a*cos(y) using newton(tol=1e-12)\n"
                            "minimize (y - 0.3)^2\ntrain adam(lr=0.01, steps=2)\n")
     assert main([spec, "--out", str(tmp_path / "o"), "--dtype", "float32"]) == 0   # converges: warned only
     err = capsys.readouterr().err
@@ -188,7 +182,7 @@ def test_float32_with_a_tolerance_below_its_precision_says_so(tmp_path, capsys):
 
 
 def test_deq_in_float32_names_the_precision_when_it_does_not_converge(tmp_path, capsys):
-    code = main([str(ROOT / "specs" / "deq.imp"), "--out", str(tmp_path / "o"), "--dtype", "float32", "--steps", "1",
+    code = main([str(spec_path("deq")), "--out", str(tmp_path / "o"), "--dtype", "float32", "--steps", "1",
                  "--quiet"])
     assert code == 3
     assert "(tol 1e-12); tol 1e-12 is below float32 precision (machine epsilon 1.2e-07)\n  hint: use --dtype " \
@@ -210,17 +204,17 @@ solve ode(max_steps=2000)
 """
 
 
-def test_stiff_dynamics_stop_early_with_a_hint(tmp_path, capsys):
-    assert main([write(tmp_path, ROBERTSON), "--out", str(tmp_path / "o"), "--quiet"]) == 3
+def test_stiff_dynamics_stop_early_with_a_hint(tmp_path, capsys, write_spec):
+    assert main([write_spec(ROBERTSON), "--out", str(tmp_path / "o"), "--quiet"]) == 3
     err = capsys.readouterr().err
     assert "error: the ODE solve is not progressing: after 1000 evaluations of the dynamics it reached t = " in err
     assert "more than max_steps=2000 (dopri5" in err and "the dynamics are probably stiff" in err
     assert "loosen rtol/atol, use a fixed-step method" in err
 
 
-def test_stiff_dynamics_with_default_settings_stop_within_a_few_thousand_evaluations(tmp_path, capsys):
+def test_stiff_dynamics_with_default_settings_stop_within_a_few_thousand_evaluations(tmp_path, capsys, write_spec):
     spec = ROBERTSON.replace("solve ode(max_steps=2000)\n", "")
-    assert main([write(tmp_path, spec), "--out", str(tmp_path / "o"), "--quiet"]) == 3
+    assert main([write_spec(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 3
     err = capsys.readouterr().err
     assert "error: the dynamics are stiff: after " in err and "at the edge of dopri5's stability region" in err
     evaluations = int(err.split("the dynamics are stiff: after ")[1].split()[0])
@@ -228,7 +222,7 @@ def test_stiff_dynamics_with_default_settings_stop_within_a_few_thousand_evaluat
     assert "looser tolerances will not help" in err and "solve ode(max_steps=...) of at least" in err
 
 
-def test_a_long_solve_that_is_not_stiff_is_not_stopped(tmp_path):
+def test_a_long_solve_that_is_not_stiff_is_not_stopped(tmp_path, write_spec):
     """Harmonic oscillator over 200 time units: ~1,000 accuracy-limited steps, more than a quarter of
     max_steps=3000, yet h*|lambda| stays far from the stability boundary, so it runs to the end."""
     spec = """problem oscillator
@@ -242,7 +236,7 @@ train adam(lr=0.001, steps=1)
 solve ode(max_steps=3000)
 expect x(T) == cos(200) tol 1e-4
 """
-    assert main([write(tmp_path, spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert main([write_spec(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0
 
 
 def test_spectral_radius_of_a_linear_system():

@@ -2,7 +2,6 @@
 result.json contract, and (slow) the acceptance against the Gaussian baseline and the oracle."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +9,8 @@ import impsolve
 from impsolve.cli import main
 from impsolve.runtime.results import Result
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from conftest import SPECS
+
 SYSID = (SPECS / "sysid.imp").read_text()
 STRATEGIES = ("adaptive", "baseline", "oracle")
 

@@ -1,5 +1,4 @@
 """Implicit equations, derivatives and spectral objectives (report §2.2-2.5)."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +9,8 @@ from impsolve.dsl import SpecError
 from impsolve.runtime.errors import RunError
 from impsolve.runtime.implicit import solve_implicit
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from conftest import SPECS
+
 F64 = torch.float64
 
 

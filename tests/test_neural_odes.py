@@ -1,6 +1,5 @@
 """Neural ODE family (report §3, §4.3): batches, nets anywhere, running costs, LQR references."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +7,8 @@ import torch
 
 import impsolve
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from conftest import SPECS
+
 
 DOUBLE_INTEGRATOR = """
 problem double_integrator "Push a mass to rest at the origin"

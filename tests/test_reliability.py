@@ -108,9 +108,9 @@ def test_resume_continues_the_history_bit_identically(tmp_path, monkeypatch):
     spec = TRAIN.format(steps=30)
     reference = impsolve.solve(spec, write=False).objective.history
 
-    from impsolve.runtime import study
+    from impsolve.runtime import train_study as study
     calls = {"n": 0}
-    original = study._write_checkpoint
+    original = study.write_checkpoint
 
     def interrupted(folder, state):
         original(folder, state)
@@ -118,10 +118,10 @@ def test_resume_continues_the_history_bit_identically(tmp_path, monkeypatch):
         if calls["n"] == 2:
             raise KeyboardInterrupt   # dies right after the second checkpoint (step 10)
 
-    monkeypatch.setattr(study, "_write_checkpoint", interrupted)
+    monkeypatch.setattr(study, "write_checkpoint", interrupted)
     with pytest.raises(KeyboardInterrupt):
         impsolve.solve(spec, out=tmp_path, checkpoint_every=5)
-    monkeypatch.setattr(study, "_write_checkpoint", original)
+    monkeypatch.setattr(study, "write_checkpoint", original)
     resumed = impsolve.solve(spec, out=tmp_path, resume=True)
     assert resumed.objective.history == reference
 

@@ -12,7 +12,8 @@ import pytest
 from impsolve.runtime.progress import Progress
 from impsolve.runtime.results import result_schema
 
-SPECS = sorted(Path(__file__).resolve().parents[1].joinpath("specs").glob("*.imp"))
+from conftest import SPEC_FILES, spec_path
+
 SLOW = {"isochronism", "cartpole", "cartpole_lqr", "ols_design", "ols_design_aopt", "decay_design", "sysid"}
 
 
@@ -30,14 +31,14 @@ def test_schema_command_prints_the_pydantic_schema() -> None:
 
 
 def test_python_m_impsolve_runs_a_spec(tmp_path: Path) -> None:
-    spec = SPECS[0].parent / "fixed_point.imp"
+    spec = spec_path("fixed_point")
     done = _run(str(spec), "--out", str(tmp_path / "r"), "--steps", "3")
     assert done.returncode in (0, 1), done.stderr
     assert (tmp_path / "r" / "result.json").is_file()
 
 
 @pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.slow) if s.stem in SLOW else s
-                                  for s in SPECS], ids=[s.stem for s in SPECS])
+                                  for s in SPEC_FILES], ids=[s.stem for s in SPEC_FILES])
 def test_shipped_spec_results_validate_against_the_schema(spec: Path, tmp_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     done = _run(str(spec), "--out", str(tmp_path / "r"), "--steps", "3", "--realizations", "1", "--quiet")
@@ -92,7 +93,7 @@ def test_a_slow_run_off_a_terminal_still_prints_at_most_twenty_lines(monkeypatch
 
 def test_result_renders_as_html_with_table_and_figures(tmp_path: Path) -> None:
     import impsolve
-    result = impsolve.solve(SPECS[0].parent / "fixed_point.imp", steps=3, out=tmp_path / "r")
+    result = impsolve.solve(spec_path("fixed_point"), steps=3, out=tmp_path / "r")
     page = result._repr_html_()
     assert result.problem in page and "<table>" in page
     assert all(c.name in page for c in result.checks) and all(name in page for name in result.values)

@@ -11,7 +11,8 @@ import pytest
 
 import impsolve
 
-SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.imp"))
+from conftest import SPEC_FILES
+
 SEEDS = [0, 1, 2]
 
 
@@ -24,7 +25,7 @@ def margin(check) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
 def test_shipped_spec_passes_its_expects(spec: Path, seed: int, tmp_path: Path) -> None:
     result = impsolve.solve(spec, seed=seed, out=tmp_path / spec.stem, device="cpu")
     for check in result.checks:

@@ -15,7 +15,9 @@ import pytest
 import impsolve
 from impsolve.sweep import DONE_MARKER, parse_grid, parse_seeds, plan, sweep
 
-SPEC = str(Path(__file__).resolve().parents[1] / "specs" / "decay_design_closed.imp")
+from conftest import spec_path
+
+SPEC = str(spec_path("decay_design_closed"))
 STEPS = 2
 
 

@@ -1,13 +1,14 @@
 """Zermelo's navigation problem (report §4.2) end to end: spec -> trained heading -> checks."""
 import json
-from pathlib import Path
 
 import pytest
 
 import impsolve
 from impsolve.cli import main
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "zermelo.imp"
+from conftest import spec_path
+
+SPEC = spec_path("zermelo")
 OPTIMUM = 1.4125753395   # integral over [0, 2] of sqrt(w(y)^2 - v^2) / v dy (Pontryagin)
 NAIVE = 2.519            # heading straight across, u = pi/2
 

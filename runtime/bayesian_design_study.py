@@ -1,47 +1,35 @@
-"""A design study end to end: the rounds, the checks, result.json, rounds.csv and rounds.png."""
+"""The Bayesian experimental design study end to end: the rounds, the checks, result.json, rounds.csv
+and rounds.png."""
 from __future__ import annotations
 
-import hashlib
-import platform
 import time
 from pathlib import Path
 
-import torch
-
-from .. import __version__
-from .design import SequentialDesign
+from .bayesian_design import SequentialDesign
 from .model import CompiledProblem
-from .plots import _save, plt   # pyplot with the Agg backend
-from .results import Check, DesignRound, ObjectiveResult, Result, write_csv, write_json
-from .study import _results_folder
+from .plots import plt, save_figure   # pyplot with the Agg backend
+from .results import Check, DesignRound, Result, write_csv, write_json
+from .results_folder import assemble_result, folder_for, objective_result, status_of
+from .run_options import RunOptions
 
 
-def run_design_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None = None, quiet: bool = True,
-                     write: bool = True, spec_source: str = "") -> Result:
+def run_design_study(model: CompiledProblem, options: RunOptions) -> Result:
     """Run every round, check the expects (each round, or on the final belief), write the results."""
     problem, study = model.problem, model.problem.design
-    folder = _results_folder(out, problem.name) if write else None
+    folder = folder_for(options, problem.name)
     start = time.perf_counter()
-    runner = SequentialDesign(model, seed)
-    rounds = runner.run(quiet=quiet)
+    runner = SequentialDesign(model, options.seed)
+    rounds = runner.run(quiet=options.quiet)
     final = runner.final_checks()
     each = iter(_over_rounds([r.expects[k] for r in rounds]) for k in range(sum(study.each_round)))
     finals = iter(final)
     checks = [next(each) if flag else Check(**next(finals)) for flag in study.each_round]
-    wall = time.perf_counter() - start
     last = rounds[-1]
     values = {f"mean({p})": last.mean[p] for p in study.uncertain} | {f"var({p})": last.var[p] for p in study.uncertain}
-    result = Result(
-        problem=problem.name, status="ok" if all(c.passed for c in checks) else "expect_failed",
-        device=str(model.device), dtype=str(model.dtype).replace("torch.", ""), seed=seed, steps=runner.steps,
-        wall_time_s=round(wall, 3),
-        objective=ObjectiveResult(sense=problem.objective.sense, expr=problem.objective.text, final=last.criterion,
-                                  history=[r.criterion for r in rounds]),
-        values=values, checks=checks, versions={"impsolve": __version__, "torch": torch.__version__,
-                                                "python": platform.python_version()},
-        spec_sha256=hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else "", rounds=rounds,
-    )
-    if write:
+    result = assemble_result(model, options, start, status=status_of(checks), steps=runner.steps,
+                             objective=objective_result(model, last.criterion, [r.criterion for r in rounds]),
+                             values=values, checks=checks, rounds=rounds)
+    if folder is not None:
         write_json(folder / "result.json", result)
         write_rounds_csv(folder / "rounds.csv", rounds)
         plot_rounds(folder / "rounds.png", model, rounds)
@@ -103,4 +91,4 @@ def plot_rounds(path: Path, model: CompiledProblem, rounds: list[DesignRound]) -
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{model.problem.name}: observe {study.text} + normal(0, {study.sigma:g})")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -1,68 +1,42 @@
-"""A study: train a compiled problem, evaluate its expects, write the results folder."""
+"""The train study: train a compiled problem, evaluate its expects, write the results folder."""
 from __future__ import annotations
 
-import hashlib
 import io
 import math
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from .. import __version__
 from .checks import evaluate_checks, range_samples
 from .diagnose import NonFiniteError
 from .errors import RunError
 from .model import CompiledProblem, Solution
 from .ode import step_warnings
-from .plots import plot_history, plot_relation, plot_trajectory
+from .plots import plot_relation, plot_trajectory
 from .reference import lqr_report
-from .results import Check, ObjectiveResult, Result, write_atomic, write_csv, write_json
-from .train import Trainer
+from .results import Check, Result, write_atomic, write_csv, write_json
+from .results_folder import (assemble_result, dtype_name, folder_for, objective_result, spec_hash, status_of,
+                             write_history, write_model)
+from .run_options import RunOptions
+from .train import History, Trainer
 
 
-def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None = None, quiet: bool = True,
-              write: bool = True, spec_source: str = "", resume: bool = False,
-              checkpoint_every: int = 10, realizations: int | None = None) -> Result:
-    """Train, check and (optionally) write results to `out` (default results/<problem>/).
+def run_train(model: CompiledProblem, options: RunOptions) -> Result:
+    """Train, check and (optionally) write results to `options.out` (default results/<problem>/).
 
     With `write`, a checkpoint is saved atomically every `checkpoint_every` steps; `resume`
-    continues from it (same spec required). A design study runs its rounds instead, a spec with
-    `identify` its identification study (`realizations` overrides its count)."""
+    continues from it (same spec required)."""
     problem = model.problem
-    if problem.design is not None:   # a sequential design study: rounds instead of one training
-        from .design_study import run_design_study
-        return run_design_study(model, seed=seed, out=out, quiet=quiet, write=write, spec_source=spec_source)
-    if problem.discrete is not None and problem.discrete.identify is not None:
-        from .identify import run_identify
-        return run_identify(model, seed=seed, out=out, quiet=quiet, write=write, spec_source=spec_source,
-                            realizations=realizations)
-    folder = _results_folder(out, problem.name) if write else None   # fail before training, not after
-    spec_hash = hashlib.sha256(spec_source.encode()).hexdigest() if spec_source else ""
+    folder = folder_for(options, problem.name)   # fail before training, not after
     start = time.perf_counter()
-    run = {"spec_sha256": spec_hash, "seed": seed, "dtype": str(model.dtype).replace("torch.", "")}
-    save = (lambda state: _write_checkpoint(folder, state | run)) if write else None
-    trainer = Trainer(model, problem.training, quiet, save=save, every=checkpoint_every)
-    if resume:
-        trainer.restore(_read_checkpoint(folder, run))
-    before = _sampled_trajectory(model) if write and problem.states and not resume else None
-    up_front = _setting_warnings(model, quiet)
-    try:
-        history = trainer.run()
-    except NonFiniteError:
-        if folder is not None:
-            _write_model(folder, model)   # the last good parameters
-        raise
-    warnings = up_front + trainer.notes
-    with torch.no_grad():
-        solution = model.solve()
-        final = float(model.objective(solution))
-        if not math.isfinite(final) and trainer.restore_last_good():
-            warnings.append("the last update made the objective non-finite; the last good parameters are reported")
-            solution = model.solve()
-            final = float(model.objective(solution))
+    trainer = _trainer(model, options, folder)
+    before = _sampled_trajectory(model) if options.write and problem.states and not options.resume else None
+    warnings = _setting_warnings(model, options.quiet)
+    history = _train(trainer, model, folder)
+    warnings += trainer.notes
+    solution, final = _final_solution(model, trainer, warnings)
     checks = evaluate_checks(model, solution)
     references = {}
     for reference in problem.references:
@@ -70,31 +44,53 @@ def run_study(model: CompiledProblem, *, seed: int = 0, out: str | Path | None =
                                               folder / "reference_lqr.png" if folder else None)
         if check:
             checks.append(check)
-    wall = time.perf_counter() - start
-
     if not solution.stop_reached:
         warnings.append(f"the stop condition '{problem.stop.text}' was not reached within "
                         f"{problem.stop.max_time:g}; values are at the time limit")
     values = {name: float(solution.sT[..., i].double().mean()) for i, name in enumerate(problem.states)
               if name in problem.user_states}
     values["t_stop" if problem.stop else "T"] = float(solution.T)
-    result = Result(
-        problem=problem.name,
-        status="ok" if all(c["passed"] for c in checks) else "expect_failed",
-        device=str(model.device), dtype=str(model.dtype).replace("torch.", ""), seed=seed,
-        steps=len(history.objective), wall_time_s=round(wall, 3),
-        objective=ObjectiveResult(sense=problem.objective.sense, expr=problem.objective.text, final=final,
-                                  history=history.objective),
-        values=values, checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
-        versions={"impsolve": __version__, "torch": torch.__version__,
-                  "python": platform.python_version()},
-        spec_sha256=spec_hash,
-        solver=model.solver_plan.describe() if problem.states else {},
-    )
-    if write:
+    result = assemble_result(
+        model, options, start, status=status_of(checks), steps=len(history.objective),
+        objective=objective_result(model, final, history.objective), values=values,
+        checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
+        solver=model.solver_plan.describe() if problem.states else {})
+    if folder is not None:
         write_results(folder, model, solution, result, before)
         result.out_dir = str(folder)
     return result
+
+
+def _trainer(model: CompiledProblem, options: RunOptions, folder: Path | None) -> Trainer:
+    """The trainer of a run: checkpoints into `folder` when writing, restored from it on resume."""
+    run = {"spec_sha256": spec_hash(options.spec_source), "seed": options.seed, "dtype": dtype_name(model.dtype)}
+    save = (lambda state: write_checkpoint(folder, state | run)) if folder is not None else None
+    trainer = Trainer(model, model.problem.training, options.quiet, save=save, every=options.checkpoint_every)
+    if options.resume:
+        trainer.restore(read_checkpoint(folder, run))
+    return trainer
+
+
+def _train(trainer: Trainer, model: CompiledProblem, folder: Path | None) -> History:
+    """Run the trainer; when the objective turns non-finite, save the last good parameters first."""
+    try:
+        return trainer.run()
+    except NonFiniteError:
+        if folder is not None:
+            write_model(folder, model)   # the last good parameters
+        raise
+
+
+def _final_solution(model: CompiledProblem, trainer: Trainer, warnings: list[str]) -> tuple[Solution, float]:
+    """The solution and objective after training (at the last good parameters if the last update broke it)."""
+    with torch.no_grad():
+        solution = model.solve()
+        final = float(model.objective(solution))
+        if not math.isfinite(final) and trainer.restore_last_good():
+            warnings.append("the last update made the objective non-finite; the last good parameters are reported")
+            solution = model.solve()
+            final = float(model.objective(solution))
+    return solution, final
 
 
 def _setting_warnings(model: CompiledProblem, quiet: bool = True) -> list[str]:
@@ -111,7 +107,7 @@ def _settings_found(model: CompiledProblem) -> list[str]:
     problem = model.problem
     eps = torch.finfo(model.dtype).eps
     found = [f"the implicit equation '{i.name}' (line {i.line}): tol {i.options.tol:g} is below "
-             f"{str(model.dtype).replace('torch.', '')} precision (machine epsilon {eps:.2g}); it may not converge "
+             f"{dtype_name(model.dtype)} precision (machine epsilon {eps:.2g}); it may not converge "
              "(use --dtype float64 or a larger tol)" for i in problem.implicits if i.options.tol < 10 * eps]
     if not problem.states:
         return found
@@ -123,13 +119,14 @@ def _settings_found(model: CompiledProblem) -> list[str]:
 CHECKPOINT = "checkpoint.pt"
 
 
-def _write_checkpoint(folder: Path, state: dict) -> None:
+def write_checkpoint(folder: Path, state: dict) -> None:
+    """checkpoint.pt in `folder`, written atomically."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_atomic(folder / CHECKPOINT, buffer.getvalue())
 
 
-def _read_checkpoint(folder: Path | None, run: dict) -> dict:
+def read_checkpoint(folder: Path | None, run: dict) -> dict:
     """The checkpoint in `folder`, if it was written for the same spec, seed and dtype as `run`."""
     path = folder / CHECKPOINT if folder is not None else None
     if path is None or not path.exists():
@@ -147,21 +144,6 @@ def _read_checkpoint(folder: Path | None, run: dict) -> dict:
     return state
 
 
-def _write_model(folder: Path, model: CompiledProblem) -> None:
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    write_atomic(folder / "model.pt", buffer.getvalue())
-
-
-def _results_folder(out: str | Path | None, name: str) -> Path:
-    folder = Path(out) if out is not None else Path("results") / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunError(f"cannot create the results folder {folder}: {err.strerror}", exit_code=2) from None
-    return folder
-
-
 def _sampled_trajectory(model: CompiledProblem):
     with torch.no_grad():
         return model.trajectory(model.solve())[1]
@@ -172,13 +154,10 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
     """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
     problem = model.problem
     write_json(folder / "result.json", result)
-    _write_model(folder, model)
-    write_csv(folder / "history.csv", ["step", "objective"],
-              [[i + 1, v] for i, v in enumerate(result.objective.history)])
+    write_model(folder, model)
     reference = next((c.reference for c, e in zip(result.checks, problem.expectations)
                       if e.over is None and e.op == "==" and e.left == problem.objective.expr), None)
-    if result.objective.history:
-        plot_history(folder / "objective.png", result.objective.history, problem.objective.sense, reference)
+    write_history(folder, result.objective.history, problem.objective.sense, reference)
     if not problem.states:
         return
     times, states = model.trajectory(solution)
