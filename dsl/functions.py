@@ -28,7 +28,7 @@ TRAJECTORY = {
 }
 
 # Experimental design (report §6), in objectives and expects: the belief about uncertain params
-# (`mean(theta)` too, see dsl.design) and sensitivities d(expr)/d(theta) at the current belief mean.
+# (`mean(theta)` too, see dsl.bayes_design) and sensitivities d(expr)/d(theta) at the current belief mean.
 DESIGN_FUNCTIONS = {"var": (1, 1), "cov": (1, 2), "sens": (2, 2)}
 CRITERIA = {"information_gain"}   # 1/2 log(1 + g'Cg / sigma^2) of the observation
 
