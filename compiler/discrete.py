@@ -18,7 +18,7 @@ from . import ir, kinds
 from .codegen import Layout, generate_module
 from .lower import Lowering
 from .program import Program, checks_and_plots
-from .values import Value, component_names, entries, is_matrix, shape, shaped
+from .values import Value, component_names, entries, shape, shaped
 
 TOTAL_PREFIX = "total_"
 
