@@ -74,3 +74,18 @@ def test_a_study_without_a_step_is_left_unchanged() -> None:
     assert kinds.study_step("no such study")(problem, None) is problem
     with pytest.raises(LookupError, match="no lowering is registered"):
         kinds.time_model("no such time model")
+
+
+def test_a_study_registered_from_outside_gets_its_step_run() -> None:
+    seen = []
+
+    def step(problem: ir.Problem, checked) -> ir.Problem:
+        seen.append(problem.study)
+        return replace(problem, title="stepped")
+
+    kinds.register_study_step("toy_grid", step)
+    checked = impsolve.load(ROOT / "specs" / "zermelo.imp").checked
+    checked.study = "toy_grid"
+    problem = lower(checked)
+    assert seen == ["toy_grid"] and problem.title == "stepped" and problem.study == "toy_grid"
+    assert problem.time_model == "ode" and problem.study_settings == {}
