@@ -154,13 +154,14 @@ class DesignLowering:
                        enumerate(self.prior_std)],
             truth=[float(self.lowering.constant(c.truth[p][0], f"the truth of '{p}'")) for p in self.uncertain],
             designs=self.designs, belief_mean=[mean_name(p) for p in self.uncertain], belief_cov=cov,
-            observation=self.observed, sensitivities=self.sensitivities, sigma=self.sigma,
+            sigma=self.sigma,
             text=source_text(c, c.observation.model), rounds=c.rounds or 1,
             each_round=[e.each_round for e in c.expects],
             expected_designs=[e.left.id if e.each_round and e.op == "==" and isinstance(e.left, ast.Name)
                               and e.left.id in c.designs else None for e in c.expects],
             observation_time=self.tau)
-        return replace(problem, design=study)
+        observation = ([self.observed, *self.sensitivities], "tuple")
+        return replace(problem, design=study, functions={**problem.functions, "observation": observation})
 
 
 kinds.register_study_lowering("design", DesignLowering)

@@ -18,7 +18,7 @@ from . import ir, kinds
 from .codegen import Layout, generate_module
 from .lower import Lowering
 from .program import Program, checks_and_plots
-from .values import Value, component_names, entries, is_matrix, shape, shaped
+from .values import Value, component_names, entries, shape, shaped
 
 TOTAL_PREFIX = "total_"
 
@@ -214,8 +214,8 @@ def lower_discrete(checked: CheckedSpec) -> ir.Problem:
 
 def generate_discrete(problem: ir.Problem) -> Program:
     """The generated module of a discrete-time problem, one column per entry of
-    `ir.Discrete.columns`: step, initial, controls, totals, objective, the least-squares offset and
-    jacobian (flattened row-major) when it estimates something, expects and plots."""
+    `ir.Discrete.columns`: step, initial, controls, totals, objective, the study's functions
+    (`Problem.functions`), expects and plots."""
     d = problem.discrete
     layout = Layout(states=d.columns, params=list(problem.params.values()), nets=list(problem.nets),
                     implicits=problem.implicits)
@@ -229,9 +229,7 @@ def generate_discrete(problem: ir.Problem) -> Program:
     if d.totals:
         functions["totals"] = (list(d.totals.values()), "stack")
     functions["objective"] = ([problem.objective.expr], "tuple")
-    if d.estimates:
-        functions["offset"] = (d.offset, "stack")
-        functions["jacobian"] = ([j for row in d.jacobian for j in row], "stack")
+    functions.update(problem.functions)
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in d.columns} - {ir.TIME}
     ranges = checks_and_plots(problem, functions, fixed)
     return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)

@@ -1,6 +1,7 @@
 """The identification study (registered as the study "identify"): its step adds the
 least-squares model of the transitions, next = offset + jacobian @ θ + noise (θ the estimated
-entries), to a rollout problem, for the runtime's estimator.
+entries), to a rollout problem, for the runtime's estimator: the generated functions "offset" and
+"jacobian" (flattened row-major).
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ class _LeastSquares:
 def least_squares(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     """The identify study's step: the problem with the least-squares model of its transitions."""
     offset, jacobian = _LeastSquares(problem, checked).model()
-    return replace(problem, discrete=replace(problem.discrete, offset=offset, jacobian=jacobian))
+    functions = {"offset": (offset, "stack"), "jacobian": ([j for row in jacobian for j in row], "stack")}
+    return replace(problem, functions={**problem.functions, **functions})
 
 
 kinds.register_study_step("identify", least_squares)

@@ -154,7 +154,9 @@ class DesignStudy:
     Params of the problem hold the uncertain params (the model's value of theta), the designs' raw
     values and the current belief (`mean(theta)`, `cov(a,b)`); the runtime sets them each round.
     With states, the ODE (and its forward sensitivities) runs in rescaled time s = t / tau on
-    [0, 1], tau the observation time, so final symbols are values at the observation time."""
+    [0, 1], tau the observation time, so final symbols are values at the observation time. The
+    observed expression and its sensitivities d observation / d theta_j are the generated function
+    "observation" (`Problem.functions`)."""
 
     uncertain: list[str]
     prior_mean: list[float]
@@ -163,8 +165,6 @@ class DesignStudy:
     designs: list[DesignVariable]
     belief_mean: list[str]            # param names holding the belief mean, one per uncertain param
     belief_cov: list[list[str]]       # param names holding the covariance (symmetric: shared names)
-    observation: sp.Expr              # the observed expression (noise-free)
-    sensitivities: list[sp.Expr]      # d observation / d theta_j at the params' current values
     sigma: float                      # noise standard deviation
     text: str                         # the observed expression as written
     rounds: int
@@ -202,6 +202,8 @@ class Problem:
     study_settings: dict[str, object] = field(default_factory=dict)   # the `study NAME(...)` arguments
     final_time: sp.Expr = FINAL_TIME         # T in expressions: the horizon as written, or the symbol T
     running_costs: dict[str, sp.Expr] = field(default_factory=dict)  # integral state -> integrand (passes)
+    functions: dict[str, tuple[list[sp.Expr], str]] = field(default_factory=dict)   # a study's own generated
+    # functions: name -> (entries, "tuple" or "stack"), e.g. a design study's "observation"
 
 
 @dataclass
@@ -240,8 +242,8 @@ class Discrete:
 
     `step` gives the states at t+1 from the columns at t (controls as inputs); `controls` gives
     the closed-loop controls from the states, noise, estimates and sequences; `totals` the
-    summands of total(...). The least-squares model of the transitions (estimates only):
-    next = offset + jacobian @ θ + noise, θ = the estimated entries; both free of θ and noise."""
+    summands of total(...). An identify study adds the least-squares model of the transitions as
+    generated functions (compiler.identify)."""
 
     steps: int
     states: list[str]
@@ -251,8 +253,6 @@ class Discrete:
     controls: dict[str, sp.Expr]             # closed-loop control component -> value
     step: dict[str, sp.Expr]                 # state component -> value at the next step
     totals: dict[str, sp.Expr]               # total(...) component -> summand
-    offset: list[sp.Expr] = field(default_factory=list)            # one per state
-    jacobian: list[list[sp.Expr]] = field(default_factory=list)    # states x estimated entries
     identify: IdentifyOptions | None = None
     baseline: Baseline | None = None
     energies: dict[str, float] = field(default_factory=dict)   # open-loop control -> mean energy (1/T) Σ |u_t|²

@@ -18,8 +18,8 @@ from .derivative import residual_jacobian
 from .expressions import ExpressionLowering, source_text
 from .functions import batch_mean
 from .passes import at_final, final_values, running_costs, to_minimize
-from .values import ShapeError, Value, component_names, elementwise, entries, is_matrix, same_shape, shape, \
-    shaped, show
+from .values import ShapeError, component_names, elementwise, entries, is_matrix, same_shape, shape, shaped, \
+    show
 
 
 class Lowering(ExpressionLowering):
@@ -53,6 +53,7 @@ class Lowering(ExpressionLowering):
         return ir.Distribution(call.func, a, b)
 
     def declare_params(self) -> dict[str, ir.Param]:
+        """Trainable params with their initial entries; an uncertain one is left to its study."""
         params = {}
         for name, b in self.checked.params.items():
             dims = self.dims(b.shape, b.span)
@@ -81,6 +82,7 @@ class Lowering(ExpressionLowering):
                 self.declare_implicit(c.implicits[name])
 
     def declare_implicit(self, s: ast.ImplicitStmt) -> None:
+        """`solve y: lhs = rhs`: unknowns, residual and (when symbolic) its Jacobian."""
         dims = self.dims(s.shape, s.span)
         if len(dims) > 1:
             raise self.error("an implicit unknown is a scalar or a vector", s.span)
@@ -102,6 +104,7 @@ class Lowering(ExpressionLowering):
                                           s.span.line, source_text(self.checked, s)))
 
     def declare_consts(self) -> None:
+        """Consts: exact values in the environment."""
         for name, b in self.checked.consts.items():
             dims = self.dims(b.shape, b.span) if b.shape else None
             value = self.declared(name, dims, self.expr(b.value), b.value.span)
@@ -110,6 +113,7 @@ class Lowering(ExpressionLowering):
             self.env[name] = value
 
     def objective_and_expectations(self) -> tuple[ir.Objective, list[ir.Expectation]]:
+        """The objective (a number) and the expects."""
         obj = self.checked.objective
         value = self.terminal(obj.expr, obj.at)
         if is_matrix(value):
@@ -121,17 +125,20 @@ class Lowering(ExpressionLowering):
         return objective, expectations
 
     def range(self, low: ast.Expr, high: ast.Expr, span: ast.Span) -> tuple[float, float]:
+        """Constant bounds low < high of `over` and `plot` ranges."""
         bounds = float(self.constant(low, "range")), float(self.constant(high, "range"))
         if bounds[1] <= bounds[0]:
             raise self.error("a range must be increasing: [low, high] with low < high", span)
         return bounds
 
     def range_variable(self, name: str, span: ast.Span) -> str:
+        """The scalar state a range runs over."""
         if is_matrix(self.env[name]):
             raise self.error(f"a range runs over a scalar state; '{name}' is {show(shape(self.env[name]))}", span)
         return name
 
     def plot(self, p: ast.PlotStmt) -> ir.Plot:
+        """Pointwise expressions drawn over a range."""
         low, high = self.range(p.low, p.high, p.span)
         exprs = [self.expr(e) for e in p.exprs]
         for e, node in zip(exprs, p.exprs):
@@ -141,6 +148,7 @@ class Lowering(ExpressionLowering):
                        (self.range_variable(p.var, p.var_span), low, high))
 
     def expectation(self, e: ast.ExpectStmt) -> ir.Expectation:
+        """An expect: terminal (maybe `at end`) or pointwise `over` a range."""
         c = self.checked
         if e.over:
             var, low, high = e.over

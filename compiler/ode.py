@@ -150,7 +150,7 @@ def lower_ode(checked: CheckedSpec) -> ir.Problem:
 
 def generate_ode(problem: ir.Problem) -> Program:
     """The generated module of an ODE problem: dynamics, initial values, event, objective,
-    controls, a design study's observation, expects and plots."""
+    controls, the study's functions (`Problem.functions`), expects and plots."""
     layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
                     implicits=problem.implicits)
     functions: dict[str, tuple[list[sp.Expr], str]] = {}
@@ -164,9 +164,8 @@ def generate_ode(problem: ir.Problem) -> Program:
     functions["objective"] = ([problem.objective.expr], "tuple")
     if problem.controls:
         functions["controls"] = (list(problem.controls.values()), "tuple")
+    functions.update(problem.functions)
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in problem.states} - {ir.TIME}
-    if problem.design:   # the observed expression and its sensitivities, at the observation time
-        functions["observation"] = ([problem.design.observation, *problem.design.sensitivities], "tuple")
     ranges = checks_and_plots(problem, functions, fixed)
     return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
 

@@ -73,7 +73,8 @@ def check_differentiable(derivative: sp.Expr, param: str, error) -> None:
 def sensitivity_states(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     """A design study's step: forward-sensitivity states dS/dt = ∂f/∂x S + ∂f/∂theta,
     S(0) = ∂x0/∂theta for every state and uncertain param; time rescaled to s = t / tau on [0, 1],
-    tau the observation time, which is put in for T everywhere."""
+    tau the observation time, which is put in for T everywhere (objective, expects, the study's
+    generated functions)."""
     study = problem.design
     dynamics, initial = dict(problem.dynamics), dict(problem.initial)
     tau = study.observation_time
@@ -86,10 +87,9 @@ def sensitivity_states(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     _depends_on_designs(checked, study, objective.expr, dynamics, initial)
     expectations = [replace(e, left=[v.xreplace(at_tau) for v in e.left], right=[v.xreplace(at_tau) for v in e.right])
                     for e in problem.expectations]
-    study = replace(study, observation=study.observation.xreplace(at_tau),
-                    sensitivities=[g.xreplace(at_tau) for g in study.sensitivities])
+    functions = {name: ([v.xreplace(at_tau) for v in values], how) for name, (values, how) in problem.functions.items()}
     return replace(problem, states=list(dynamics), dynamics=dynamics, initial=initial, objective=objective,
-                   expectations=expectations, design=study, horizon=1.0 if dynamics else None)
+                   expectations=expectations, functions=functions, horizon=1.0 if dynamics else None)
 
 
 def _add_sensitivities(problem: ir.Problem, checked: CheckedSpec, param: str, dynamics: dict[str, sp.Expr],
