@@ -33,7 +33,7 @@ import torch
 
 import impsolve
 from impsolve.dsl.options import TrainOptions
-from impsolve.runtime.identify import Study, _one_thread
+from impsolve.runtime.identify import Study, one_thread
 from impsolve.runtime.rollout import DiscreteProblem
 from impsolve.runtime.train import learning_rate
 
@@ -102,7 +102,7 @@ def run(realizations: int, steps: int | None, epochs: int | None, seed: int) -> 
     warm_up = TrainOptions.model_validate({**options.model_dump(), "steps": 2})
     study.planner.set_steps(study.lengths[0])
     hand_written_plan(HandWritten(study.planner, B, gamma), warm_up)
-    study.train_phase(warm_up, -1.0)
+    study.train_planner([warm_up])
     lengths = study.lengths[1:][:epochs] if epochs else study.lengths[1:]
     rows = []
     for epoch, T in enumerate(lengths, start=1):
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     realizations, steps, epochs = (10, 10, 3) if args.quick else (args.realizations, args.steps, args.epochs)
     print(f"sysid planning: compiled study vs hand-written torch, {2 * realizations} copies, one thread")
-    with _one_thread(torch.device("cpu")):
+    with one_thread(torch.device("cpu")):
         report = run(realizations, steps, epochs, args.seed)
     report["environment"] = {"python": platform.python_version(), "torch": torch.__version__,
                              "impsolve": impsolve.__version__, "platform": platform.platform()}

@@ -82,14 +82,12 @@ class Problem:
     @_validated
     def compile(self, device: Annotated[str, Strict()] = "auto", dtype: DType = "float64", seed: Seed = 0,
                 realizations: Optional[Count] = None) -> "CompiledProblem":
-        """An nn.Module whose `forward()` returns the objective (as written: minimised or maximised).
-        Discrete-time specs give a `DiscreteProblem`; `realizations=R` copies its nets R times."""
+        """An nn.Module whose `forward()` returns the objective (as written: minimised or maximised):
+        an `OdeProblem`, or for discrete-time specs a `DiscreteProblem` (`realizations=R` copies its nets
+        R times)."""
         from .runtime.device import resolve_device, resolve_dtype
-        from .runtime.model import CompiledProblem
-        if self.program.problem.discrete is not None:
-            from .runtime.rollout import DiscreteProblem
-            return DiscreteProblem(self.program, resolve_device(device), resolve_dtype(dtype), seed, realizations)
-        return CompiledProblem(self.program, resolve_device(device), resolve_dtype(dtype), seed)
+        from .runtime.kinds import compile_model
+        return compile_model(self.program, resolve_device(device), resolve_dtype(dtype), seed, realizations)
 
 
 @_validated

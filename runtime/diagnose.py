@@ -19,7 +19,7 @@ def _state_text(names: list[str], s: torch.Tensor) -> str:
 def describe_non_finite(model) -> str:
     """'; der(x) is inf at t = 0.99 (x = 1e+15, ...)' for the first non-finite dynamics term, evaluated
     at the initial state and where the solver last evaluated the dynamics; '' when none is found."""
-    if model.dynamics is None:
+    if getattr(model, "dynamics", None) is None:   # a rollout or a static problem
         return ""
     problem = model.problem
     points = [(torch.zeros((), dtype=model.dtype, device=model.device), model.initial_state())]

@@ -32,8 +32,9 @@ from .progress import Progress
 from .results import Result, write_csv, write_json
 from .results_folder import assemble_result, folder_for, objective_result, write_history, write_model
 from .run_options import RunOptions
-from .rollout import DiscreteProblem, Rollout, draw
-from .train import learning_rate, make_optimizer
+from .model import draw
+from .rollout import DiscreteProblem, Rollout
+from .train import Objective, Trainer
 
 STRATEGIES = ("adaptive", "baseline", "oracle")
 
@@ -83,7 +84,7 @@ def summary(values: list[torch.Tensor]) -> dict[str, list[float]]:
 
 
 @contextlib.contextmanager
-def _one_thread(device: torch.device) -> Iterator[None]:
+def one_thread(device: torch.device) -> Iterator[None]:
     """One intra-op thread on the CPU: the study's tensors are small, and on a loaded machine
     threads only add synchronisation (measured: ~400x slower tanh on 2 busy cores)."""
     if device.type != "cpu":
@@ -147,39 +148,29 @@ class Study:
         planner = self.planner
         planner.estimate = torch.cat([estimate, self.truth.expand_as(estimate)]).unsqueeze(1)
         planner.set_steps(steps)
-        sign = planner.problem.objective.scale   # the runtime minimises scale * objective
         self.progress.label = f"{planner.problem.name} identify [epoch {epoch}/{self.options.epochs}, T={steps}]"
-        for options in planner.problem.training:
-            self.train_phase(options, sign)
+        self.train_planner(planner.problem.training)
 
-    def train_phase(self, options: TrainOptions, sign: float) -> None:
-        """One training phase of all planner copies: the loss is the sum of their objectives (times
-        `sign`), so each copy's gradient is its own; the history gets the adaptive copies' mean."""
-        planner = self.planner
-        if options.clip is not None:
+    def train_planner(self, phases: list[TrainOptions]) -> None:
+        """Train all planner copies with the one trainer: the loss is the sum of their objectives, so
+        each copy's gradient is its own; the history gets the adaptive copies' mean."""
+        if any(options.clip is not None for options in phases):
             raise RunError("identify does not clip gradients: one norm would couple the realisations",
                            "remove train.clip")
-        params = [p for p in planner.parameters() if p.requires_grad]
-        if not params:
-            return
-        optimizer = make_optimizer(params, options)
-        for step in range(options.steps):
-            if options.resample:
-                planner.resample()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(options, step)
-            optimizer.zero_grad(set_to_none=True)
-            values = planner.objectives(planner.solve())
-            (sign * values.sum()).backward()
-            optimizer.step()
-            bad = (~torch.isfinite(values.detach())).nonzero()
-            if len(bad):
-                k = int(bad[0])
-                strategy, realization = ("adaptive", k) if k < self.R else ("oracle", k - self.R)
-                raise RunError(f"the planned objective became {float(values[k])} ({strategy} strategy, realisation "
-                               f"{realization}, step {step + 1})", "lower the learning rate (train ...(lr=...))")
-            self.history.append(float(values[:self.R].detach().mean()))
-            self.progress.update(len(self.history), self.history[-1])
+        planner = self.planner
+        Trainer(planner, phases, objective=Objective(lambda: planner.objectives(planner.solve()), self.record)).run()
+
+    def record(self, values: torch.Tensor) -> float:
+        """The adaptive copies' mean objective, kept in the history; a non-finite copy stops the study."""
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            k = int(bad[0])
+            strategy, realization = ("adaptive", k) if k < self.R else ("oracle", k - self.R)
+            raise RunError(f"the planned objective became {float(values[k])} ({strategy} strategy, realisation "
+                           f"{realization}, step {len(self.history) + 1})", "lower the learning rate (train ...(lr=...))")
+        self.history.append(float(values[:self.R].mean()))
+        self.progress.update(len(self.history), self.history[-1])
+        return self.history[-1]
 
     # -- Algorithm 1
     def run(self) -> None:
@@ -226,7 +217,7 @@ def run_identify(model: DiscreteProblem, options: RunOptions) -> Result:
         raise RunError(f"realizations must be a positive integer, got {realizations}", exit_code=2)
     folder = folder_for(options, problem.name)
     start = time.perf_counter()
-    with _one_thread(model.device):
+    with one_thread(model.device):
         study = Study(model, realizations, options.seed, options.quiet)
         study.run()
     report = study.report()

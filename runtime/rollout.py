@@ -21,7 +21,7 @@ from torch import nn
 from ..compiler import Program, ir
 from . import library
 from .errors import RunError
-from .model import CompiledProblem, Solution
+from .model import CompiledProblem, Solution, draw
 from .nets import BatchedMlp
 
 
@@ -41,8 +41,8 @@ class DiscreteSolution(Solution):
 
 
 class DiscreteProblem(CompiledProblem):
-    """A compiled discrete-time spec. `forward()` rolls out `steps` steps with the current estimate
-    (zeros until `estimate` is set) and returns the objective."""
+    """A compiled discrete-time spec, the ODE model's sibling. `forward()` rolls out `steps` steps with
+    the current estimate (zeros until `estimate` is set) and returns the objective."""
 
     def __init__(self, program: Program, device: torch.device, dtype: torch.dtype, seed: int = 0,
                  realizations: int | None = None) -> None:
@@ -50,6 +50,7 @@ class DiscreteProblem(CompiledProblem):
         super().__init__(program, device, dtype, seed)
         d: ir.Discrete = self.problem.discrete
         self.discrete = d
+        self.register_buffer("random_initial", self.sample_initial(self.generator))
         self.sizes = {"states": len(d.states), "noise": len(d.noise_columns), "estimates": len(d.estimate_columns),
                       "sequences": sum(map(len, d.sequences.values())), "controls": len(d.control_columns)}
         if realizations is not None:
@@ -70,7 +71,7 @@ class DiscreteProblem(CompiledProblem):
                                    for net in self.problem.nets.values()])
         self.functions = library.build_generated(self.program.source, self.dtype, self.device,
                                                  self.problem.implicits, list(self.params), list(self.nets))
-        self.random_initial = self._sample_initial(self.generator)
+        self.random_initial = self.sample_initial(self.generator)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -78,13 +79,9 @@ class DiscreteProblem(CompiledProblem):
         rollouts = self.problem.batch
         return (self.realizations, rollouts) if self.realizations is not None else (rollouts,)
 
-    def _sample_initial(self, generator: torch.Generator) -> torch.Tensor:
-        columns = [draw(self.problem.initial[name], self.batch_shape, generator)
-                   for name in self.problem.discrete.states
-                   if isinstance(self.problem.initial[name], ir.Distribution)]
-        if not columns:
-            return torch.zeros(*self.batch_shape, 0, dtype=self.dtype, device=self.device)
-        return torch.stack(columns, -1).to(self.device, self.dtype)
+    def initial_states(self) -> list[str]:
+        """The discrete states (the columns of the initial states)."""
+        return self.discrete.states
 
     def draw_noise(self, steps: int, batch_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """Noise for `steps` steps (steps x batch x noise entries), from the model's seeded generator."""
@@ -207,11 +204,10 @@ class DiscreteProblem(CompiledProblem):
 
     # -- outputs
     @torch.no_grad()
-    def trajectory(self, solution: Solution, points: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def trajectory(self, solution: Solution) -> tuple[torch.Tensor, torch.Tensor]:
         """Steps 0..T and the columns there (steps + 1 x batch x columns): rows 0..T-1 are the inputs of
         each step; row T holds the final states, no noise, and the closed-loop controls there (an
-        open-loop sequence has no value at T: NaN); the totals are the sums over the steps before.
-        `points` is ignored (every step is returned)."""
+        open-loop sequence has no value at T: NaN); the totals are the sums over the steps before."""
         rollout = solution.rollout
         inputs = rollout.inputs
         steps, batch = inputs.shape[0], inputs.shape[1:-1]
@@ -240,10 +236,3 @@ class DiscreteProblem(CompiledProblem):
         columns = self.problem.states
         return {name: states[..., columns.index(name)] for name in self.discrete.control_columns}
 
-
-def draw(distribution: ir.Distribution, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    """Draws of normal(mean, std) or uniform(low, high), in float64 on the CPU (reproducible everywhere)."""
-    if distribution.kind == "normal":
-        return distribution.a + distribution.b * torch.randn(shape, generator=generator, dtype=torch.float64)
-    return distribution.a + (distribution.b - distribution.a) * torch.rand(shape, generator=generator,
-                                                                           dtype=torch.float64)

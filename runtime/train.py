@@ -21,6 +21,16 @@ class NothingToTrain(Exception):
 
 
 @dataclass
+class Objective:
+    """What a Trainer minimises: `evaluate()` gives the objective's values as written (one, or one per
+    independent copy: the loss is their sum, so each copy's gradient is its own); `record(values)`
+    (called with the detached values before each update) gives the number the history keeps."""
+
+    evaluate: Callable[[], torch.Tensor]
+    record: Callable[[torch.Tensor], float] = float
+
+
+@dataclass
 class History:
     objective: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
@@ -51,9 +61,11 @@ class Trainer:
     plain values, loadable with torch.load(weights_only=True)) to `save`."""
 
     def __init__(self, model: CompiledProblem, phases: list[TrainOptions], quiet: bool = True,
-                 save: Callable[[dict], None] | None = None, every: int = 10) -> None:
+                 save: Callable[[dict], None] | None = None, every: int = 10,
+                 objective: Objective | None = None) -> None:
         self.model, self.phases, self.quiet = model, phases, quiet
         self.save, self.every = save, every
+        self.objective = objective or Objective(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.history = History()
         self.phase, self.step, self.lr_scale = 0, 0, 1.0
@@ -142,13 +154,14 @@ class Trainer:
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
-            value = self.model()
+            values = self.objective.evaluate()
+            value = values.sum()
             if not value.requires_grad:
                 raise NothingToTrain
             (sign * value).backward()
             if options.clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.params, options.clip)
-            evaluated.append(float(value.detach()))
+            evaluated.append(self.objective.record(values.detach()))
             return sign * value
 
         if options.optimizer == "lbfgs":

@@ -54,7 +54,7 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
         model, options, start, status=status_of(checks), steps=len(history.objective),
         objective=objective_result(model, final, history.objective), values=values,
         checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
-        solver=model.solver_plan.describe() if problem.states else {})
+        solver=model.solver_report())
     if folder is not None:
         write_results(folder, model, solution, result, before)
         result.out_dir = str(folder)

@@ -74,10 +74,8 @@ def test_a_study_registered_from_the_tests_runs_end_to_end(grid_study, tmp_path)
 
 
 def test_the_study_is_read_from_the_problem(grid_study):
-    model = impsolve.load(SPEC).compile(device="cpu")
-    assert study_of(model.problem) == "grid"
-    del model.problem.study
-    assert study_of(model.problem) == "train"
+    assert study_of(impsolve.load(SPEC).compile(device="cpu").problem) == "grid"
+    assert study_of(impsolve.load(SPEC).program.problem) == "train"
 
 
 def test_a_study_without_a_runner_is_a_clean_error(monkeypatch):
