@@ -187,6 +187,6 @@ def lower(checked: CheckedSpec) -> ir.Problem:
     minimize."""
     problem = kinds.time_model(checked.time_model).lower(checked)
     problem = replace(problem, time_model=checked.time_model, study=checked.study,
-                      study_settings=dict(getattr(checked, "study_settings", {})))   # until the dsl layer lands
+                      study_settings=dict(checked.study_settings))
     problem = running_costs(final_values(problem))
     return to_minimize(kinds.study_step(checked.study)(problem, checked))

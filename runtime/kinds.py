@@ -28,31 +28,18 @@ def register_runner(study: str, runner: Runner) -> None:
     RUNNERS[study] = runner
 
 
-def time_model_of(problem) -> str:
-    """The problem's time model (ode, rollout or static): its `time_model` field, else derived."""
-    derived = "rollout" if problem.discrete is not None else "ode" if problem.states else "static"
-    return getattr(problem, "time_model", None) or derived   # until the compiler layer lands `time_model`
-
-
 def compile_model(program: Program, device: torch.device, dtype: torch.dtype, seed: int = 0,
                   realizations: int | None = None) -> CompiledProblem:
     """The model of the program's time model: a DiscreteProblem for a rollout (`realizations` copies
     its nets), else an OdeProblem (which integrates the dynamics, if there are any)."""
-    if time_model_of(program.problem) == "rollout":
+    if program.problem.time_model == "rollout":
         return DiscreteProblem(program, device, dtype, seed, realizations)
     return OdeProblem(program, device, dtype, seed)
 
 
-def study_of(problem) -> str:
-    """The problem's study: its `study` field, else derived from the design and identify fields."""
-    identify = problem.discrete is not None and problem.discrete.identify is not None
-    derived = "design" if problem.design is not None else "identify" if identify else "train"
-    return getattr(problem, "study", None) or derived   # until the compiler layer lands `problem.study`
-
-
 def run_study(model: nn.Module, options: RunOptions) -> Result:
     """Run the compiled problem's study through its registered runner."""
-    study = study_of(model.problem)
+    study = model.problem.study
     if study not in RUNNERS:
         raise RunError(f"no runner is registered for the study '{study}'",
                        f"register one with impsolve.runtime.kinds.register_runner('{study}', ...)", exit_code=2)
