@@ -105,7 +105,7 @@ class Checker(ExpressionChecks):
         for check in CHECKS["structure"]:
             check(self, out)
         check_expressions(self, out, CHECKS["expressions"])
-        out.consts = sorted_by_dependencies(out.consts, lambda b: [b.value], self.error)
+        out.consts = sorted_by_dependencies(out.consts, lambda b: [b.value, *b.shape], self.error)
         named = sorted_by_dependencies({**out.lets, **out.implicits}, named_exprs, self.error)
         out.order = list(named)
         out.lets = {n: v for n, v in named.items() if n in out.lets}

@@ -106,3 +106,12 @@ def test_failing_picard_solve_suggests_its_own_options_and_newton():
     with pytest.raises(RunError) as caught:
         model()
     assert "using picard(...)" in caught.value.hint and "try 'using newton(...)'" in caught.value.hint
+
+
+def test_consts_may_be_declared_after_the_consts_that_use_them():
+    """Found by the long mutation fuzz (sysid with its lines swapped): a const whose shape or value
+    reads a const declared later was an internal KeyError; consts are ordered by what they read."""
+    spec = ("const B[d, d] = diag(1, 1, 1)\nconst C = d + 1\nconst d = 3\nparam k = 1\n"
+            "minimize (k - C)^2 + sum(B)\n")
+    problem = impsolve.load(spec).program.problem
+    assert problem.name
