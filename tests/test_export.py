@@ -84,3 +84,75 @@ def test_export_errors_are_clear(tmp_path: Path, capsys) -> None:
     assert main(["export", str(tmp_path), "--spec", str(spec_path("zermelo"))]) == 2
     assert "is not the spec" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "pickle"]) == 2
+
+
+@pytest.fixture(scope="module")
+def identified(tmp_path_factory) -> Path:
+    """A results folder of a short identification study (sysid: 2 realisations, 2 planner steps per epoch)."""
+    out = tmp_path_factory.mktemp("sysid")
+    impsolve.solve(spec_path("sysid"), steps=2, realizations=2, seed=3, out=out)
+    return out
+
+
+@pytest.mark.parametrize("realization", [0, 1])
+def test_identification_planner_exports_the_controls_it_played(identified: Path, tmp_path: Path,
+                                                               realization: int) -> None:
+    """The exported law of realisation r, fed the states of the planner's own last-epoch rollout,
+    gives the controls that rollout played (the adaptive copy r; t = the step index)."""
+    spec = spec_path("sysid")
+    result = json.loads((identified / "result.json").read_text())
+    steps = int(result["values"]["T"])
+    model = impsolve.load(spec).compile(device="cpu", seed=result["seed"],
+                                        realizations=2 * result["identify"]["realizations"])
+    model.set_steps(steps)
+    model.load_state_dict(torch.load(identified / "model.pt", weights_only=True))
+    with torch.no_grad():
+        played = model.rollout(model.initial_state(), model.noise, model.estimate)
+    columns = [model.problem.states.index(c) for c in model.discrete.control_columns]
+    law = torch.jit.load(str(export(identified, "torchscript", spec, tmp_path / "law.pt", realization)))
+    for t in (0, 7, steps - 1):
+        expected = played.inputs[t, realization][..., columns]
+        got = law(torch.tensor(float(t), dtype=torch.float64), played.states[t, realization])
+        assert torch.allclose(got, expected, rtol=0, atol=1e-10)
+    assert json.loads((tmp_path / "law.pt.json").read_text())["realization"] == realization
+
+
+def test_identification_export_names_a_realisation_it_has(identified: Path, capsys) -> None:
+    assert main(["export", str(identified), "--spec", str(spec_path("sysid")), "--realization", "2"]) == 2
+    assert "--realization 2 is not one of the study's realisations 0..1" in capsys.readouterr().err
+
+
+ROLLOUT = """
+const A[3, 3] = [[0.9, 0.5, 0], [0, 0.9, 0.5], [0, 0, 0.9]]
+noise w[3] ~ normal(0, 0.1)
+state x[3] = 0
+net policy(x, t): mlp(hidden=[8], act=tanh, out=3)
+control u[3] = normalize(policy(x, t/T))
+next(x) = A @ x + u + w
+steps 12
+maximize smin(total(outer(x, x)))
+train adam(lr=0.01, steps=2)
+"""
+
+
+def test_rollout_law_gives_the_controls_of_its_rollout(write_spec, tmp_path: Path) -> None:
+    spec = Path(write_spec(ROLLOUT))
+    results = tmp_path / "results"
+    impsolve.solve(spec, seed=1, out=results)
+    model = impsolve.load(spec).compile(device="cpu", seed=1)
+    model.load_state_dict(torch.load(results / "model.pt", weights_only=True))
+    with torch.no_grad():
+        played = model.rollout(model.initial_state(), model.noise, model.estimate)
+    columns = [model.problem.states.index(c) for c in model.discrete.control_columns]
+    law = torch.jit.load(str(export(results, "torchscript", spec, tmp_path / "law.pt")))
+    for t in (0, 5, 11):
+        got = law(torch.tensor(float(t), dtype=torch.float64), played.states[t])
+        assert torch.allclose(got, played.inputs[t][..., columns], rtol=0, atol=1e-10)
+
+
+def test_open_loop_sequences_have_no_control_law(write_spec, tmp_path: Path, capsys) -> None:
+    spec = write_spec(ROLLOUT.replace("control u[3] = normalize(policy(x, t/T))", "control u[3] over steps")
+                      .replace("net policy(x, t): mlp(hidden=[8], act=tanh, out=3)\n", ""))
+    impsolve.solve(spec, seed=1, out=tmp_path / "results")
+    assert main(["export", str(tmp_path / "results"), "--spec", spec]) == 2
+    assert "u: an open-loop control sequence is not a function of the state" in capsys.readouterr().err
