@@ -6,6 +6,9 @@ study registers its own with `register_runner`.
 """
 from __future__ import annotations
 
+import warnings
+from collections import Counter
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -15,7 +18,7 @@ from ..compiler import Program
 from .errors import RunError
 from .model import CompiledProblem
 from .ode_model import OdeProblem
-from .results import Result
+from .results import Result, write_json
 from .rollout import DiscreteProblem
 from .run_options import RunOptions
 
@@ -43,4 +46,18 @@ def run_study(model: nn.Module, options: RunOptions) -> Result:
     if study not in RUNNERS:
         raise RunError(f"no runner is registered for the study '{study}'",
                        f"register one with impsolve.runtime.kinds.register_runner('{study}', ...)", exit_code=2)
-    return RUNNERS[study](model, options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = RUNNERS[study](model, options)
+    if caught:
+        result.warnings.extend(warning_notes(caught))
+        if result.out_dir is not None:
+            write_json(Path(result.out_dir) / "result.json", result)
+    return result
+
+
+def warning_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Python warnings raised during a run (torch's, SymPy's, the runtime's own) as result warnings:
+    each message once, with its count, instead of raw lines with source paths on stderr."""
+    counts = Counter(str(w.message) for w in caught)
+    return [message if n == 1 else f"{message} ({n} times)" for message, n in counts.items()]

@@ -132,7 +132,7 @@ def write_json(path: Path, result: Result) -> None:
     `warnings` (and on `result`), and the JSON is strict (allow_nan=False)."""
     payload, notes = finite_payload(result.model_dump(exclude={"out_dir"}))
     if notes:
-        result.warnings.extend(notes)
+        result.warnings.extend(n for n in notes if n not in result.warnings)   # a rewrite adds none twice
         payload["warnings"] = list(result.warnings)
     write_atomic(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode())
 

@@ -252,3 +252,16 @@ def test_a_blow_up_is_not_called_stiff():
     function = lambda t, s: s ** 2
     rho = spectral_radius(function, torch.tensor(0.0), x)
     assert stiffness_ratio(function, torch.tensor(0.0), x, rho) == pytest.approx(2.0, rel=1e-3)
+
+
+def test_python_warnings_of_a_run_become_result_warnings_not_raw_stderr(write_spec, tmp_path, capsys) -> None:
+    """Issue 12 (small): a warning raised while training (here the SVD adjoint's, at coincident
+    singular values) is written once into result.json's warnings and printed as one clean line,
+    not as a raw Python warning with a source path."""
+    spec = write_spec("param X[3, 2] = [[1, 0], [0, 1], [0, 0]]\nmaximize smin(X)\ntrain adam(lr=0.01, steps=2)\n")
+    assert main([spec, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "RuntimeWarning" not in captured.err and "library.py" not in captured.err + captured.out
+    assert "warning: singular values coincide" in captured.out
+    written = json.loads((tmp_path / "out" / "result.json").read_text())["warnings"]
+    assert [w for w in written if w.startswith("singular values coincide")] and len(set(written)) == len(written)
