@@ -3,7 +3,6 @@ a system the Riccati equation can stabilise. Each failure is a message for a loc
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import LinAlgError, solve_continuous_are
 
 TOLERANCE = 1e-9   # relative, for eigenvalues, ranks and the equilibrium residual
 
@@ -48,6 +47,7 @@ def riccati_problem(A: list[list[float]], B: list[list[float]], Q: list[list[flo
             mode = ", ".join(f"{s}: {abs(v):.3g}" for s, v in zip(states, vector) if abs(v) > TOLERANCE)
             return (f"the linearised system cannot be stabilised: the mode with eigenvalue {value.real:g} "
                     f"(eigenvector {mode}) is not moved by any control")
+    from scipy.linalg import LinAlgError, solve_continuous_are   # only specs with an LQR reference pay its import
     try:
         solve_continuous_are(a, b, np.asarray(Q, dtype=float), np.asarray(R, dtype=float))
     except (LinAlgError, ValueError) as err:

@@ -97,3 +97,12 @@ def test_same_seed_same_numbers(tiny, tmp_path):
         data = json.loads((tmp_path / name / "result.json").read_text())
         runs.append((data["objective"]["history"], data["values"]))
     assert runs[0] == runs[1]
+
+
+def test_the_command_line_starts_without_sympy_torch_or_scipy() -> None:
+    """Start-up (issue 16): `impsolve --help` and argument errors need neither the compiler nor the
+    runtime, so `import impsolve.cli` (and `import impsolve`) load none of SymPy, torch, SciPy."""
+    code = ("import sys, impsolve, impsolve.cli; "
+            "print(','.join(m for m in ('sympy', 'torch', 'scipy', 'matplotlib') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""
