@@ -18,7 +18,6 @@ from .expressions import LINEAR_ALGEBRA, spec_error
 from .values import ShapeError, show
 
 AtTime = Callable[[str, ast.Call], tn.Node]
-SIZE_RULE = "shaped values above the scalarisation limit are compiled as tensors (docs/design.md, 'Tensor values')"
 
 
 class TensorExpressions:
@@ -31,6 +30,7 @@ class TensorExpressions:
         self.draws = 0                                  # randn() entries drawn so far
         self.net_sizes: dict[str, tuple[int, ...]] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}     # declared shapes by name (set by the lowering)
+        self.rule = "shaped values above the scalarisation limit are compiled as tensors"   # why this path
 
     def error(self, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
         """A SpecError located in this spec."""
@@ -38,7 +38,7 @@ class TensorExpressions:
 
     def unsupported(self, what: str, span: ast.Span | None) -> SpecError:
         """A located SpecError for a construct the tensor path does not support yet."""
-        return self.error(f"{what} is not supported on the tensor path yet", span, SIZE_RULE)
+        return self.error(f"{what} is not supported on the tensor path yet", span, self.rule)
 
     def final_time(self) -> tn.Node:
         return tn.number(self.horizon) if self.horizon is not None else tn.leaf("final_time", (), None)

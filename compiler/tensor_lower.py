@@ -17,6 +17,7 @@ from ..dsl.check import CheckedSpec
 from . import ir
 from . import tensors as tn
 from .expressions import ExpressionLowering, source_text
+from .lower import Lowering
 from .tensor_expressions import TensorExpressions
 from .values import component_names, entries, is_matrix, show
 
@@ -50,11 +51,14 @@ class TensorLowering(TensorExpressions):
     """Lowers a continuous-time (or static) train spec to a `Problem` with a `TensorModel`."""
 
     def __init__(self, checked: CheckedSpec) -> None:
-        self.scalar = ExpressionLowering(checked)     # exact constants and dims
+        self.scalar = Lowering(checked)     # exact constants, dims and distributions
         self.scalar.entry_limit = None
         horizon = float(self.scalar.constant(checked.horizon.value, "horizon")) if checked.horizon else None
         super().__init__(checked, horizon)
         self.shapes = dict(declared_shapes(checked))
+        name, dims = max(self.shapes.items(), key=lambda item: math.prod(item[1]))
+        self.rule = (f"'{name}' has {math.prod(dims)} entries, more than the scalarisation limit of {SCALARISE_LIMIT}: "
+                     "shaped values are compiled as tensors (docs/design.md, 'Tensor values')")
         self.columns: list[str] = []
         self.slices: dict[str, tuple[int, int]] = {}
         self.initial: dict[str, object] = {}          # column -> Distribution or its node's entries
