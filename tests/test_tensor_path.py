@@ -62,6 +62,20 @@ train adam(lr=0.01, steps=2)
 expect mean(sum(x(T)^2)) < 100
 """
 
+IMPLICIT = """problem implicit_ode "an implicit layer of a batched vector state"
+const n = 3
+state x[n] ~ normal(0, 0.5)
+param W[n, n] = 0.2 * randn()
+param V[n, n] = 0.3 * randn()
+solve y[n]: y = tanh(W @ y + x)
+solve w: w = 0.5 * cos(w) + 0.1 * sum(y)
+der(x) = V @ y - x + w
+horizon 0.5
+minimize mean(sum(x(T)^2))
+batch 4
+train adam(lr=0.01, steps=2)
+"""
+
 
 def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Problem, float, list[torch.Tensor]]:
     monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
@@ -73,7 +87,7 @@ def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Probl
     return problem, float(value.detach()), grads
 
 
-@pytest.mark.parametrize("text", [SMALL, BATCH], ids=["small", "batch"])
+@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT], ids=["small", "batch", "implicit"])
 def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
     _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
     _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
