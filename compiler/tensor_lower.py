@@ -19,6 +19,7 @@ from . import tensors as tn
 from .expressions import ExpressionLowering, source_text
 from .lower import Lowering
 from .tensor_expressions import TensorExpressions
+from .tensor_jacobian import jacobian
 from .values import component_names, entries, is_matrix, show
 
 SCALARISE_LIMIT = 64     # entries of the largest declared shape that is still scalarised
@@ -191,7 +192,7 @@ class TensorLowering(TensorExpressions):
         if not tn.reads([residual], lambda n: n is unknown):
             raise self.error(f"the equation does not depend on '{s.name}'", s.span)
         self.implicits.append(tn.TensorImplicit(s.name, unknown, residual, self.checked.solvers[s.name],
-                                                s.span.line, source_text(self.checked, s)))
+                                                s.span.line, source_text(self.checked, s), jacobian(residual, unknown)))
 
     def dynamics(self, name: str) -> tn.Node:
         b, der = self.checked.states[name], self.checked.ders[name]

@@ -53,6 +53,8 @@ def leaf(node: tn.Node) -> str:
         offset = node.attr
         return f"draws[{offset}]" if not node.shape else \
             f"draws[{offset}:{offset + node.size}].reshape{node.shape if len(node.shape) > 1 else (node.size,)}"
+    if node.op == "eye":
+        return f"_eye({node.attr})"
     return {"time": "t", "final_time": "T"}[node.op]
 
 
@@ -108,7 +110,8 @@ def reduction(node: tn.Node, x: str) -> str:
         "logdet": f"torch.linalg.slogdet({x})[1]", "inv": f"torch.linalg.inv({x})",
         "diag": f"torch.diag_embed({x})", "svdvals": f"_svdvals({matrix})", "smin": f"_smin({matrix})",
         "smax": f"_smax({matrix})", "'": f"{x}[..., None, :]" if len(a.shape) == 1 else f"{x}.mT",
-        "fill": f"_fill({x}, {node.shape})",
+        "fill": f"_fill({x}, {node.shape})", "repeat_rows": f"_repeat_rows({x}, {node.attr})",
+        "sum_rows": f"{x}.sum(-2)",
     }[node.op]
 
 
@@ -119,6 +122,8 @@ def operation(node: tn.Node, codes: list[str], nets: dict[str, int]) -> str:
         return matmul(*node.args, *codes, node.shape)
     if op in tn.ARITHMETIC or op in tn.COMPARE or op in tn.ELEMENTWISE or op == "neg":
         return elementwise(node, codes)
+    if op == "scale_rows":
+        return f"({codes[0]}[..., :, None] * {codes[1]})"
     if op == "outer":
         return f"({codes[0]}[..., :, None] * {codes[1]}[..., None, :])"
     if op == "array":

@@ -199,6 +199,7 @@ class TensorImplicit:
     options: object          # dsl.options.NewtonOptions
     line: int
     text: str
+    jacobian: Node | None = None   # ∂residual/∂unknown by matrix calculus (None: torch.func at run time)
 
 
 @dataclass

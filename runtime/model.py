@@ -50,22 +50,21 @@ class CompiledProblem(nn.Module):
         generator = torch.Generator(device="cpu").manual_seed(seed)
         tensor = self.problem.tensor
         implicits = tensor.implicits if tensor is not None else self.problem.implicits
-        self.params = nn.ParameterList([nn.Parameter(p) for p in self._initial_params(generator)])
+        generated = library.module(program.source, dtype, device, implicits)
+        self.params = nn.ParameterList([nn.Parameter(p) for p in self._initial_params(generator, generated)])
         self.nets = nn.ModuleList(
             [build_mlp(net.width, net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
-        self.functions = library.build_generated(program.source, dtype, device, implicits,
-                                                 list(self.params), list(self.nets))
+        self.functions = generated["build"](list(self.params), list(self.nets))
         self.generator = generator
         self.solver_plan: SolverPlan = choose(self.problem, itemsize=torch.finfo(dtype).bits // 8)
 
-    def _initial_params(self, generator: torch.Generator) -> list[torch.Tensor]:
+    def _initial_params(self, generator: torch.Generator, generated: dict) -> list[torch.Tensor]:
         """Every param's initial value, from one seeded draw of the standard normal numbers that
         randn() reads (in the same order on the scalar and the tensor path)."""
         tensor = self.problem.tensor
         count = tensor.draws if tensor is not None else len(self.problem.random_symbols)
         numbers = torch.randn(count, generator=generator, dtype=torch.float64)
         if tensor is not None:
-            generated = library.module(self.program.source, self.dtype, self.device, tensor.implicits)
             return list(generated["initial_params"](numbers))
         draws = dict(zip(self.problem.random_symbols, numbers.tolist()))
         return [self._initial_param(p, draws) for p in self.problem.params.values()]

@@ -15,7 +15,8 @@ def _flat(v: torch.Tensor, rank: int) -> torch.Tensor:
 
 
 def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device: torch.device) -> dict:
-    """`_fill`, `_param`, `_rows`, `_cat`, `_state_blocks`, `_entries`, `_pair`, `_solve_tensor`."""
+    """`_fill`, `_param`, `_rows`, `_cat`, `_state_blocks`, `_entries`, `_pair`, `_repeat_rows`, `_eye`,
+    `_solve_tensor` (Newton with the generated Jacobian, or torch.func's where there is none)."""
 
     def fill(v, dims):
         v = tensor(v)
@@ -45,12 +46,18 @@ def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device
         left, right = torch.broadcast_tensors(left, right)
         return (*_flat(left, rank).unbind(-1), *_flat(right, rank).unbind(-1))
 
-    def solve(residual, size, *, tol, max_iter, damping, label):
+    def repeat_rows(J, m):
+        return J.unsqueeze(-2).expand(*J.shape[:-1], m, J.shape[-1])
+
+    def eye(n):
+        return torch.eye(n, dtype=dtype, device=device)
+
+    def solve(residual, jacobian, size, *, tol, max_iter, damping, label):
         implicit = implicits[label]
-        return solve_implicit(residual, batched_jacobian(residual), size, tol=tol, max_iter=max_iter,
+        return solve_implicit(residual, jacobian or batched_jacobian(residual), size, tol=tol, max_iter=max_iter,
                               damping=damping, newton=implicit.options.method == "newton",
                               label=f"'{implicit.name}' (line {implicit.line}: {implicit.text})",
                               like=torch.empty((), dtype=dtype, device=device))
 
     return {"_fill": fill, "_param": param, "_rows": rows, "_cat": cat, "_state_blocks": state_blocks,
-            "_entries": entries, "_pair": pair, "_solve_tensor": solve}
+            "_entries": entries, "_pair": pair, "_repeat_rows": repeat_rows, "_eye": eye, "_solve_tensor": solve}
