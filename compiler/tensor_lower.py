@@ -67,6 +67,7 @@ class TensorLowering(TensorExpressions):
         self.params: list[tuple[str, tuple[int, ...], tn.Node]] = []
         self.implicits: list[tn.TensorImplicit] = []
         self.integrands: list[tn.Node] = []
+        self.user_columns = 0                          # the states' columns (integrals come after)
 
     def run(self) -> ir.Problem:
         """The problem (the passes of the scalar path are done here, on nodes)."""
@@ -74,6 +75,7 @@ class TensorLowering(TensorExpressions):
         self.declare_consts()
         self.declare_params()
         self.declare_states()
+        self.user_columns = len(self.columns)
         self.declare_named()
         dynamics = [self.dynamics(name) for name in self.checked.states]
         objective, value = self.objective()
@@ -95,7 +97,7 @@ class TensorLowering(TensorExpressions):
         model = tn.TensorModel(self.columns, functions, self.params, self.implicits, self.draws)
         controls = {comp: ir.computed(comp) for u in c.controls
                     for comp in component_names(u, self.env[u].shape)}
-        user = [col for col in self.columns if not col.startswith("integral_")]
+        user = self.columns[:self.user_columns]
         return ir.Problem(
             name=c.name, title=c.title, states=list(self.columns), initial=self.initial,
             params={name: ir.Param(name, dims, []) for name, dims, _ in self.params},

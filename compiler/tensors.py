@@ -10,7 +10,7 @@ shapes and raises `values.ShapeError` naming both shapes, which the lowering loc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .values import ShapeError, show
 
@@ -19,7 +19,6 @@ ELEMENTWISE = {"sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "co
                "log", "sqrt", "abs", "sign", "sigmoid", "softplus", "min", "max", "where"}
 COMPARE = {"<", "<=", ">", ">=", "==", "!="}
 ARITHMETIC = {"+", "-", "*", "/", "^"}
-REDUCTIONS = {"sum", "norm", "trace", "det", "logdet", "smin", "smax"}
 
 
 @dataclass(eq=False)
@@ -33,7 +32,6 @@ class Node:
     attr: object = None
     batched: bool = False
     literal: bool = False     # a Python number in the generated code (no tensor dimensions)
-    meta: dict = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -170,7 +168,7 @@ def replace_leaves(outputs: list[Node], change) -> list[Node]:
         args = tuple(memo[id(a)] for a in node.args)
         same = all(x is y for x, y in zip(args, node.args))
         memo[id(node)] = node if same else Node(node.op, node.shape, args, node.attr,
-                                                 any(a.batched for a in args), node.literal, dict(node.meta))
+                                                 any(a.batched for a in args), node.literal)
     return [memo[id(n)] for n in outputs]
 
 
