@@ -76,6 +76,17 @@ batch 4
 train adam(lr=0.01, steps=2)
 """
 
+MATRIX = """problem mat "a matrix state"
+const n = 3
+state X[n, n] = 0.1
+param A[n, n] = 0.3 * randn()
+der(X) = A @ X - X' * 0.5 + outer(sum(X) * [0.1, 0.2, 0.3], [1, 0, 1])
+horizon 1
+minimize sum(X(T)^2) + trace(X(T)) + det(X(T) + 2 * inv(diag([1, 2, 3])))
+train adam(lr=0.01, steps=2)
+expect X(T) == X(T) tol 1e-9
+"""
+
 
 def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Problem, float, list[torch.Tensor]]:
     monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
@@ -87,7 +98,7 @@ def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Probl
     return problem, float(value.detach()), grads
 
 
-@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT], ids=["small", "batch", "implicit"])
+@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX], ids=["small", "batch", "implicit", "matrix"])
 def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
     _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
     _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
