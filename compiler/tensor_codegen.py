@@ -3,7 +3,7 @@
 The module has the shape of the scalar path's (compiler.codegen): `build(params, nets)` returns
 the generated functions `(t, s, s0=None, sT=None, T=None)`, plus `initial_params(draws)`, which
 gives every param's initial tensor from `draws` standard normal numbers. A node read more than
-once in a function is computed once (`c_i`); nodes of numbers only are computed once in `build`
+once in a function is computed once (`c_i`); nodes of numbers only (and identity matrices) are computed once in `build`
 (`k_i`); implicit unknowns come from `implicit_k`, which solves `residual_k` (runtime.implicit).
 """
 from __future__ import annotations
@@ -128,11 +128,11 @@ def generate_tensor_module(model: tn.TensorModel, nets: list[str]) -> str:
     body += [f"    p_{j} = params[{j}]" for j in range(len(model.params))]
     body += [f"    net_{k} = nets[{k}]" for k in range(len(nets))]
     everything = [o for outputs, _ in model.functions.values() for o in outputs] + \
-        [i.residual for i in model.implicits]
+        [i.residual for i in model.implicits] + [i.jacobian for i in model.implicits if i.jacobian is not None]
     hoisted: dict[int, str] = {}
     static: set[int] = set()      # nodes of numbers only
     for node in tn.walk(everything):
-        if node.op in ("number", "const") or node.args and node.op not in ("net", "netmap") and \
+        if node.op in ("number", "const", "eye") or node.args and node.op not in ("net", "netmap") and \
                 all(id(a) in static for a in node.args):
             static.add(id(node))
         if id(node) in static and node.op != "number" and not node.literal:

@@ -13,13 +13,14 @@ def build(params, nets):
     p_1 = params[1]
     p_2 = params[2]
     k_0 = _fill(0.0625, (256,))
+    k_1 = _eye(256)
 
     def residual_0(y, t, s, s0=None, sT=None, T=None):
         return (y - torch.tanh((((y @ ((0.9 * p_0) / torch.maximum(_tensor(1.0), torch.linalg.vector_norm(p_0, dim=(-2, -1)))).mT) + (k_0 @ p_1.mT)) + p_2)))
 
     def jacobian_0(y, t, s, s0=None, sT=None, T=None):
         c0 = ((0.9 * p_0) / torch.maximum(_tensor(1.0), torch.linalg.vector_norm(p_0, dim=(-2, -1))))
-        return (_eye(256) - ((1.0 - torch.square(torch.tanh((((y @ c0.mT) + (k_0 @ p_1.mT)) + p_2))))[..., :, None] * c0))
+        return (k_1 - ((1.0 - torch.square(torch.tanh((((y @ c0.mT) + (k_0 @ p_1.mT)) + p_2))))[..., :, None] * c0))
 
     def implicit_0(t, s, s0=None, sT=None, T=None):
         return _solve_tensor(lambda y: residual_0(y, t, s, s0, sT, T), lambda y: jacobian_0(y, t, s, s0, sT, T), 256, tol=1e-12, max_iter=100, damping=True, label=0)
