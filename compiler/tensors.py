@@ -200,7 +200,17 @@ class TensorImplicit:
     jacobian: Node | None = None   # ∂residual/∂unknown by matrix calculus (None: torch.func at run time)
 
 
-@dataclass
+def signature(outputs: list[Node]) -> tuple:
+    """The structure of a DAG as nested data (op, shape, attr, operand positions): equal for equal
+    lowerings, whatever the node objects (nodes themselves compare by identity)."""
+    order = walk(outputs)
+    index = {id(n): i for i, n in enumerate(order)}
+    attr = lambda n: n.attr if not isinstance(n.attr, list) else repr(n.attr)   # noqa: E731
+    nodes = tuple((n.op, n.shape, attr(n), tuple(index[id(a)] for a in n.args)) for n in order)
+    return nodes, tuple(index[id(o)] for o in outputs)
+
+
+@dataclass(eq=False)
 class TensorModel:
     """What the tensor code generator prints: the functions (name -> (outputs, mode)), the params'
     initial values (in terms of `randn` leaves into `draws` standard normal numbers), the implicit
@@ -211,3 +221,16 @@ class TensorModel:
     params: list[tuple[str, Shape, Node]]
     implicits: list[TensorImplicit]
     draws: int
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TensorModel):
+            return NotImplemented
+        return self.key() == other.key()
+
+    def key(self) -> tuple:
+        """What the model computes, by structure (for comparing lowerings)."""
+        functions = tuple((name, mode, signature(outputs)) for name, (outputs, mode) in self.functions.items())
+        params = tuple((name, dims) for name, dims, _ in self.params)
+        implicits = tuple((i.name, i.text, signature([i.residual, i.unknown])) for i in self.implicits)
+        return (tuple(self.columns), functions, params, signature([v for *_, v in self.params]), implicits,
+                self.draws)
