@@ -23,7 +23,8 @@ from .values import ShapeError, Value, array, elementwise, entries, filled, is_m
     shaped, show, transpose
 
 INTEGRAL_PREFIX = "integral_"
-MAX_ENTRIES = 4096          # entries of one declared vector or matrix (everything is scalarised)
+MAX_ENTRIES = 4096          # entries of one declared vector or matrix where it is scalarised (discrete time)
+MEMORY_LIMIT = 2 ** 34      # bytes of one declared value as a float64 tensor (the tensor path's only limit)
 LINEAR_ALGEBRA = {"sum", "norm", "normalize", "trace", "det", "logdet", "inv", "svdvals", "smin", "smax",
                   "eig", "outer", "diag"}
 AtTime = Callable[[str, ast.Call], Value]
@@ -78,6 +79,7 @@ class ExpressionLowering:
         self.state_components: list[str] = []     # set by the declarations
         self.study: StudyLowering | None = None   # the study's part (compiler.kinds)
         self.net_sizes: dict[str, tuple[int, ...]] = {}   # net -> entries of each input
+        self.entry_limit: int | None = MAX_ENTRIES        # None on the tensor path (compiler.tensor_lower)
 
     def error(self, message: str, span: ast.Span, hint: str | None = None) -> SpecError:
         """A SpecError located in this spec."""
@@ -261,8 +263,14 @@ class ExpressionLowering:
             if not value.is_Integer or value < 1:
                 raise self.error("a dimension must be a positive integer", node.span)
             dims.append(int(value))
-        if math.prod(dims) > MAX_ENTRIES:
-            raise self.error(f"too many entries ({math.prod(dims)}; the limit is {MAX_ENTRIES})", span)
+        count = math.prod(dims)
+        if count * 8 > MEMORY_LIMIT:
+            raise self.error(f"this shape needs {count * 8 / 2 ** 30:.3g} GiB as one float64 tensor; the limit is "
+                             f"{MEMORY_LIMIT / 2 ** 30:g} GiB", span)
+        if self.entry_limit is not None and count > self.entry_limit:
+            raise self.error(f"too many entries ({count}; the limit is {self.entry_limit} where every entry is "
+                             "scalarised, as in discrete-time specs)", span,
+                             "der() specs above the scalarisation limit compile shaped values as tensors")
         return tuple(dims)
 
     def declared(self, name: str, dims: tuple[int, ...] | None, value: Value, span: ast.Span,

@@ -7,6 +7,7 @@ a net call is an undefined SymPy function named after the net.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
@@ -27,6 +28,12 @@ def initial_symbol(name: str) -> sp.Symbol:
 
 def final_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(f"{name}(T)", real=True)
+
+
+def computed(label: str) -> sp.Symbol:
+    """A value that only the tensor path's generated code computes (no SymPy form): a placeholder
+    in the `Problem` fields the runtime reads for names and counts only."""
+    return sp.Symbol(f"<{label}>", real=True)
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,7 @@ class Problem:
     running_costs: dict[str, sp.Expr] = field(default_factory=dict)  # integral state -> integrand (passes)
     functions: dict[str, tuple[list[sp.Expr], str]] = field(default_factory=dict)   # a study's own generated
     # functions: name -> (entries, "tuple" or "stack"), e.g. a design study's "observation"
+    tensor: Any = None   # the tensor path's `tensors.TensorModel` (compiler.tensor_lower), None when scalarised
 
 
 @dataclass

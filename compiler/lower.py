@@ -188,5 +188,6 @@ def lower(checked: CheckedSpec) -> ir.Problem:
     problem = kinds.time_model(checked.time_model).lower(checked)
     problem = replace(problem, time_model=checked.time_model, study=checked.study,
                       study_settings=dict(checked.study_settings))
-    problem = running_costs(final_values(problem))
+    if problem.tensor is None:     # the tensor path takes `at end` values and running costs itself
+        problem = running_costs(final_values(problem))
     return to_minimize(kinds.study_step(checked.study)(problem, checked))

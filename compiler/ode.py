@@ -18,6 +18,8 @@ from .linearize import linearize
 from .lower import Lowering
 from .lqr_check import equilibrium_problem, riccati_problem, weight_problem
 from .program import Program, checks_and_plots
+from .tensor_codegen import generate_tensor_module
+from .tensor_lower import lower_tensor, uses_tensors
 from .values import component_names, elementwise, entries, is_matrix, shape
 
 
@@ -143,14 +145,25 @@ class OdeLowering(Lowering):
         return [[float(self.constant(node, "matrix entry"))]]
 
 
+def generate_tensor(problem: ir.Problem) -> Program:
+    """The generated module of a problem on the tensor path."""
+    layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
+                    implicits=[])
+    source = generate_tensor_module(problem.tensor, list(problem.nets))
+    return Program(problem, layout, source, list(problem.tensor.functions), {})
+
+
 def lower_ode(checked: CheckedSpec) -> ir.Problem:
-    """Lower a checked continuous-time spec (before the passes)."""
-    return OdeLowering(checked).run()
+    """Lower a checked continuous-time spec (before the passes): scalarised, or on the tensor path
+    when a declared shape is above the size rule (`tensor_lower.uses_tensors`)."""
+    return lower_tensor(checked) if uses_tensors(checked) else OdeLowering(checked).run()
 
 
 def generate_ode(problem: ir.Problem) -> Program:
     """The generated module of an ODE problem: dynamics, initial values, event, objective,
     controls, the study's functions (`Problem.functions`), expects and plots."""
+    if problem.tensor is not None:
+        return generate_tensor(problem)
     layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
                     implicits=problem.implicits)
     functions: dict[str, tuple[list[sp.Expr], str]] = {}

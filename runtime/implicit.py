@@ -27,6 +27,19 @@ def _autograd_jacobian(residual: Residual, y: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, -2)
 
 
+def batched_jacobian(residual: Residual) -> Callable[[torch.Tensor], torch.Tensor]:
+    """y -> ∂φ/∂y (..., n, n) by torch.func.jacrev: the entries of a batch are independent, so the
+    Jacobian of φ summed over the batch holds every entry's own Jacobian (n vector-Jacobian
+    products, vmapped, for any batch size)."""
+    def summed(y: torch.Tensor) -> torch.Tensor:
+        phi = residual(y)
+        return phi.reshape(-1, phi.shape[-1]).sum(0)
+
+    def jacobian(y: torch.Tensor) -> torch.Tensor:
+        return torch.func.jacrev(summed)(y).movedim(0, -2)
+    return jacobian
+
+
 def iterate(residual: Residual, jacobian: Callable | None, y: torch.Tensor, tol: float, max_iter: int,
             damping: bool, newton: bool = True) -> tuple[torch.Tensor, float, int]:
     """Damped Newton from y (fixed-point steps y - φ(y) where the Jacobian is singular, or

@@ -8,6 +8,7 @@ import torch
 
 from ..compiler import ir
 from .implicit import solve_implicit
+from .tensor_library import tensor_helpers
 
 COINCIDENT = 1e-10   # relative gap under which singular values count as equal
 
@@ -16,9 +17,15 @@ def build_generated(source: str, dtype: torch.dtype, device: torch.device, impli
                     params: list, nets: list) -> dict:
     """Run the generated module (see compiler.codegen: only validated symbols and numbers reach its
     source) with this library's helpers, and return its functions bound to `params` and `nets`."""
+    return module(source, dtype, device, implicits)["build"](params, nets)
+
+
+def module(source: str, dtype: torch.dtype, device: torch.device, implicits: list) -> dict:
+    """The globals of the generated module, run with this library's helpers."""
     globals_ = namespace(dtype, device, implicits)
+    globals_.update(tensor_helpers(globals_["_tensor"], implicits, dtype, device))
     exec(compile(source, "<impsolve generated>", "exec"), globals_)  # noqa: S102 - generated code only
-    return globals_["build"](params, nets)
+    return globals_
 
 
 def namespace(dtype: torch.dtype, device: torch.device, implicits: list[ir.Implicit]) -> dict:

@@ -48,16 +48,26 @@ class CompiledProblem(nn.Module):
         self.device, self.dtype = device, dtype
         torch.manual_seed(seed)
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        draws = dict(zip(self.problem.random_symbols,
-                         torch.randn(len(self.problem.random_symbols), generator=generator, dtype=torch.float64).tolist()))
-        self.params = nn.ParameterList([nn.Parameter(self._initial_param(p, draws))
-                                        for p in self.problem.params.values()])
+        tensor = self.problem.tensor
+        implicits = tensor.implicits if tensor is not None else self.problem.implicits
+        generated = library.module(program.source, dtype, device, implicits)
+        self.params = nn.ParameterList([nn.Parameter(p) for p in self._initial_params(generator, generated)])
         self.nets = nn.ModuleList(
             [build_mlp(net.width, net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
-        self.functions = library.build_generated(program.source, dtype, device, self.problem.implicits,
-                                                 list(self.params), list(self.nets))
+        self.functions = generated["build"](list(self.params), list(self.nets))
         self.generator = generator
         self.solver_plan: SolverPlan = choose(self.problem, itemsize=torch.finfo(dtype).bits // 8)
+
+    def _initial_params(self, generator: torch.Generator, generated: dict) -> list[torch.Tensor]:
+        """Every param's initial value, from one seeded draw of the standard normal numbers that
+        randn() reads (in the same order on the scalar and the tensor path)."""
+        tensor = self.problem.tensor
+        count = tensor.draws if tensor is not None else len(self.problem.random_symbols)
+        numbers = torch.randn(count, generator=generator, dtype=torch.float64)
+        if tensor is not None:
+            return list(generated["initial_params"](numbers))
+        draws = dict(zip(self.problem.random_symbols, numbers.tolist()))
+        return [self._initial_param(p, draws) for p in self.problem.params.values()]
 
     def _initial_param(self, param: ir.Param, draws: dict) -> torch.Tensor:
         """A param's initial entries; randn() draws come from the run's seeded generator."""

@@ -1,0 +1,143 @@
+"""Expression lowering on the tensor path: AST expressions to `tensors.Node` DAGs.
+
+The environment maps names to nodes; defs are inlined, lets are shared nodes (computed once per
+generated function). Constructs the tensor path does not support yet are located SpecErrors that
+name the construct and the size rule (docs/design.md, "Tensor values").
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from ..dsl import ast
+from ..dsl.check import CheckedSpec
+from ..dsl.errors import SpecError
+from ..dsl.functions import DESIGN_FUNCTIONS
+from . import tensors as tn
+from .expressions import LINEAR_ALGEBRA, spec_error
+from .values import ShapeError, show
+
+AtTime = Callable[[str, ast.Call], tn.Node]
+
+
+class TensorExpressions:
+    """Lowers expressions of one checked spec to tensor nodes in an environment of nodes."""
+
+    def __init__(self, checked: CheckedSpec, horizon: float | None) -> None:
+        self.checked = checked
+        self.env: dict[str, tn.Node] = {"pi": tn.number(3.141592653589793)}
+        self.horizon = horizon
+        self.draws = 0                                  # randn() entries drawn so far
+        self.net_sizes: dict[str, tuple[int, ...]] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}     # declared shapes by name (set by the lowering)
+        self.rule = "shaped values above the scalarisation limit are compiled as tensors"   # why this path
+
+    def error(self, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
+        """A SpecError located in this spec."""
+        return spec_error(self.checked, message, span, hint)
+
+    def unsupported(self, what: str, span: ast.Span | None) -> SpecError:
+        """A located SpecError for a construct the tensor path does not support yet."""
+        return self.error(f"{what} is not supported on the tensor path yet", span, self.rule)
+
+    def final_time(self) -> tn.Node:
+        return tn.number(self.horizon) if self.horizon is not None else tn.leaf("final_time", (), None)
+
+    def expr(self, node: ast.Expr, local: dict[str, tn.Node] | None = None, at_time: AtTime | None = None,
+             shape_of: tuple[int, ...] = ()) -> tn.Node:
+        """The node of an AST expression; `at_time` lowers `x(T)`, `integral(.)`, `mean(.)`;
+        `shape_of` is the declared shape (for randn())."""
+        local = local or {}
+
+        def go(n: ast.Expr) -> tn.Node:
+            try:
+                return step(n)
+            except ShapeError as err:
+                raise self.error(str(err), n.span) from None
+
+        def step(n: ast.Expr) -> tn.Node:
+            if isinstance(n, ast.Number):
+                return tn.number(n.value)
+            if isinstance(n, ast.Name):
+                if n.id in local:
+                    return local[n.id]
+                if n.id == "t":
+                    return tn.leaf("time", (), None, batched=True)
+                return self.final_time() if n.id == "T" else self.env[n.id]
+            if isinstance(n, ast.Neg):
+                return tn.elementwise("neg", go(n.operand))
+            if isinstance(n, ast.Transpose):
+                return tn.transpose(go(n.operand))
+            if isinstance(n, ast.Array):
+                return tn.array([go(i) for i in n.items])
+            if isinstance(n, ast.BinOp):
+                return self.binary(n, go(n.left), go(n.right))
+            if isinstance(n, ast.Compare):
+                return tn.elementwise(n.op, go(n.left), go(n.right))
+            if isinstance(n, ast.Call):
+                return self.call(n, go, at_time, shape_of)
+            raise self.error("this expression is not supported here", n.span)
+
+        return go(node)
+
+    def binary(self, n: ast.BinOp, a: tn.Node, b: tn.Node) -> tn.Node:
+        if n.op == "@":
+            return tn.matmul(a, b)
+        if n.op == "/" and b.op == "number" and b.attr == 0:
+            raise self.error("division by zero", n.span)
+        return tn.elementwise(n.op, a, b)
+
+    def call(self, n: ast.Call, go, at_time: AtTime | None, shape_of: tuple[int, ...]) -> tn.Node:
+        if n.func in self.checked.defs:
+            d = self.checked.defs[n.func]
+            return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])), at_time)
+        if n.func in self.checked.nets:
+            return self.net_call(n, [go(a) for a in n.args])
+        if n.func == "d" or n.func in DESIGN_FUNCTIONS:
+            raise self.unsupported(f"{n.func}(...)", n.span)
+        if n.func in ("integral", "mean", "total") or n.func in self.checked.states:
+            if at_time is None:
+                raise self.error(f"{n.func}(...) is not allowed here", n.span)
+            return at_time(n.func, n)
+        if n.func == "randn":
+            node = tn.leaf("randn", shape_of, self.draws)
+            self.draws += node.size
+            return node
+        args = [go(a) for a in n.args]
+        if n.func in LINEAR_ALGEBRA:
+            if n.func == "eig":
+                raise self.unsupported("eig()", n.span)
+            return tn.linear_algebra(n.func, args)
+        return tn.elementwise(n.func, *args)
+
+    def net_call(self, n: ast.Call, args: list[tn.Node]) -> tn.Node:
+        """A net on the concatenation of its arguments (out=k > 1: a vector), or mapped entry by
+        entry over vectors when its inputs are scalars and its output one number."""
+        sizes, out = self.input_sizes(n.func), self.checked.nets[n.func][1].out
+        counts = [a.size for a in args]
+        if counts == list(sizes):
+            return tn.Node("net", () if out == 1 else (out,), tuple(args), n.func, any(a.batched for a in args))
+        if all(size == 1 for size in sizes) and out == 1:
+            return tn.Node("netmap", tn.broadcast_shape(tuple(args)), tuple(args), n.func,
+                           any(a.batched for a in args))
+        inputs = self.checked.nets[n.func][0].inputs
+        want = ", ".join(f"{name}: {size}" for name, size in zip(inputs, sizes))
+        raise self.error(f"net '{n.func}' takes {sum(sizes)} input entries ({want}), got "
+                         f"{', '.join(map(str, counts))}", n.span)
+
+    def input_sizes(self, net: str) -> tuple[int, ...]:
+        """The entries of each input of a net: an input named after a value with a shape takes its
+        entries (as on the scalar path), any other input one number."""
+        if net not in self.net_sizes:
+            inputs = self.checked.nets[net][0].inputs
+            shapes = {**{name: node.shape for name, node in self.env.items()}, **self.shapes}
+            self.net_sizes[net] = tuple(math.prod(shapes.get(name, ())) for name in inputs)
+        return self.net_sizes[net]
+
+    def declared(self, name: str, dims: tuple[int, ...] | None, value: tn.Node, span: ast.Span) -> tn.Node:
+        """A value checked against (or broadcast from a scalar to) its declared shape."""
+        if dims is None or value.shape == dims:
+            return value
+        if not value.shape:
+            return tn.Node("fill", dims, (value,), None, value.batched)
+        raise self.error(f"'{name}': expected {show(dims)}, got {show(value.shape)}", span)

@@ -1,0 +1,63 @@
+"""The helpers that code generated on the tensor path calls (compiler.tensor_codegen): values carry
+batch dimensions in front of their logical shape (vector [..., n], matrix [..., n, m])."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .implicit import batched_jacobian, solve_implicit
+
+
+def _flat(v: torch.Tensor, rank: int) -> torch.Tensor:
+    """The entries of a value of `rank` logical dimensions in its last dimension."""
+    return v.unsqueeze(-1) if rank == 0 else v.flatten(-2) if rank == 2 else v
+
+
+def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device: torch.device) -> dict:
+    """`_fill`, `_param`, `_rows`, `_cat`, `_state_blocks`, `_entries`, `_pair`, `_repeat_rows`, `_eye`,
+    `_solve_tensor` (Newton with the generated Jacobian, or torch.func's where there is none)."""
+
+    def fill(v, dims):
+        v = tensor(v)
+        return v.reshape(*v.shape, *[1] * len(dims)).expand(*v.shape, *dims)
+
+    def param(v, dims):
+        return tensor(v).to(dtype=dtype, device=device).expand(dims).clone()
+
+    def rows(*vs):
+        return torch.stack(torch.broadcast_tensors(*[tensor(v) for v in vs]), -2)
+
+    def cat(*blocks):
+        blocks = [tensor(b) for b in blocks]
+        batch = torch.broadcast_shapes(*[b.shape[:-1] for b in blocks])
+        return torch.cat([b.expand(*batch, b.shape[-1]) for b in blocks], -1)
+
+    def state_blocks(s, *blocks):
+        flat = [_flat(tensor(v), rank) for v, rank in blocks]
+        return torch.cat([b.expand(*s.shape[:-1], b.shape[-1]) for b in flat], -1)
+
+    def entries(v, rank):
+        return tuple(_flat(tensor(v), rank).unbind(-1))
+
+    def pair(left, left_rank, right, right_rank):
+        rank = max(left_rank, right_rank)
+        left, right = (tensor(v)[(..., *[None] * (rank - r))] for v, r in ((left, left_rank), (right, right_rank)))
+        left, right = torch.broadcast_tensors(left, right)
+        return (*_flat(left, rank).unbind(-1), *_flat(right, rank).unbind(-1))
+
+    def repeat_rows(J, m):
+        return J.unsqueeze(-2).expand(*J.shape[:-1], m, J.shape[-1])
+
+    def eye(n):
+        return torch.eye(n, dtype=dtype, device=device)
+
+    def solve(residual, jacobian, size, *, tol, max_iter, damping, label):
+        implicit = implicits[label]
+        return solve_implicit(residual, jacobian or batched_jacobian(residual), size, tol=tol, max_iter=max_iter,
+                              damping=damping, newton=implicit.options.method == "newton",
+                              label=f"'{implicit.name}' (line {implicit.line}: {implicit.text})",
+                              like=torch.empty((), dtype=dtype, device=device))
+
+    return {"_fill": fill, "_param": param, "_rows": rows, "_cat": cat, "_state_blocks": state_blocks,
+            "_entries": entries, "_pair": pair, "_repeat_rows": repeat_rows, "_eye": eye, "_solve_tensor": solve}

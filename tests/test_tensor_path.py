@@ -1,0 +1,239 @@
+"""The tensor path (compiler/tensor_*.py): agrees with the scalar path and with hand-written torch,
+compiles in time independent of the sizes, and refuses what it does not support, located."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+import impsolve
+from impsolve.compiler import tensor_lower
+from impsolve.dsl.errors import SpecError
+from impsolve.runtime.implicit import batched_jacobian, solve_implicit
+
+
+def neural_ode(n: int, extra: str = "") -> str:
+    return f"""problem node "neural ODE"
+const n = {n}
+state z[n] = 1
+param W[n, n] = 0.1 * randn()
+param b[n] = 0.05
+der(z) = tanh(W @ z + b) - z
+horizon 1
+minimize sum(z(T)^2)
+train adam(lr=0.01, steps=2)
+{extra}"""
+
+
+SMALL = """problem small "every tensor construct the scalar path also has"
+const n = 4
+const target[n] = [0.1, 0.2, -0.3, 0.4]
+state z[n] = [1, 0.5, -0.5, 0.2]
+state e = 0.3
+param W[n, n] = 0.3 * randn()
+param A[n, 2] = 0.2 * randn()
+param b[n] = 0.1
+param k = 0.5
+let h = tanh(W @ z + b)
+net f(z): mlp(hidden=[8], act=tanh)
+net g(e): mlp(hidden=[4])
+control u[n] = A @ [sin(e), cos(e)] + normalize(z) * 0.1
+def sq(v) = v^2
+der(z) = h - z + 0.1 * f(z) + 0.05 * t * W' @ h + u / (1 + sum(sq(z)))
+der(e) = -k * e + 0.1 * g(e) * max(0, min(1, e)) + where(e > 0, 0.01, -0.01)
+horizon 1
+minimize sum((z(T) - target)^2) + 0.01 * integral(norm(z)^2 + trace(outer(z, h))) + smax(W) \
+    + z(T)' @ W @ z(0) + logdet(diag(exp(b))) + sum(svdvals(A)) + e(T)^2
+train adam(lr=0.01, steps=3)
+expect z(T) == target tol 10
+expect sum(h) at end < 100
+"""
+
+BATCH = """problem batched "a batch of vector states"
+const n = 3
+state x[n] ~ normal(0, 1)
+param W[n, n] = 0.2 * randn()
+der(x) = tanh(W @ x) - 0.5 * x
+horizon 1
+minimize mean(sum(x(T)^2) + integral(sum(x^2)))
+batch 5
+train adam(lr=0.01, steps=2)
+expect mean(sum(x(T)^2)) < 100
+"""
+
+IMPLICIT = """problem implicit_ode "an implicit layer of a batched vector state"
+const n = 3
+state x[n] ~ normal(0, 0.5)
+param W[n, n] = 0.2 * randn()
+param V[n, n] = 0.3 * randn()
+solve y[n]: y = tanh(W @ y + x)
+solve w: w = 0.5 * cos(w) + 0.1 * sum(y)
+der(x) = V @ y - x + w
+horizon 0.5
+minimize mean(sum(x(T)^2))
+batch 4
+train adam(lr=0.01, steps=2)
+"""
+
+MATRIX = """problem mat "a matrix state"
+const n = 3
+state X[n, n] = 0.1
+param A[n, n] = 0.3 * randn()
+der(X) = A @ X - X' * 0.5 + outer(sum(X) * [0.1, 0.2, 0.3], [1, 0, 1])
+horizon 1
+minimize sum(X(T)^2) + trace(X(T)) + det(X(T) + 2 * inv(diag([1, 2, 3])))
+train adam(lr=0.01, steps=2)
+expect X(T) == X(T) tol 1e-9
+"""
+
+
+def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Problem, float, list[torch.Tensor]]:
+    monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
+    problem = impsolve.load(text)
+    assert ("(tensor path)" in problem.source()) == tensor
+    model = problem.compile("cpu", "float64", 0)
+    value = model()
+    grads = torch.autograd.grad(value, list(model.parameters()))
+    return problem, float(value.detach()), grads
+
+
+@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX], ids=["small", "batch", "implicit", "matrix"])
+def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
+    _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
+    _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
+    assert tensor == pytest.approx(scalar, rel=1e-10, abs=1e-12)
+    for a, b in zip(scalar_grads, tensor_grads):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_deq_spec_agrees_on_the_tensor_path(monkeypatch) -> None:
+    spec = impsolve.load  # the shipped 8x8 DEQ: value and gradient through the IFT on both paths
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "specs" / "deq.imp").read_text()
+    _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
+    _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
+    assert spec is impsolve.load and tensor == pytest.approx(scalar, rel=1e-10)
+    assert torch.allclose(scalar_grads[0], tensor_grads[0], rtol=1e-8, atol=1e-12)
+
+
+def test_controls_and_checks_agree(monkeypatch) -> None:
+    outputs = []
+    for tensor in (False, True):
+        problem, _, _ = value_and_grad(SMALL, tensor, monkeypatch)
+        model = problem.compile("cpu", "float64", 0)
+        solution = model.solve()
+        times, states = model.trajectory(solution, points=5)
+        controls = model.controls(times, states)
+        checks = [float(torch.stack(model.functions["expect_1"](None, None, solution.s0, solution.sT,
+                                                                solution.T)[:1]).sum())]
+        outputs.append((torch.stack(list(controls.values())), checks, list(controls)))
+    (a, ca, na), (b, cb, nb) = outputs
+    assert na == nb == ["u[0]", "u[1]", "u[2]", "u[3]"]
+    assert torch.allclose(a, b, rtol=1e-10, atol=1e-12) and ca == pytest.approx(cb, rel=1e-10)
+
+
+def test_generated_dynamics_match_hand_written_torch() -> None:
+    n = 100
+    model = impsolve.load(neural_ode(n)).compile("cpu", "float64", 0)
+    W, b = (p.detach().clone().requires_grad_(True) for p in model.params)
+    s = torch.randn(3, n, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    compiled = model.functions["dynamics"](torch.tensor(0.0, dtype=torch.float64), s)
+    hand = torch.tanh(s @ W.T + b) - s
+    assert torch.allclose(compiled, hand, rtol=0, atol=1e-12)
+    weights = torch.randn(3, n, dtype=torch.float64)
+    grads = torch.autograd.grad((compiled * weights).sum(), list(model.params))
+    hand_grads = torch.autograd.grad((hand * weights).sum(), [W, b])
+    for g, h in zip(grads, hand_grads):
+        assert torch.allclose(g, h, rtol=0, atol=1e-10)
+    source = impsolve.load(neural_ode(n)).source()
+    assert "torch.tanh(((s[..., 0:100] @ p_0.mT) + p_1)) - s[..., 0:100]" in source
+
+
+def test_compile_time_does_not_grow_with_the_size() -> None:
+    start = time.perf_counter()
+    problem = impsolve.load(neural_ode(2048))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"compiling the n=2048 neural ODE took {elapsed:.2f} s"
+    assert len(problem.source()) < 4000
+
+
+@pytest.mark.parametrize("line, message", [
+    ("let bad = W @ [1, 2, 3]", "cannot multiply a 100x100 matrix by a vector of 3"),
+    ("let bad = z + [1, 2]", "shapes do not match: a vector of 100 and a vector of 2"),
+    ("let bad = d(sum(z), W)", "d(...) is not supported on the tensor path yet"),
+    ("state e = 0\nder(e) = -e\nplot e over e in [0, 1]", "plot is not supported on the tensor path yet"),
+    ("stop when sum(z) > 100 within 5", "a stop event is not supported on the tensor path yet"),
+])
+def test_mistakes_and_unsupported_constructs_are_located(line: str, message: str | None) -> None:
+    text = neural_ode(100, line + ("\nexpect sum(bad) at end < 1" if line.startswith("let") else ""))
+    if line.startswith("stop"):
+        text = text.replace("horizon 1", "")
+    with pytest.raises(SpecError) as info:
+        impsolve.load(text)
+    if message:
+        assert message in str(info.value)
+    assert any(f":{line}:" in str(info.value) for line in (9, 10, 11, 12))
+    assert "hint: 'W' has 10000 entries, more than the scalarisation limit of 64" in str(info.value) or \
+        "multiply" in message or "shapes" in message
+
+
+def test_memory_limit_replaces_the_entry_limit() -> None:
+    assert "(tensor path)" in impsolve.load(neural_ode(128)).source()   # 16384 entries: was refused
+    with pytest.raises(SpecError, match="GiB as one float64 tensor; the limit is 16 GiB"):
+        impsolve.load(neural_ode(65536))
+
+
+@pytest.mark.parametrize("batch", [(), (3,)])
+def test_implicit_function_theorem_gradcheck(batch: tuple[int, ...]) -> None:
+    n = 6
+    generator = torch.Generator().manual_seed(0)
+    W = (0.3 * torch.randn(n, n, generator=generator, dtype=torch.float64)).requires_grad_(True)
+    x = torch.randn(*batch, n, generator=generator, dtype=torch.float64).requires_grad_(True)
+
+    def layer(W, x):
+        def residual(y):
+            return y - torch.tanh(y @ W.T + x)
+        return solve_implicit(residual, batched_jacobian(residual), n, tol=1e-13, max_iter=50, damping=True,
+                              newton=True, label="z", like=x)
+
+    assert torch.autograd.gradcheck(layer, (W, x), eps=1e-6, atol=1e-7)
+
+
+def test_jacobian_of_a_batch_is_each_entrys_own() -> None:
+    A = torch.randn(4, 4, dtype=torch.float64)
+    y = torch.randn(3, 4, dtype=torch.float64)
+    J = batched_jacobian(lambda v: torch.sin(v) @ A.T)(y)
+    expected = torch.stack([A * torch.cos(row) for row in y])
+    assert J.shape == (3, 4, 4) and torch.allclose(J, expected, atol=1e-12)
+
+
+RULES = """problem rules "an implicit residual through every matrix-calculus rule"
+const n = 5
+state x[n] ~ normal(0, 0.5)
+param W[n, n] = 0.2 * randn()
+param c = 0.3
+solve y[n]: y = 0.5 * tanh(W @ y + x) + 0.1 * sin(y) * sigmoid(sum(y)) / (2 + exp(y)) - c * y^2 / 4 + 0.01 * softplus(-y)
+der(x) = y - x
+horizon 0.3
+minimize mean(sum(x(T)^2))
+batch 3
+train adam(lr=0.01, steps=2)
+"""
+
+
+def test_matrix_calculus_jacobian_agrees_with_torch_func(monkeypatch) -> None:
+    monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0)
+    problem = impsolve.load(RULES)
+    assert "def jacobian_0(" in problem.source()
+    model = problem.compile("cpu", "float64", 0)
+    value = model()
+    grads = torch.autograd.grad(value, list(model.parameters()))
+    monkeypatch.setattr(tensor_lower, "jacobian", lambda residual, unknown: None)
+    fallback = impsolve.load(RULES)
+    assert "def jacobian_0(" not in fallback.source()
+    other = fallback.compile("cpu", "float64", 0)
+    other_value = other()
+    assert float(other_value) == pytest.approx(float(value), rel=1e-10)
+    for a, b in zip(grads, torch.autograd.grad(other_value, list(other.parameters()))):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
