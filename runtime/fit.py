@@ -30,6 +30,7 @@ class LmReport:
     evaluations: int = 0
     history: list[float] = field(default_factory=list)   # the NLL after each accepted iteration
     reason: str = ""
+    last: tuple[torch.Tensor, torch.Tensor] | None = None   # (r, J) at the returned params
 
 
 class FitResiduals:
@@ -179,6 +180,7 @@ def levenberg_marquardt(residuals: FitResiduals, steps: int, report: LmReport | 
     else:
         report.reason = f"reached steps={steps}"
     residuals.set(theta)
+    report.last = (r, jac)
     return report
 
 
@@ -192,4 +194,5 @@ def fit_lm(residuals: FitResiduals, steps: int) -> LmReport:
         if residuals.update_sigmas(r) < 1e-8:
             break
         levenberg_marquardt(residuals, steps, report)
+    report.last = None   # the sigmas changed after it
     return report

@@ -23,14 +23,17 @@ OBJECTIVE_TEXT = "negative log-likelihood of the data"
 
 
 def _optimise(model: OdeProblem, residuals: FitResiduals, quiet: bool) -> tuple[list[float], dict, list[str]]:
-    """Run the training phases; the NLL history, LM's report and notes."""
+    """Run the training phases; the NLL history, LM's report (with `last`: (r, J) at the end when
+    the last phase was LM) and notes."""
     history, report, notes = [], {}, []
     for phase in model.problem.training:
+        report.pop("last", None)
         if phase.optimizer == "lm":
             lm = fit_lm(residuals, phase.steps)
             history += lm.history
             report = {"iterations": report.get("iterations", 0) + lm.iterations,
-                      "evaluations": report.get("evaluations", 0) + lm.evaluations, "stopped": lm.reason}
+                      "evaluations": report.get("evaluations", 0) + lm.evaluations, "stopped": lm.reason,
+                      "last": lm.last}
         else:
             trainer = Trainer(model, [phase], quiet, objective=Objective(residuals.nll_tensor))
             history += trainer.run().objective
@@ -73,7 +76,8 @@ def run_fit(model: OdeProblem, options: RunOptions) -> Result:
     lm = any(phase.optimizer == "lm" for phase in problem.training)
     if any(item.sigma is None for item in fit.items):
         residuals.update_sigmas(residuals.evaluate(jacobian=False)[0])
-    r, jac = _jacobian(residuals, lm)
+    last = report.pop("last", None)
+    r, jac = last if last is not None else _jacobian(residuals, lm)
     nll = residuals.nll(r)
     n, p = r.numel(), residuals.size
     estimated = any(item.sigma is None for item in fit.items)
