@@ -138,12 +138,26 @@ class _Sensitivities:
         return [self.derivative(item.expr, p, span) for item in self.problem.fit.items for p in self.params]
 
 
+def _lm_can_fit(problem: ir.Problem, checked: CheckedSpec) -> None:
+    """Levenberg-Marquardt moves params by symbolic sensitivities: no nets, at least one param."""
+    lm = next(s for s in checked.spec.statements if isinstance(s, ast.SettingsStmt) and s.call.func == "lm")
+    if problem.nets:
+        net = next(iter(problem.nets))
+        raise spec_error(checked, f"Levenberg-Marquardt fits params by their symbolic derivatives; the net '{net}' "
+                         "has none", lm.call.func_span, "fit nets with train adam(...) instead of lm")
+    if not problem.fit.params:
+        raise spec_error(checked, "Levenberg-Marquardt has no param to fit", lm.call.func_span,
+                         "declare what is unknown as a param, e.g. param k > 0 = 1")
+
+
 def fit_step(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     """The fit's step: sensitivity states when a phase is Levenberg-Marquardt, and the generated
     functions `fit_observed` and `fit_initial_k` of each experiment."""
     fit = problem.fit
     values = [item.expr for item in fit.items]
     lm = any(phase.optimizer == "lm" for phase in problem.training)
+    if lm:
+        _lm_can_fit(problem, checked)
     sensitivities = _Sensitivities(problem, checked)
     dynamics = sensitivities.dynamics() if lm else dict(problem.dynamics)
     states = list(dynamics)

@@ -111,20 +111,18 @@ def check_items(checker: Checker, out: CheckedSpec) -> None:
         checker.check_expr(item.model, "a fitted expression", FITTED)
         if item.sigma != "estimated":
             checker.check_expr(item.sigma, "a sigma", {"const"})
-    _enough_rows(checker, out)
+    enough_rows(out, lambda message, hint: checker.error(message, fit.items[0].span, hint))
 
 
-def _enough_rows(checker: Checker, out: CheckedSpec) -> None:
+def enough_rows(out: CheckedSpec, error) -> None:
     """More observations than fitted numbers (params, and one sigma per estimated column)."""
     fit = out.fit
     observations = sum(len(fit.datasets[i.data].times) for i in fit.items)
     unknowns = sum(_entries(b) for b in out.params.values() if b.distribution is None)
     unknowns += sum(1 for i in fit.items if i.sigma == "estimated")
     if observations <= unknowns:
-        item = fit.items[0]
-        raise checker.error(f"too few observations: {observations} data values for {unknowns} unknowns "
-                            "(params and estimated sigmas)", item.span,
-                            "add rows or columns to the data, or fix some params as consts")
+        raise error(f"too few observations: {observations} data values for {unknowns} unknowns "
+                    "(params and estimated sigmas)", "add rows or columns to the data, or fix some params as consts")
 
 
 def _entries(binding: ast.Binding) -> int:
@@ -230,6 +228,7 @@ def override_data(checked: CheckedSpec, name: str, path: str) -> None:
         if item.data == name and item.column not in dataset.columns:
             raise error(f"{dataset.path} has no column '{item.column}' (fitted on line {item.span.line})",
                         did_you_mean(item.column, dataset.columns))
+    enough_rows(checked, error)
 
 
 def detect(checker: Checker, out: CheckedSpec) -> tuple[ast.Span, str, str] | None:

@@ -52,6 +52,8 @@ class FitResiduals:
 
     def get(self) -> torch.Tensor:
         """The raw entries of the fitted params, flat."""
+        if not self.tensors:
+            return torch.zeros(0, dtype=self.model.dtype, device=self.model.device)
         return torch.cat([t.detach().reshape(-1) for t in self.tensors]).clone()
 
     @torch.no_grad()

@@ -77,12 +77,16 @@ def run_fit(model: OdeProblem, options: RunOptions) -> Result:
     if any(item.sigma is None for item in fit.items):
         residuals.update_sigmas(residuals.evaluate(jacobian=False)[0])
     last = report.pop("last", None)
-    r, jac = last if last is not None else _jacobian(residuals, lm)
+    n, p = sum(d.numel() for d in residuals.data), residuals.size
+    if p:
+        r, jac = last if last is not None else _jacobian(residuals, lm)
+    else:   # only nets are fitted (a universal differential equation): no covariance of params
+        with torch.no_grad():
+            r = torch.cat([(q - d) / s for q, d, s in zip(residuals.predictions(), residuals.data, residuals.sigma)])
     nll = residuals.nll(r)
-    n, p = r.numel(), residuals.size
     estimated = any(item.sigma is None for item in fit.items)
     inflation = n / (n - p) if estimated and n > p else 1.0
-    found, correlation, _ = estimates(problem, residuals.get(), jac, inflation)
+    found, correlation = estimates(problem, residuals.get(), jac, inflation)[:2] if p else ({}, {})
     _set_study_params(model, nll, found)
     with torch.no_grad():
         checks = evaluate_checks(model, model.solve())

@@ -114,3 +114,14 @@ def test_lotka_volterra_estimates_are_within_two_stderr() -> None:
     result = impsolve.solve(ROOT / "specs" / "lotka_volterra.imp", write=False)
     assert result.status == "ok", [c for c in result.checks if not c.passed]
     assert len(result.checks) == 6 and result.fit["iterations"] <= 30
+
+
+def test_a_net_is_fitted_with_adam_and_lm_says_why_not(tmp_path: Path) -> None:
+    spec = decay_spec(tmp_path, train="train adam(lr=0.01, steps=5)")
+    spec.write_text(spec.read_text().replace("param k > 0 = 0.3, x0 in [0, 10] = 1", "net rate(x): mlp(hidden=[4])")
+                    .replace("state x = x0", "state x = 2").replace("der(x) = -k*x", "der(x) = -rate(x)"))
+    result = impsolve.solve(spec, write=False)
+    assert result.estimates == {} and len(result.objective.history) == 5
+    spec.write_text(spec.read_text().replace("train adam(lr=0.01, steps=5)", "train lm(steps=5)"))
+    with pytest.raises(SpecError, match="fit nets with train adam"):
+        impsolve.load(spec)
