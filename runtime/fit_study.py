@@ -92,7 +92,7 @@ def run_fit(model: OdeProblem, options: RunOptions) -> Result:
         checks = evaluate_checks(model, model.solve())
     sigmas = {f"{fit.experiments[i.experiment].name}.{i.column}": s for i, s in zip(fit.items, residuals.sigma)}
     summary = {"optimizer": [phase.optimizer for phase in problem.training], **report, "observations": n,
-               "fitted": p, "sigma": sigmas, "sigma_estimated": estimated, "wall_time_fit_s": None}
+               "fitted": p, "sigma": sigmas, "sigma_estimated": estimated}
     result = assemble_result(
         model, options, start, status=status_of(checks), steps=len(history),
         objective=ObjectiveResult(sense="minimize", expr=OBJECTIVE_TEXT, final=nll, history=history),
