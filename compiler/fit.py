@@ -140,13 +140,15 @@ class _Sensitivities:
 
 def _lm_can_fit(problem: ir.Problem, checked: CheckedSpec) -> None:
     """Levenberg-Marquardt moves params by symbolic sensitivities: no nets, at least one param."""
-    lm = next(s for s in checked.spec.statements if isinstance(s, ast.SettingsStmt) and s.call.func == "lm")
+    lm = next((s.call.func_span for s in checked.spec.statements if isinstance(s, ast.SettingsStmt)
+               and s.call.func == "lm"), None)   # None: lm is the default, located at the fit
+    span = lm or next(s for s in checked.spec.statements if isinstance(s, ast.FitStmt)).span
     if problem.nets:
         net = next(iter(problem.nets))
         raise spec_error(checked, f"Levenberg-Marquardt fits params by their symbolic derivatives; the net '{net}' "
-                         "has none", lm.call.func_span, "fit nets with train adam(...) instead of lm")
+                         "has none", span, "fit nets with train adam(...) instead of lm")
     if not problem.fit.params:
-        raise spec_error(checked, "Levenberg-Marquardt has no param to fit", lm.call.func_span,
+        raise spec_error(checked, "Levenberg-Marquardt has no param to fit", span,
                          "declare what is unknown as a param, e.g. param k > 0 = 1")
 
 

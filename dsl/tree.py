@@ -265,8 +265,12 @@ class ToAst(Transformer_NonRecursive):
                             _token_span(path), options or (), initial or (), _span(meta))
 
     def fit_item(self, meta, children):
-        model, data, column, sigma = children
-        return ast.FitItem(model, str(data), _token_span(data), str(column), _token_span(column), sigma, _span(meta))
+        model, pair, sigma = children
+        data, column = str(pair).split(".")
+        whole = _token_span(pair)
+        dot = whole.column + len(data)
+        return ast.FitItem(model, data, ast.Span(whole.line, whole.column, whole.line, dot), column,
+                           ast.Span(whole.line, dot + 1, whole.line, whole.end_column), sigma, _span(meta))
 
     def sigma_value(self, meta, children):
         return children[0]
