@@ -9,7 +9,7 @@ import sys
 
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
-from . import bayes_design, discrete, identify, ir, kinds, ode  # noqa: F401 - registers the built-in kinds
+from . import bayes_design, discrete, fit, identify, ir, kinds, ode  # noqa: F401 - registers the built-in kinds
 from .lower import lower
 from .program import Program, generate
 

@@ -162,7 +162,8 @@ class ExpressionLowering:
             return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])))
         if n.func in self.nets:
             return self.net_call(n, [go(a) for a in n.args])
-        if n.func in ("integral", "mean", "total", *DESIGN_FUNCTIONS) or n.func in self.checked.states:
+        study_call = self.study is not None and self.study.handles(n)   # e.g. a fit's stderr(k)
+        if n.func in ("integral", "mean", "total", *DESIGN_FUNCTIONS) or n.func in self.checked.states or study_call:
             if at_time is None:  # the checker allows these only where at_time is given
                 raise self.error(f"{n.func}(...) is not allowed here", n.span)
             return at_time(n.func, n)

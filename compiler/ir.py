@@ -127,6 +127,7 @@ class Param:
     name: str
     shape: tuple[int, ...]
     initial: list[sp.Expr]
+    bounds: tuple[float | None, float | None] | None = None   # (low, high): `initial` is raw (compiler.bounds)
 
 
 @dataclass
@@ -181,6 +182,43 @@ class DesignStudy:
 
 
 @dataclass
+class Experiment:
+    """One data set of a fit: its observation times and its own initial states (state -> value)."""
+
+    name: str
+    path: str
+    times: list[float]
+    initial: dict[str, sp.Expr]
+
+
+@dataclass
+class FitItem:
+    """A fitted expression (pointwise), the experiment and column it is fitted to, the data, and
+    its noise std (None: estimated, one sigma per item)."""
+
+    text: str
+    expr: sp.Expr
+    experiment: int
+    column: str
+    data: list[float]
+    sigma: float | None
+
+
+@dataclass
+class FitStudy:
+    """A fit to measured data (compiler.fit). `params` are the fitted params (every param of the
+    spec); the generated functions `fit_observed` (each item's value, then its derivative with
+    respect to each fitted param entry, item-major) and `fit_initial_k` (experiment k's initial
+    states, sensitivities included) serve Levenberg-Marquardt."""
+
+    experiments: list[Experiment]
+    items: list[FitItem]
+    params: list[str]
+    nll: str
+    stderr: dict[str, str]     # fitted param -> the study param holding its standard error
+
+
+@dataclass
 class Problem:
     name: str
     title: str
@@ -204,6 +242,7 @@ class Problem:
     random_symbols: list[sp.Symbol] = field(default_factory=list)
     design: DesignStudy | None = None                      # a sequential design study (report §6)
     discrete: "Discrete | None" = None       # discrete-time specs (compiler.discrete)
+    fit: FitStudy | None = None              # a fit to measured data (compiler.fit)
     time_model: str = "ode"                  # "ode", "rollout", "static" or a registered one (compiler.kinds)
     study: str = "train"                     # "train", "design", "identify" or a registered one
     study_settings: dict[str, object] = field(default_factory=dict)   # the `study NAME(...)` arguments

@@ -13,7 +13,7 @@ from sympy.core.function import AppliedUndef
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
-from . import ir, kinds
+from . import bounds, ir, kinds
 from .derivative import residual_jacobian
 from .expressions import ExpressionLowering, source_text
 from .functions import batch_mean
@@ -68,7 +68,26 @@ class Lowering(ExpressionLowering):
             params[name] = ir.Param(name, dims, entries(value))
             symbols = [sp.Symbol(c, real=True) for c in component_names(name, dims)]
             self.env[name] = shaped(dims, symbols)
+            if b.bound is not None:
+                params[name] = self.bounded_param(params[name], b, symbols)
         return params
+
+    def bounded_param(self, param: ir.Param, b: ast.Binding, symbols: list[sp.Symbol]) -> ir.Param:
+        """A param with a bound: the generated code holds raw values (compiler.bounds), the spec sees
+        the bounded ones; the initial values must lie strictly inside."""
+        low, high = (None if v is None else float(self.constant(v, "a bound")) for v in (b.bound.low, b.bound.high))
+        if low is not None and high is not None and not low < high:
+            raise self.error("a bound [low, high] needs low < high", b.bound.span)
+        if any(not e.is_number for e in param.initial):
+            raise self.error("a bounded param starts at a number, not a random draw", b.value.span)
+        values = [float(e) for e in param.initial]
+        outside = next((v for v in values if not bounds.inside(v, low, high)), None)
+        if outside is not None:
+            raise self.error(f"the initial value {outside:g} of '{b.name}' is not inside its bound", b.value.span,
+                             "a bounded param starts strictly inside (the bound itself is never reached)")
+        self.env[b.name] = shaped(param.shape, [bounds.bounded(s, low, high) for s in symbols])
+        raw = [sp.Float(bounds.raw_value(v, low, high)) for v in values]
+        return ir.Param(param.name, param.shape, raw, (low, high))
 
     def declare_named(self) -> None:
         """Lets, controls and implicit unknowns, in dependency order."""

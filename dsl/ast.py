@@ -93,6 +93,17 @@ class Binding:
     value: Expr | None
     distribution: Call | None
     span: Span
+    bound: "Bound | None" = None   # `param k > 0 = 1`, `param k in [a, b] = v` (dsl/fitting.py)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A param's constraint: `> low`, `< high` (either may be None) or `in [low, high]`."""
+
+    low: Expr | None
+    high: Expr | None
+    op: str          # ">", ">=", "<", "<=" or "in"
+    span: Span
 
 
 @dataclass(frozen=True)
@@ -358,6 +369,44 @@ class StudyStmt:
     span: Span
 
 
+@dataclass(frozen=True)
+class DataStmt:
+    """`data lv = csv("file.csv", time=t) with x = 2`: a table of measurements (path relative to
+    the spec), its time column and, optionally, the experiment's own initial states."""
+
+    name: str
+    name_span: Span
+    reader: str
+    reader_span: Span
+    path: str
+    path_span: Span
+    options: tuple[tuple[str, Expr, Span], ...]
+    initial: tuple[tuple[str, Expr, Span], ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class FitItem:
+    """`x to lv.prey sigma 0.5`: a model expression fitted to a data column, with its noise level
+    (a number, "estimated", or None: the statement's last one)."""
+
+    model: Expr
+    data: str
+    data_span: Span
+    column: str
+    column_span: Span
+    sigma: "Expr | str | None"
+    span: Span
+
+
+@dataclass(frozen=True)
+class FitStmt:
+    """`fit x to lv.prey, y to lv.predator sigma 0.5`: what the model is fitted to."""
+
+    items: tuple[FitItem, ...]
+    span: Span
+
+
 DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStmt, IdentifyStmt, BaselineStmt,
                           SequenceStmt]
 
@@ -365,7 +414,7 @@ DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStm
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
     ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ImplicitStmt, ReferenceStmt, PlotStmt,
-    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement, StudyStmt,
+    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement, StudyStmt, DataStmt, FitStmt,
 ]
 
 

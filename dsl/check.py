@@ -44,6 +44,26 @@ class DiscreteSpec:
 
 
 @dataclass
+class Dataset:
+    """A `data` statement's table, read and checked (dsl/fitting.py): observation times and columns."""
+
+    statement: ast.DataStmt
+    path: str
+    time_column: str
+    times: tuple[float, ...]
+    columns: dict[str, tuple[float, ...]]
+
+
+@dataclass
+class FitSpec:
+    """A fit study's data sets (by name, in statement order) and fitted items (each with its sigma:
+    an expression, or "estimated")."""
+
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+    items: list[ast.FitItem] = field(default_factory=list)
+
+
+@dataclass
 class CheckedSpec:
     """A spec whose names, kinds and settings are resolved; declarations in dependency order."""
 
@@ -75,6 +95,7 @@ class CheckedSpec:
     truth: dict[str, tuple[ast.Expr, ast.Span]] = field(default_factory=dict)
     rounds: int | None = None
     discrete: DiscreteSpec | None = None     # discrete-time statements (dsl.discrete), None in ODE specs
+    fit: FitSpec | None = None               # a fit to measured data (dsl.fitting)
     # the problem's kind on its two axes (docs/design.md): how time passes and what is done with the model
     time_model: str = "ode"                  # "ode" (der), "rollout" (next), "static" (no states)
     study: str = "train"                     # "train", "design", "identify" or a registered study (dsl.kinds)
@@ -105,6 +126,8 @@ class CheckedSpec:
                     raise SpecError(f"cannot set '{key}': the spec has {len(self.training)} training phase(s)",
                                     None, filename="--set")
                 self.training[phase - 1] = override(self.training[phase - 1], key, option, raw)
+            elif section in OVERRIDE_SECTIONS and option:
+                OVERRIDE_SECTIONS[section](self, option, raw)
             else:
                 raise SpecError(f"cannot set '{key}'", None, filename="--set",
                                 hint="use train.<option>, train2.<option> or solve.<option>, e.g. train.lr=0.01")
@@ -115,7 +138,13 @@ class CheckedSpec:
         return self
 
 
-OVERRIDE_CHECKS: list[Callable[[CheckedSpec], None]] = []   # a kind's rules for settings changed by --set
+OVERRIDE_CHECKS: list[Callable[[CheckedSpec], None]] = []
+OVERRIDE_SECTIONS: dict[str, Callable[[CheckedSpec, str, str], None]] = {}   # a kind's own `--set section.key=`
+
+
+def register_override_section(section: str, apply: Callable[[CheckedSpec, str, str], None]) -> None:
+    """Let `--set section.key=value` call `apply(checked, key, value)` (e.g. `data.lv=other.csv`)."""
+    OVERRIDE_SECTIONS[section] = apply   # a kind's rules for settings changed by --set
 
 
 def register_override_check(rule: Callable[[CheckedSpec], None]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import ast
 from .check import CheckedSpec
 from .checker import Checker, register_check
+from .kinds import STUDIES
 
 
 def check_structure(checker: Checker, out: CheckedSpec) -> None:
@@ -20,7 +21,8 @@ def check_structure(checker: Checker, out: CheckedSpec) -> None:
     if out.states:
         if out.horizon and out.stop:
             raise checker.error("give either 'horizon' or 'stop when', not both", out.stop.span)
-        if not out.horizon and not out.stop and not out.observation:   # a design study ends at its observation
+        ends = out.observation or not STUDIES[out.study].needs_horizon   # a design study ends at its observation
+        if not out.horizon and not out.stop and not ends:
             raise checker.error("a spec with states needs 'horizon <T>' or 'stop when <condition> within <T>'",
                                 next(iter(out.states.values())).span)
     if out.stop:

@@ -36,6 +36,7 @@ class Study:
     check: StudyCheck | None = None
     detect: Detect | None = None   # a built-in study's own statements; None: chosen by `study NAME(...)`
     accepts: str = ""              # the time models it accepts, in words
+    needs_horizon: bool = True     # False: the study decides where trajectories end (a fit: its last datum)
 
 
 STUDIES: dict[str, Study] = {}
@@ -43,18 +44,19 @@ STUDIES: dict[str, Study] = {}
 
 def register_study(name: str, time_models: frozenset[str] | set[str] = frozenset(TIME_MODELS),
                    check: StudyCheck | None = None, *, detect: Detect | None = None,
-                   accepts: str | None = None) -> None:
+                   accepts: str | None = None, needs_horizon: bool = True) -> None:
     """Register the study `name` for the time models it accepts. A spec selects it with
     `study name(key=value, ...)`; `check(checked, statement)`, run at the end of the checker, may
     raise a SpecError (located at a span of the statement). `detect` and `accepts` serve the
-    built-in studies that have statements of their own."""
+    built-in studies that have statements of their own; `needs_horizon=False` lets continuous-time specs
+of the study go without `horizon` or `stop when`."""
     if not name.isidentifier() or keyword.iskeyword(name):
         raise ValueError(f"a study's name is a name, got {name!r}")
     unknown = set(time_models) - set(TIME_MODELS)
     if not time_models or unknown:
         raise ValueError(f"time models are some of {', '.join(TIME_MODELS)}, got {sorted(time_models)}")
     words = " or ".join(TIME_MODEL_WORDS[m] for m in TIME_MODELS if m in time_models)
-    STUDIES[name] = Study(name, frozenset(time_models), check, detect, accepts or words)
+    STUDIES[name] = Study(name, frozenset(time_models), check, detect, accepts or words, needs_horizon)
 
 
 register_study("train")

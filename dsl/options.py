@@ -38,9 +38,10 @@ def settings_problem(ode: OdeOptions) -> tuple[str, str] | None:
 
 
 class TrainOptions(_Options):
-    """`train adam(...)`, `train sgd(...)`, `train lbfgs(...)`: the optimiser and its schedule."""
+    """`train adam(...)`, `train sgd(...)`, `train lbfgs(...)`: the optimiser and its schedule;
+    `train lm(steps=...)`: Levenberg-Marquardt iterations of a fit (dsl/fitting.py)."""
 
-    optimizer: Literal["adam", "sgd", "lbfgs"] = "adam"
+    optimizer: Literal["adam", "sgd", "lbfgs", "lm"] = "adam"
     lr: PositiveFloat = 0.01
     steps: PositiveInt = 300
     schedule: Literal["constant", "cosine", "step"] = "constant"
@@ -90,6 +91,7 @@ SETTINGS = {
     ("train", "adam"): TrainOptions,
     ("train", "sgd"): TrainOptions,
     ("train", "lbfgs"): TrainOptions,
+    ("train", "lm"): TrainOptions,
     ("net", "mlp"): MlpOptions,
     ("implicit", "newton"): NewtonOptions,
     ("implicit", "picard"): NewtonOptions,

@@ -85,6 +85,21 @@ class ToAst(Transformer_NonRecursive):
         name, shape, dist = children
         return ast.Binding(str(name), _token_span(name), shape or (), None, dist, _span(meta))
 
+    def bind_bounded(self, meta, children):
+        name, shape, bound, value = children
+        return ast.Binding(str(name), _token_span(name), shape or (), value, None, _span(meta), bound)
+
+    def one_sided_bound(self, meta, children):
+        op, value = children
+        if str(op) not in (">", ">=", "<", "<="):
+            raise SpecError(f"a bound is '> low', '< high' or 'in [low, high]', not '{op}'", _token_span(op))
+        low, high = (value, None) if str(op).startswith(">") else (None, value)
+        return ast.Bound(low, high, str(op), _span(meta))
+
+    def interval_bound(self, meta, children):
+        low, high = children
+        return ast.Bound(low, high, "in", _span(meta))
+
     def _decl(kind):  # noqa: N805
         def method(self, meta, children):
             return ast.DeclStmt(kind, tuple(children), _span(meta))
@@ -242,6 +257,29 @@ class ToAst(Transformer_NonRecursive):
     def study_stmt(self, meta, children):
         call = children[0]
         return ast.StudyStmt(call.func, call.func_span, call, _span(meta))
+
+    # fitting to data
+    def data_stmt(self, meta, children):
+        name, reader, path, options, initial = children
+        return ast.DataStmt(str(name), _token_span(name), str(reader), _token_span(reader), str(path)[1:-1],
+                            _token_span(path), options or (), initial or (), _span(meta))
+
+    def fit_item(self, meta, children):
+        model, pair, sigma = children
+        data, column = str(pair).split(".")
+        whole = _token_span(pair)
+        dot = whole.column + len(data)
+        return ast.FitItem(model, data, ast.Span(whole.line, whole.column, whole.line, dot), column,
+                           ast.Span(whole.line, dot + 1, whole.line, whole.end_column), sigma, _span(meta))
+
+    def sigma_value(self, meta, children):
+        return children[0]
+
+    def sigma_estimated(self, meta, children):
+        return "estimated"
+
+    def fit_stmt(self, meta, children):
+        return ast.FitStmt(tuple(children), _span(meta))
 
     def start(self, meta, children):
         return [c for c in children if c is not None]

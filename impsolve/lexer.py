@@ -50,7 +50,7 @@ class ImpLexer(RegexLexer):
             (r"[A-Za-z_][A-Za-z0-9_]*", Name),
             (NUMBER, Number),
             (OPERATORS, Operator),
-            (r"[()\[\],:]", Punctuation),
+            (r"[()\[\],:.]", Punctuation),
             (r"\\\n", Text),
             (r"\s+", Text),
         ],

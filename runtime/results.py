@@ -49,6 +49,14 @@ class DesignRound(BaseModel):
     expects: list[Check] = []
 
 
+class Estimate(BaseModel):
+    """A fitted param entry (fit studies): its value, standard error and 95 % interval."""
+
+    value: float | None
+    stderr: float | None
+    ci95: list[float | None]
+
+
 class Result(BaseModel):
     """What a run produces; users' scripts read these fields from result.json."""
 
@@ -69,6 +77,9 @@ class Result(BaseModel):
     rounds: list[DesignRound] = []    # design studies only
     identify: dict[str, Any] = {}      # identification studies (runtime.identify); empty otherwise
     solver: dict[str, str] = {}        # the ODE solver tier that ran and why (runtime.solvers.plan); ODE specs
+    estimates: dict[str, Estimate] = {}   # fit studies (runtime.fit_study): per fitted param entry
+    correlation: dict[str, dict[str, float | None]] = {}   # fit studies: the estimates' correlation matrix
+    fit: dict[str, Any] = {}           # fit studies: optimiser iterations, observations, sigmas
     out_dir: str | None = None
 
     @property

@@ -52,7 +52,7 @@ from impsolve.dsl.lexing import STATEMENT_KEYWORDS, lark_parser as _lark
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {p.stem: p.read_text() for p in sorted((ROOT / "specs").glob("*.imp"))}
-FILENAME = "fuzz.imp"
+FILENAME = str(ROOT / "specs" / "fuzz.imp")   # next to the real specs, so their data files resolve
 MAX_SECONDS = 1.0
 GRAMMAR_EXAMPLES = 1_000
 MUTATIONS = 2_000

@@ -3,7 +3,9 @@
 (`SpecError.render()`, the file named relative to the repository root), compared exactly.
 
 The spec goes through parse, check and the SymPy lowering (shape mistakes surface there), as in
-`impsolve.load`. After an intended change of a message, regenerate the expected files with
+`impsolve.load`. Bad-data cases (fits, issue 13) read CSV files from golden_errors/data/, named
+relative to the spec's folder as a spec names them; the test runs from the repository root so the
+file names in the messages are the relative ones. After an intended change of a message, regenerate the expected files with
 
     IMPSOLVE_UPDATE_GOLDEN=1 python -m pytest tests/test_golden_errors.py
 
@@ -40,7 +42,8 @@ def rendered_error(path: Path) -> SpecError:
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_golden_error(path):
+def test_golden_error(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
     err = rendered_error(path)
     rendered = err.render()
     expected_path = path.with_suffix(".expected")

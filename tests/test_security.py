@@ -552,6 +552,7 @@ def warm():
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_no_evaluation_of_spec_text_while_loading_compiling_and_running(path, warm, monkeypatch):
+    monkeypatch.chdir(path.parent)   # spec text names its data files relative to the working folder
     original = path.read_text()
     marked = renamed(original)
     guard = Guard()
