@@ -14,6 +14,7 @@ from sympy.core.function import AppliedUndef
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from . import ir, kinds
+from .constraints import constraint_functions, free_final_time
 from .derivative import residual_jacobian
 from .expressions import ExpressionLowering, source_text
 from .functions import batch_mean
@@ -188,5 +189,5 @@ def lower(checked: CheckedSpec) -> ir.Problem:
     problem = kinds.time_model(checked.time_model).lower(checked)
     problem = replace(problem, time_model=checked.time_model, study=checked.study,
                       study_settings=dict(checked.study_settings))
-    problem = running_costs(final_values(problem))
+    problem = free_final_time(constraint_functions(running_costs(final_values(problem))))
     return to_minimize(kinds.study_step(checked.study)(problem, checked))

@@ -358,6 +358,41 @@ class StudyStmt:
     span: Span
 
 
+# ------------------------------------------------------- optimal control (dsl/constraints.py)
+@dataclass(frozen=True)
+class ConstraintStmt:
+    """`subject to lhs op rhs [always]`: a terminal constraint (of x(T), x(0), T, params) or, with
+    `always`, a path constraint that holds at every time of the trajectory."""
+
+    left: Expr
+    op: str
+    right: Expr
+    always: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class OpenLoopStmt:
+    """`control u [in [low, high]] piecewise(N=50)`: a free function of time on [0, T], its values
+    trained; with a range, kept inside it."""
+
+    name: str
+    name_span: Span
+    low: Expr | None
+    high: Expr | None
+    call: Call
+    span: Span
+
+
+@dataclass(frozen=True)
+class FreeHorizonStmt:
+    """`horizon free in [low, high]`: the final time T is a decision variable inside the range."""
+
+    low: Expr
+    high: Expr
+    span: Span
+
+
 DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStmt, IdentifyStmt, BaselineStmt,
                           SequenceStmt]
 
@@ -365,7 +400,8 @@ DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStm
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
     ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ImplicitStmt, ReferenceStmt, PlotStmt,
-    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement, StudyStmt,
+    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement, StudyStmt, ConstraintStmt, OpenLoopStmt,
+    FreeHorizonStmt,
 ]
 
 

@@ -20,7 +20,7 @@ def check_structure(checker: Checker, out: CheckedSpec) -> None:
     if out.states:
         if out.horizon and out.stop:
             raise checker.error("give either 'horizon' or 'stop when', not both", out.stop.span)
-        if not out.horizon and not out.stop and not out.observation:   # a design study ends at its observation
+        if not out.horizon and not out.stop and not out.observation and not out.free_horizon:   # a design study ends at its observation
             raise checker.error("a spec with states needs 'horizon <T>' or 'stop when <condition> within <T>'",
                                 next(iter(out.states.values())).span)
     if out.stop:

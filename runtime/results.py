@@ -49,6 +49,15 @@ class DesignRound(BaseModel):
     expects: list[Check] = []
 
 
+class ConstraintResult(BaseModel):
+    """One `subject to` constraint at the end: its value c (wanted c == 0 or c <= 0; a path
+    constraint's is ∫ max(g, 0)² dt), its violation and its Lagrange multiplier estimate."""
+
+    value: float | None
+    violation: float | None
+    multiplier: float | None
+
+
 class Result(BaseModel):
     """What a run produces; users' scripts read these fields from result.json."""
 
@@ -69,6 +78,7 @@ class Result(BaseModel):
     rounds: list[DesignRound] = []    # design studies only
     identify: dict[str, Any] = {}      # identification studies (runtime.identify); empty otherwise
     solver: dict[str, str] = {}        # the ODE solver tier that ran and why (runtime.solvers.plan); ODE specs
+    constraints: dict[str, ConstraintResult] = {}   # `subject to` constraints (runtime.constraints); else empty
     out_dir: str | None = None
 
     @property
