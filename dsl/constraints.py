@@ -59,6 +59,10 @@ def check_structure(checker: Checker, out: CheckedSpec) -> None:
     if out.free_horizon and (out.horizon or out.stop):
         raise checker.error("give either 'horizon free', 'horizon' or 'stop when', not two of them",
                             out.free_horizon.span)
+    for s, _ in out.open_loops.values():
+        if out.stop:
+            raise checker.error("a piecewise control needs a 'horizon' (fixed or free): its intervals divide [0, T]",
+                                s.span, "end the trajectory with 'horizon free in [a, b]' and a terminal constraint")
     for what, span in [("'horizon free'", out.free_horizon.span if out.free_horizon else None),
                        *[("a piecewise control", s.span) for s, _ in out.open_loops.values()],
                        *[("a path constraint ('always')", s.span) for s in out.constraints if s.always]]:

@@ -19,12 +19,13 @@ from .errors import RunError
 from .model import CompiledProblem
 from .train import Objective, Trainer
 
-MU = 10.0            # the first penalty weight
+MU = 100.0           # the first penalty weight
 GROWTH = 10.0        # its factor when the violation does not fall enough
 MAX_MU = 1e12
 OUTER = 25           # outer iterations at most
 TOL = 1e-10          # largest violation at which the outer loop stops
 FEASIBLE = 1e-6      # largest violation a run may end with
+STALLED = 1e-13      # relative change of the augmented objective over a step that ends an inner phase
 
 
 @dataclass
@@ -51,6 +52,8 @@ class AugmentedLagrangian:
         self.multipliers = torch.zeros(len(constraints), dtype=model.dtype, device=model.device)
         self.mu = MU
         self.objective_value = math.nan   # the objective of the latest evaluation (for the history)
+        self.augmented: list[float] = []  # the augmented objective of each evaluation since the last step
+        self.last_step = math.inf         # its value at the start of the previous step
 
     def values(self, solution) -> torch.Tensor:
         """The constraint values c (c == 0 or c <= 0 wanted) at a solution."""
@@ -72,7 +75,17 @@ class AugmentedLagrangian:
         solution = self.model.solve()
         objective = self.model.objective(solution)
         self.objective_value = float(objective.detach())
-        return objective + self.model.problem.objective.scale * self.penalty(self.values(solution))
+        augmented = objective + self.model.problem.objective.scale * self.penalty(self.values(solution))
+        self.augmented.append(float(augmented.detach()))
+        return augmented
+
+    def converged(self) -> bool:
+        """After a step: whether it changed the augmented objective by less than STALLED (relative);
+        the inner phase then ends (a stalled L-BFGS step would only repeat itself)."""
+        start, self.augmented = (self.augmented[0] if self.augmented else math.nan), []
+        stalled = abs(start - self.last_step) <= STALLED * (1 + abs(start))
+        self.last_step = start
+        return stalled
 
     def estimate(self, values: list[float], multipliers: list[float], mu: float) -> list[float]:
         """The first-order multiplier estimate λ + μ c (clipped at 0 for inequalities)."""
@@ -97,8 +110,10 @@ def train_constrained(trainer: Trainer, al: AugmentedLagrangian, quiet: bool = T
     """The outer loop; returns one row per outer iteration."""
     rows: list[Outer] = []
     previous = math.inf
+    trainer.converged = al.converged
     for k in range(1, OUTER + 1):
         multipliers = al.multipliers.tolist()
+        al.last_step = math.inf
         try:
             trainer.run()
         except NonFiniteError as err:
