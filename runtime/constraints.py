@@ -3,7 +3,8 @@
 Each outer iteration minimises f + Σ_eq (λ c + μ/2 c²) + Σ_ineq μ/2 (max(0, λ/μ + c)² - (λ/μ)²)
 with the spec's training phases (all of them the first time, then the last one, e.g. L-BFGS,
 warm-started), then updates λ (λ + μ c; clipped at 0 for c <= 0) and multiplies μ by 10 when
-the largest violation did not fall to a quarter. It stops once every violation is below TOL;
+the largest violation did not fall to a quarter. It stops once every violation is below TOL, or
+when it is below FEASIBLE and two outer iterations in a row did not halve it;
 constraints still violated after the last iteration end the run with a RunError naming them.
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ MAX_MU = 1e12
 OUTER = 25           # outer iterations at most
 TOL = 1e-10          # largest violation at which the outer loop stops
 FEASIBLE = 1e-6      # largest violation a run may end with
-STALLED = 1e-13      # relative change of the augmented objective over a step that ends an inner phase
+PATIENCE = 2         # feasible outer iterations in a row that do not halve the violation end the loop
+STALLED = 1e-12      # relative change of the augmented objective over a step that ends an inner phase
 
 
 @dataclass
@@ -109,7 +111,7 @@ class AugmentedLagrangian:
 def train_constrained(trainer: Trainer, al: AugmentedLagrangian, quiet: bool = True) -> list[Outer]:
     """The outer loop; returns one row per outer iteration."""
     rows: list[Outer] = []
-    previous = math.inf
+    previous, stalls = math.inf, 0
     trainer.converged = al.converged
     for k in range(1, OUTER + 1):
         multipliers = al.multipliers.tolist()
@@ -131,7 +133,8 @@ def train_constrained(trainer: Trainer, al: AugmentedLagrangian, quiet: bool = T
         if not quiet:
             print(f"outer {k}: objective {objective:.8g}, largest violation {worst:.3g}, mu {al.mu:.3g}",
                   file=sys.stderr)
-        if worst <= TOL or not math.isfinite(worst):
+        stalls = stalls + 1 if FEASIBLE >= worst > 0.5 * previous else 0
+        if worst <= TOL or not math.isfinite(worst) or stalls >= PATIENCE:
             break
         al.update(values, previous)
         previous = worst
