@@ -39,7 +39,7 @@ class OdeLowering(Lowering):
         self.declare_named()
         dynamics = self.dynamics()
         controls = {}
-        for name in c.controls:
+        for name in [*c.controls, *c.open_loops]:
             value = self.env[name]
             controls.update(zip(component_names(name, shape(value)), entries(value)))
         if self.study:

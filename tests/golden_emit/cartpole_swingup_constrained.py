@@ -21,11 +21,14 @@ def build(params, nets):
     def objective(t, s, s0=None, sT=None, T=None):
         return (sT[..., 4], )
 
+    def controls(t, s, s0=None, sT=None, T=None):
+        return (net_0(_column((0.5)*t))[..., 0], )
+
     def constraints(t, s, s0=None, sT=None, T=None):
         return (sT[..., 2], sT[..., 3], sT[..., 0], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
         return (torch.square(sT[..., 2]) + torch.square(sT[..., 3]) + torch.square(sT[..., 0]), 1e-12, )
 
-    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'constraints': constraints, 'expect_0': expect_0}
+    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0}
 

@@ -18,11 +18,14 @@ def build(params, nets):
     def objective(t, s, s0=None, sT=None, T=None):
         return (4.5*torch.sigmoid(p_0) + 0.5, )
 
+    def controls(t, s, s0=None, sT=None, T=None):
+        return (net_0(_column(t))[..., 0], )
+
     def constraints(t, s, s0=None, sT=None, T=None):
         return (sT[..., 0], sT[..., 1], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
         return (4.5*torch.sigmoid(p_0) + 0.5, 2, )
 
-    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'constraints': constraints, 'expect_0': expect_0}
+    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0}
 

@@ -19,6 +19,9 @@ def build(params, nets):
     def objective(t, s, s0=None, sT=None, T=None):
         return (sT[..., 0], )
 
+    def controls(t, s, s0=None, sT=None, T=None):
+        return (net_0(_column(t))[..., 0], )
+
     def constraints(t, s, s0=None, sT=None, T=None):
         return (sT[..., 1] - 2, )
 
@@ -28,5 +31,5 @@ def build(params, nets):
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (7.0*torch.sigmoid(p_0) + 1.0, 4.0873095, )
 
-    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1}
+    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1}
 
