@@ -90,9 +90,15 @@ def casadi_run(name: str) -> dict:
             "iterations": int(opti.stats()["iter_count"])}
 
 
+def spec_file(name: str) -> Path:
+    """The spec: shipped in specs/, or (not yet verified for every seed) next to this script."""
+    shipped = ROOT / "specs" / f"{name}.imp"
+    return shipped if shipped.exists() else Path(__file__).parent / f"{name}.imp"
+
+
 def impsolve_run(name: str) -> dict:
     import impsolve
-    result = impsolve.solve(ROOT / "specs" / f"{name}.imp", device="cpu")
+    result = impsolve.solve(spec_file(name), device="cpu")
     violation = max((c.violation for c in result.constraints.values()), default=0.0)
     return {"objective": result.objective.final, "solve_s": result.wall_time_s, "violation": violation}
 
@@ -115,7 +121,7 @@ def main() -> int:
     rows = {}
     for name in args.specs:
         mine, theirs = impsolve_run(name), casadi_run(name)
-        mine["process_s"] = process_time(["-m", "impsolve", "run", str(ROOT / "specs" / f"{name}.imp"), "--quiet"])
+        mine["process_s"] = process_time(["-m", "impsolve", "run", str(spec_file(name)), "--quiet"])
         theirs["process_s"] = process_time(["-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                                         f"import optimal_control as b; b.casadi_run({name!r})"])
         rows[name] = {"impsolve": mine, "casadi": theirs,
