@@ -12,7 +12,7 @@ from typing import Any
 import sympy as sp
 
 from ..dsl.ast import Span
-from ..dsl.options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, TrainOptions
+from ..dsl.options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, TrainOptions
 
 TIME = sp.Symbol("t", real=True)
 FINAL_TIME = sp.Symbol("T", real=True)
@@ -51,7 +51,7 @@ class Net:
 
     name: str
     inputs: tuple[str, ...]
-    options: MlpOptions
+    options: MlpOptions | OpenLoop
     sizes: tuple[int, ...] = ()     # entries per input; () = one each
 
     @property
@@ -219,6 +219,40 @@ class FitStudy:
 
 
 @dataclass
+class OpenLoop:
+    """The options of an open-loop control (`control u in [low, high] piecewise(...)`), bound at run
+    time to its piecewise values (a Net's options in place of an MLP's)."""
+
+    options: PiecewiseOptions
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass
+class Constraint:
+    """`subject to ...`, as `expr == 0` (kind "eq") or `expr <= 0` (kind "ineq") over initial/final
+    symbols, T and params. A path constraint g <= 0 `always` is the equality ∫ max(g, 0)² dt == 0
+    (an extra running state, compiler.constraints)."""
+
+    name: str       # as written in the spec (with [i] per entry of a vector constraint)
+    kind: str       # "eq" | "ineq"
+    expr: sp.Expr
+    line: int
+    path: bool = False
+
+
+@dataclass
+class FreeTime:
+    """`horizon free in [low, high]`: T = low + (high - low) * sigmoid(raw), `raw` a param; the
+    dynamics run in rescaled time s = t / T on [0, 1] (compiler.constraints.free_final_time)."""
+
+    low: float
+    high: float
+    raw: str
+    value: sp.Expr      # T as an expression of the raw param
+
+
+@dataclass
 class Problem:
     name: str
     title: str
@@ -251,6 +285,8 @@ class Problem:
     functions: dict[str, tuple[list[sp.Expr], str]] = field(default_factory=dict)   # a study's own generated
     # functions: name -> (entries, "tuple" or "stack"), e.g. a design study's "observation"
     tensor: Any = None   # the tensor path's `tensors.TensorModel` (compiler.tensor_lower), None when scalarised
+    constraints: list[Constraint] = field(default_factory=list)   # `subject to` (generated as "constraints")
+    free_time: FreeTime | None = None         # `horizon free in [a, b]`
 
 
 @dataclass

@@ -14,6 +14,7 @@ from sympy.core.function import AppliedUndef
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from . import bounds, ir, kinds
+from .constraints import constraint_functions, free_final_time
 from .derivative import residual_jacobian
 from .expressions import ExpressionLowering, source_text
 from .functions import batch_mean
@@ -209,4 +210,5 @@ def lower(checked: CheckedSpec) -> ir.Problem:
                       study_settings=dict(checked.study_settings))
     if problem.tensor is None:     # the tensor path takes `at end` values and running costs itself
         problem = running_costs(final_values(problem))
+    problem = free_final_time(constraint_functions(problem))
     return to_minimize(kinds.study_step(checked.study)(problem, checked))

@@ -12,6 +12,7 @@ from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from . import ir, kinds
 from .codegen import Layout, generate_module
+from .constraints import declare_optimal_control, lower_constraints
 from .derivative import residual_jacobian
 from .expressions import source_text
 from .linearize import linearize
@@ -33,28 +34,32 @@ class OdeLowering(Lowering):
         self.study = factory(self) if factory else None
         self.declare_consts()
         params = self.declare_params()
+        open_loops, free_time = declare_optimal_control(self, params)
         if self.study:
             params.update(self.study.declare())
         initial = self.declare_states()
         self.declare_named()
         dynamics = self.dynamics()
         controls = {}
-        for name in c.controls:
+        for name in [*c.controls, *c.open_loops]:
             value = self.env[name]
             controls.update(zip(component_names(name, shape(value)), entries(value)))
         if self.study:
             self.study.lower_statements()   # e.g. information_gain, for the objective and expects
         objective, expectations = self.objective_and_expectations()
+        constraints = lower_constraints(self)
         stop, horizon = self.stop_event(), self.horizon()
         references = [self.lqr(r) for r in c.references]
         plots = [self.plot(p) for p in c.plots]
         problem = ir.Problem(
             name=c.name, title=c.title, states=list(dynamics), initial=initial, params=params,
-            nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
+            nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()}
+            | open_loops,
             dynamics=dynamics, controls=controls, horizon=horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=list(dynamics),
             references=references, plots=plots, implicits=self.implicits, random_symbols=self.random,
-            final_time=self.final_time(), running_costs=dict(self.integrals))
+            final_time=self.final_time(), running_costs=dict(self.integrals), constraints=constraints,
+            free_time=free_time)
         return self.study.finish(problem) if self.study else problem
 
     def dynamics(self) -> dict[str, sp.Expr]:

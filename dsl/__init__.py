@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import statements, continuous, discrete, identification, bayes_design, study, fitting  # noqa: F401  (registration)
+from . import statements, continuous, discrete, identification, bayes_design, study, fitting, constraints  # noqa: F401,E501
 from .check import CheckedSpec
 from .checker import check
 from .errors import SpecError

@@ -385,6 +385,32 @@ class DataStmt:
     span: Span
 
 
+# ------------------------------------------------------- optimal control (dsl/constraints.py)
+@dataclass(frozen=True)
+class ConstraintStmt:
+    """`subject to lhs op rhs [always]`: a terminal constraint (of x(T), x(0), T, params) or, with
+    `always`, a path constraint that holds at every time of the trajectory."""
+
+    left: Expr
+    op: str
+    right: Expr
+    always: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class OpenLoopStmt:
+    """`control u [in [low, high]] piecewise(N=50)`: a free function of time on [0, T], its values
+    trained; with a range, kept inside it."""
+
+    name: str
+    name_span: Span
+    low: Expr | None
+    high: Expr | None
+    call: Call
+    span: Span
+
+
 @dataclass(frozen=True)
 class FitItem:
     """`x to lv.prey sigma 0.5`: a model expression fitted to a data column, with its noise level
@@ -407,6 +433,15 @@ class FitStmt:
     span: Span
 
 
+@dataclass(frozen=True)
+class FreeHorizonStmt:
+    """`horizon free in [low, high]`: the final time T is a decision variable inside the range."""
+
+    low: Expr
+    high: Expr
+    span: Span
+
+
 DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStmt, IdentifyStmt, BaselineStmt,
                           SequenceStmt]
 
@@ -414,7 +449,8 @@ DiscreteStatement = Union[NextStmt, StepsStmt, NoiseStmt, TruthStmt, EstimateStm
 Statement = Union[
     ProblemStmt, DeclStmt, DefStmt, LetStmt, NetStmt, DerStmt, HorizonStmt, StopStmt,
     ObjectiveStmt, SettingsStmt, BatchStmt, ExpectStmt, ImplicitStmt, ReferenceStmt, PlotStmt,
-    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement, StudyStmt, DataStmt, FitStmt,
+    DesignStmt, ObserveStmt, RoundsStmt, DiscreteStatement, StudyStmt, DataStmt, FitStmt, ConstraintStmt, OpenLoopStmt,
+    FreeHorizonStmt,
 ]
 
 

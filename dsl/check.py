@@ -11,7 +11,8 @@ from typing import Callable
 
 from . import ast
 from .errors import SpecError
-from .options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, TrainOptions, settings_problem
+from .options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, TrainOptions, \
+    settings_problem
 from .settings import override
 
 TIME_MODELS = ("ode", "rollout", "static")   # der, next, no states
@@ -101,6 +102,10 @@ class CheckedSpec:
     study: str = "train"                     # "train", "design", "identify" or a registered study (dsl.kinds)
     study_settings: dict[str, object] = field(default_factory=dict)   # the `study NAME(key=value)` arguments
     study_statement: ast.StudyStmt | None = None
+    # optimal control (dsl/constraints.py)
+    constraints: list[ast.ConstraintStmt] = field(default_factory=list)
+    open_loops: dict[str, tuple[ast.OpenLoopStmt, PiecewiseOptions]] = field(default_factory=dict)
+    free_horizon: ast.FreeHorizonStmt | None = None
 
     @property
     def controls(self) -> list[str]:

@@ -21,7 +21,7 @@ def check_structure(checker: Checker, out: CheckedSpec) -> None:
     if out.states:
         if out.horizon and out.stop:
             raise checker.error("give either 'horizon' or 'stop when', not both", out.stop.span)
-        ends = out.observation or not STUDIES[out.study].needs_horizon   # a design study ends at its observation
+        ends = out.observation or out.free_horizon or not STUDIES[out.study].needs_horizon   # a design study ends at its observation
         if not out.horizon and not out.stop and not ends:
             raise checker.error("a spec with states needs 'horizon <T>' or 'stop when <condition> within <T>'",
                                 next(iter(out.states.values())).span)

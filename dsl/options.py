@@ -86,6 +86,16 @@ class IdentifyOptions(_Options):
     realizations: PositiveInt = 20      # independent runs averaged (the CLI's --realizations)
 
 
+class PiecewiseOptions(_Options):
+    """`control u piecewise(N=50, hold=linear)`: an open-loop control on N intervals of [0, T],
+    constant on each (N values) or linear between the N + 1 nodes; `init` is the initial value
+    (default: the middle of its range, or 0)."""
+
+    N: Annotated[int, Field(ge=1, le=10_000)] = 50
+    hold: Literal["constant", "linear"] = "constant"
+    init: float | None = None
+
+
 SETTINGS = {
     ("solve", "ode"): OdeOptions,
     ("train", "adam"): TrainOptions,
@@ -95,4 +105,5 @@ SETTINGS = {
     ("net", "mlp"): MlpOptions,
     ("implicit", "newton"): NewtonOptions,
     ("implicit", "picard"): NewtonOptions,
+    ("control", "piecewise"): PiecewiseOptions,
 }

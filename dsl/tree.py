@@ -254,6 +254,24 @@ class ToAst(Transformer_NonRecursive):
         name, shape, energy = children
         return ast.SequenceStmt(str(name), _token_span(name), shape or (), energy, _span(meta))
 
+    def constraint_stmt(self, meta, children):
+        left, op, right, always = children
+        return ast.ConstraintStmt(left, str(op), right, always is not None, _span(meta))
+
+    def always(self, meta, children):
+        return True
+
+    def control_range(self, meta, children):
+        return tuple(children)
+
+    def open_loop_stmt(self, meta, children):
+        name, bounds, call = children
+        low, high = bounds or (None, None)
+        return ast.OpenLoopStmt(str(name), _token_span(name), low, high, call, _span(meta))
+
+    def free_horizon_stmt(self, meta, children):
+        return ast.FreeHorizonStmt(children[0], children[1], _span(meta))
+
     def study_stmt(self, meta, children):
         call = children[0]
         return ast.StudyStmt(call.func, call.func_span, call, _span(meta))

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..compiler import Program, ir
 from . import library
-from .nets import build_mlp
+from .open_loop import build_net
 from .solvers.plan import SolverPlan, choose
 
 
@@ -53,7 +53,7 @@ class CompiledProblem(nn.Module):
         generated = library.module(program.source, dtype, device, implicits)
         self.params = nn.ParameterList([nn.Parameter(p) for p in self._initial_params(generator, generated)])
         self.nets = nn.ModuleList(
-            [build_mlp(net.width, net.options).to(device=device, dtype=dtype) for net in self.problem.nets.values()])
+            [build_net(net, dtype, device) for net in self.problem.nets.values()])
         self.functions = generated["build"](list(self.params), list(self.nets))
         self.generator = generator
         self.solver_plan: SolverPlan = choose(self.problem, itemsize=torch.finfo(dtype).bits // 8)

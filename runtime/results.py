@@ -57,6 +57,15 @@ class Estimate(BaseModel):
     ci95: list[float | None]
 
 
+class ConstraintResult(BaseModel):
+    """One `subject to` constraint at the end: its value c (wanted c == 0 or c <= 0; a path
+    constraint's is ∫ max(g, 0)² dt), its violation and its Lagrange multiplier estimate."""
+
+    value: float | None
+    violation: float | None
+    multiplier: float | None
+
+
 class Result(BaseModel):
     """What a run produces; users' scripts read these fields from result.json."""
 
@@ -80,6 +89,7 @@ class Result(BaseModel):
     estimates: dict[str, Estimate] = {}   # fit studies (runtime.fit_study): per fitted param entry
     correlation: dict[str, dict[str, float | None]] = {}   # fit studies: the estimates' correlation matrix
     fit: dict[str, Any] = {}           # fit studies: optimiser iterations, observations, sigmas
+    constraints: dict[str, ConstraintResult] = {}   # `subject to` constraints (runtime.constraints); else empty
     out_dir: str | None = None
 
     @property

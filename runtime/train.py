@@ -72,6 +72,7 @@ class Trainer:
         self.optimizer_state: dict | None = None
         self.last_good: list[torch.Tensor] | None = None   # parameters whose objective was finite
         self.notes: list[str] = []   # what the run did differently from the spec (for result.json warnings)
+        self.converged: Callable[[], bool] | None = None   # ends a phase early when true after a step
 
     # -- checkpoints
     def checkpoint(self, optimizer: torch.optim.Optimizer) -> dict:
@@ -127,6 +128,8 @@ class Trainer:
                 self.history.objective.append(value)
                 self.history.lr.append(lr)
                 progress.update(self.step, value)
+                if self.converged is not None and self.converged():
+                    self.step = options.steps
             else:
                 bad += 1
                 overall = len(self.history.objective) + 1

@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 
 from .checks import evaluate_checks, range_samples
+from .constraints import AugmentedLagrangian, Outer, final_time_value, history_rows, train_constrained
 from .diagnose import NonFiniteError
 from .errors import RunError
 from .model import CompiledProblem, Solution
 from .ode import step_warnings
 from .plots import plot_relation, plot_trajectory
 from .reference import lqr_report
-from .results import Check, Result, write_atomic, write_csv, write_json
+from .results import Check, ConstraintResult, Result, write_atomic, write_csv, write_json
 from .results_folder import (assemble_result, dtype_name, folder_for, objective_result, spec_hash, status_of,
                              write_history, write_model)
 from .run_options import RunOptions
@@ -31,10 +32,11 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
     problem = model.problem
     folder = folder_for(options, problem.name)   # fail before training, not after
     start = time.perf_counter()
-    trainer = _trainer(model, options, folder)
+    al = AugmentedLagrangian(model) if problem.constraints else None
+    trainer = _trainer(model, options, folder, al)
     before = _sampled_trajectory(model) if options.write and problem.states and not options.resume else None
     warnings = _setting_warnings(model, options.quiet)
-    history = _train(trainer, model, folder)
+    history, outer = _train(trainer, model, folder, al, options.quiet)
     warnings += trainer.notes
     solution, final = _final_solution(model, trainer, warnings)
     checks = evaluate_checks(model, solution)
@@ -49,36 +51,55 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
                         f"{problem.stop.max_time:g}; values are at the time limit")
     values = {name: float(solution.sT[..., i].double().mean()) for i, name in enumerate(problem.states)
               if name in problem.user_states}
-    values["t_stop" if problem.stop else "T"] = float(solution.T)
+    values["t_stop" if problem.stop else "T"] = final_time_value(model) or float(solution.T)
     result = assemble_result(
         model, options, start, status=status_of(checks), steps=len(history.objective),
         objective=objective_result(model, final, history.objective), values=values,
         checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
-        solver=model.solver_report())
+        solver=model.solver_report(), constraints=constraint_report(al, outer))
     if folder is not None:
         write_results(folder, model, solution, result, before)
+        if outer:
+            write_csv(folder / "history.csv", *history_rows(outer, history.objective, al.names))
         result.out_dir = str(folder)
     return result
 
 
-def _trainer(model: CompiledProblem, options: RunOptions, folder: Path | None) -> Trainer:
+def _trainer(model: CompiledProblem, options: RunOptions, folder: Path | None,
+             al: AugmentedLagrangian | None) -> Trainer:
     """The trainer of a run: checkpoints into `folder` when writing, restored from it on resume."""
     run = {"spec_sha256": spec_hash(options.spec_source), "seed": options.seed, "dtype": dtype_name(model.dtype)}
     save = (lambda state: write_checkpoint(folder, state | run)) if folder is not None else None
-    trainer = Trainer(model, model.problem.training, options.quiet, save=save, every=options.checkpoint_every)
+    trainer = Trainer(model, model.problem.training, options.quiet, save=save, every=options.checkpoint_every,
+                      objective=al.trainer_objective() if al else None)
+    if options.resume and al:
+        raise RunError("--resume is not supported with constraints (the multipliers are not checkpointed)",
+                       "run without --resume", exit_code=2)
     if options.resume:
         trainer.restore(read_checkpoint(folder, run))
     return trainer
 
 
-def _train(trainer: Trainer, model: CompiledProblem, folder: Path | None) -> History:
-    """Run the trainer; when the objective turns non-finite, save the last good parameters first."""
+def _train(trainer: Trainer, model: CompiledProblem, folder: Path | None, al: AugmentedLagrangian | None,
+           quiet: bool) -> tuple[History, list[Outer]]:
+    """Run the trainer (in the augmented-Lagrangian loop with constraints); when the objective turns
+    non-finite, save the last good parameters first."""
     try:
-        return trainer.run()
-    except NonFiniteError:
+        outer = train_constrained(trainer, al, quiet) if al else []
+        return (trainer.history if al else trainer.run()), outer
+    except (NonFiniteError, RunError):
         if folder is not None:
             write_model(folder, model)   # the last good parameters
         raise
+
+
+def constraint_report(al: AugmentedLagrangian | None, outer: list[Outer]) -> dict[str, ConstraintResult]:
+    """result.json `constraints`: each constraint's value, violation and multiplier estimate at the end."""
+    if not outer:
+        return {}
+    last = outer[-1]
+    return {name: ConstraintResult(value=v, violation=x, multiplier=m) for name, v, x, m in
+            zip(al.names, last.values, last.violations, al.estimate(last.values, last.multipliers, last.mu))}
 
 
 def _final_solution(model: CompiledProblem, trainer: Trainer, warnings: list[str]) -> tuple[Solution, float]:

@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 import impsolve
-from impsolve.compiler import ir, kinds, lower, passes
+from impsolve.compiler import constraints, ir, kinds, lower, passes
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.imp"))
@@ -22,6 +22,8 @@ def _stages(spec: Path) -> list[tuple[str, ir.Problem, ir.Problem]]:
     problem = kinds.time_model(checked.time_model).lower(checked)
     problem = replace(problem, time_model=checked.time_model, study=checked.study)
     steps = [("final_values", passes.final_values), ("running_costs", passes.running_costs),
+             ("constraint_functions", constraints.constraint_functions),
+             ("free_final_time", constraints.free_final_time),
              ("study_step", lambda p: kinds.study_step(checked.study)(p, checked)),
              ("to_minimize", passes.to_minimize)]
     stages = []

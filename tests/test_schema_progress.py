@@ -14,7 +14,8 @@ from impsolve.runtime.results import result_schema
 
 from conftest import SPEC_FILES, spec_path
 
-SLOW = {"isochronism", "cartpole", "cartpole_lqr", "ols_design", "ols_design_aopt", "decay_design", "sysid"}
+SLOW = {"isochronism", "cartpole", "cartpole_lqr", "ols_design", "ols_design_aopt", "decay_design", "sysid",
+        "zermelo_open_loop", "min_time_double_integrator"}   # minutes each (augmented-Lagrangian loop)
 
 
 def _run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -41,7 +41,8 @@ class SolverPlan:
 def stored_bytes(problem: ir.Problem, itemsize: int = 8) -> int:
     """Estimated graph memory of direct backprop: per evaluation, batch x (4 per state + the
     nets' inputs, twice their hidden widths and outputs), over NOMINAL_EVALUATIONS evaluations."""
-    per_net = sum(net.width + 2 * sum(net.options.hidden) + net.options.out for net in problem.nets.values())
+    per_net = sum(net.width + 2 * sum(getattr(net.options, "hidden", ())) + getattr(net.options, "out", 1)
+                  for net in problem.nets.values())
     per_evaluation = problem.batch * (4 * len(problem.states) + per_net)
     return per_evaluation * NOMINAL_EVALUATIONS * itemsize
 
