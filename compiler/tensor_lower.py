@@ -114,7 +114,11 @@ class TensorLowering(TensorExpressions):
         for what, span in [("a stop event", c.stop and c.stop.span),
                            ("an LQR reference", c.references and c.references[0].span),
                            ("plot", c.plots and c.plots[0].span),
-                           ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None))]:
+                           ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
+                           ("a bounded param", next((b.span for b in c.params.values() if b.bound), None)),
+                           ("a 'subject to' constraint", c.constraints and c.constraints[0].span),
+                           ("an open-loop control", next((s.span for s, _ in c.open_loops.values()), None)),
+                           ("a free final time", c.free_horizon and c.free_horizon.span)]:
             if span:
                 raise self.unsupported(what, span)
         for e in c.expects:
