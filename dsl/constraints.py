@@ -52,7 +52,8 @@ def check_structure(checker: Checker, out: CheckedSpec) -> None:
         raise checker.error("constraints, piecewise controls and 'horizon free' are for continuous-time specs",
                             first, "discrete-time specs use 'control u over steps'")
     if out.study != "train":
-        raise checker.error(f"constraints are not supported in a {out.study} study", first)
+        raise checker.error(f"constraints, piecewise controls and 'horizon free' are not supported in a {out.study} "
+                            "study", first, "they belong to a trained spec (train adam/lbfgs, no study statement)")
     if out.batch > 1:
         raise checker.error("constraints, piecewise controls and 'horizon free' need a single trajectory "
                             "(batch 1)", first)
