@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .results import write_atomic  # noqa: E402
 
+MAX_STATE_CURVES = 12   # state curves drawn against time (more make the legend unreadable)
+
 
 def save_figure(fig, path: Path) -> None:
     """Write a figure as a PNG (atomically) and close it."""
@@ -43,11 +45,13 @@ def plot_trajectory(path: Path, names: list[str], times, after, before=None, max
     phase = len(names) >= 2
     fig, axes = plt.subplots(1, 2 if phase else 1, figsize=(12 if phase else 6, 4), squeeze=False)
     ax = axes[0][0]
-    for i, name in enumerate(names):
+    shown = names[:MAX_STATE_CURVES]   # a latent state of 128 entries: the first few, said in the title
+    for i, name in enumerate(shown):
         ax.plot(times, after[:, 0, i], label=name)
     ax.set_xlabel("t")
-    ax.set_title("states after training" + (" (first trajectory)" if after.shape[1] > 1 else ""))
-    ax.legend()
+    ax.set_title("states after training" + (" (first trajectory)" if after.shape[1] > 1 else "")
+                 + (f", first {len(shown)} of {len(names)}" if len(shown) < len(names) else ""))
+    ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     if phase:
         ax = axes[0][1]

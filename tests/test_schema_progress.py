@@ -99,3 +99,20 @@ def test_result_renders_as_html_with_table_and_figures(tmp_path: Path) -> None:
     assert result.problem in page and "<table>" in page
     assert all(c.name in page for c in result.checks) and all(name in page for name in result.values)
     assert page.count("data:image/png;base64,") == len(list((tmp_path / "r").glob("*.png"))) > 0
+
+
+def test_a_trajectory_plot_of_many_states_draws_the_first_few_without_warnings(tmp_path) -> None:
+    """A 128-entry latent state drew 128 curves and a legend matplotlib could not lay out (a warning
+    in every result): now the first MAX_STATE_CURVES, said in the title."""
+    import warnings
+
+    import numpy as np
+
+    from impsolve.runtime.plots import MAX_STATE_CURVES, plot_trajectory
+    names = [f"z[{i}]" for i in range(128)]
+    times = np.linspace(0, 1, 11)
+    after = np.random.default_rng(0).normal(size=(11, 2, 128))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_trajectory(tmp_path / "trajectory.png", names, times, after)
+    assert (tmp_path / "trajectory.png").stat().st_size > 0 and MAX_STATE_CURVES < 128
