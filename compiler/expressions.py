@@ -50,6 +50,13 @@ class StudyLowering(Protocol):
         """The problem with the study's part."""
 
 
+def finite_if_numeric(entry: sp.Expr) -> bool:
+    """False for a number that evaluates to inf/nan; True otherwise, also for a value SymPy keeps
+    unevaluated (e.g. `mean(2)`, a batch mean of a number, known only at run time)."""
+    value = entry.evalf()
+    return not value.is_Number or math.isfinite(float(value))
+
+
 def spec_error(checked: CheckedSpec, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
     """A SpecError located in the checked spec's source."""
     spec = checked.spec
@@ -100,7 +107,7 @@ class ExpressionLowering:
                 raise self.error(str(err).split("\n")[0] or "invalid operation", n.span) from None
             for entry in entries(value):
                 if entry.is_number and (entry.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or entry.is_real is False
-                                        or not math.isfinite(float(entry))):
+                                        or not finite_if_numeric(entry)):
                     raise self.error(f"this is not a finite real number ({entry})", n.span)
             return value
 

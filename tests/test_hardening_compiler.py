@@ -129,3 +129,10 @@ def test_lqr_linearisation_keeps_a_control_inside_an_implicit_equation_open_loop
     reference = lqr(accel="r", extra="solve r: r = 0.5*tanh(r) + u\n")
     assert [a for row in reference.A for a in row] == pytest.approx([0.0, 1.0, 0.0, 0.0], abs=1e-12)
     assert [b for row in reference.B for b in row] == pytest.approx([0.0, 2.0], abs=1e-12)   # dr/du = 2
+
+
+def test_an_unevaluated_number_is_not_mistaken_for_a_complex_one() -> None:
+    """Found by the grammar fuzz: `mean(2)''` is a number SymPy keeps unevaluated (a batch mean),
+    and the finiteness check called float() on it (internal TypeError). It is a valid objective."""
+    problem = impsolve.load("maximize mean(2)''\n")
+    assert problem.program.problem.objective.text == "mean(2)''"
