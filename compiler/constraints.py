@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import sympy as sp
 
-from ..dsl import ast
 from . import ir
 from .expressions import INTEGRAL_PREFIX, ExpressionLowering, source_text
 from .functions import net_output, sigmoid

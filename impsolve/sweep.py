@@ -106,7 +106,7 @@ def run_one(spec: str, run: RunSpec, out: str, spec_hash: str, steps: int | None
     torch.set_num_threads(1)
     folder = Path(out) / run.folder
     try:
-        result = solve(spec, out=folder, seed=run.seed, steps=steps, overrides=dict(run.settings), quiet=True)
+        solve(spec, out=folder, seed=run.seed, steps=steps, overrides=dict(run.settings), quiet=True)
     except Exception as err:  # noqa: BLE001 - a failed run is reported, the sweep goes on
         return {"run": run.folder, "seed": run.seed, **dict(run.settings), "status": "failed",
                 "error": f"{type(err).__name__}: {err}"}
