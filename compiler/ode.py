@@ -10,6 +10,7 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
+from ..dsl.errors import SpecError
 from . import ir, kinds
 from .codegen import Layout, generate_module
 from .constraints import declare_optimal_control, lower_constraints
@@ -20,7 +21,7 @@ from .lower import Lowering
 from .lqr_check import equilibrium_problem, riccati_problem, weight_problem
 from .program import Program, checks_and_plots
 from .tensor_codegen import generate_tensor_module
-from .tensor_lower import lower_tensor, uses_tensors
+from .tensor_lower import lower_tensor, size_rule
 from .values import component_names, elementwise, entries, is_matrix, shape
 
 
@@ -159,9 +160,18 @@ def generate_tensor(problem: ir.Problem) -> Program:
 
 
 def lower_ode(checked: CheckedSpec) -> ir.Problem:
-    """Lower a checked continuous-time spec (before the passes): scalarised, or on the tensor path
-    when a declared shape is above the size rule (`tensor_lower.uses_tensors`)."""
-    return lower_tensor(checked) if uses_tensors(checked) else OdeLowering(checked).run()
+    """Lower a checked continuous-time spec (before the passes): on the tensor path or scalarised,
+    by the size rule (`tensor_lower.size_rule`). A spec with a small matrix that uses a construct
+    the tensor path lacks is scalarised; the scalar path reports the spec's own errors, if any."""
+    rule = size_rule(checked)
+    if rule == "tensor":
+        return lower_tensor(checked)
+    if rule == "matrix":
+        try:
+            return lower_tensor(checked)
+        except SpecError:
+            pass
+    return OdeLowering(checked).run()
 
 
 def generate_ode(problem: ir.Problem) -> Program:

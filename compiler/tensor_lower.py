@@ -1,8 +1,9 @@
 """The tensor path of the continuous-time lowering: a spec whose shaped values are large becomes one
 `tensors.TensorModel` (whole-tensor nodes), not one SymPy expression per entry.
 
-The size rule (`uses_tensors`): a spec is scalarised when every declared shape has at most
-`SCALARISE_LIMIT` entries, else it takes the tensor path. The `Problem` it returns keeps the
+The size rule (`size_rule`): a spec takes the tensor path when a declared shape has more than
+`SCALARISE_LIMIT` entries; a spec that declares a matrix takes it when it supports every construct
+the spec uses (one matmul beats n^2 scalar products); every other spec is scalarised. The `Problem` it returns keeps the
 columns, params, nets, options and texts the runtime reads; its SymPy fields hold `ir.computed`
 placeholders (the values exist only as tensor code, `Problem.tensor`).
 """
@@ -23,6 +24,7 @@ from .tensor_jacobian import jacobian
 from .values import component_names, entries, is_matrix, show
 
 SCALARISE_LIMIT = 64     # entries of the largest declared shape that is still scalarised
+MATRICES_AS_TENSORS = True   # small matrices go on the tensor path where it supports the spec
 
 
 def declared_shapes(checked: CheckedSpec) -> list[tuple[str, tuple[int, ...]]]:
@@ -41,11 +43,17 @@ def declared_shapes(checked: CheckedSpec) -> list[tuple[str, tuple[int, ...]]]:
     return found
 
 
-def uses_tensors(checked: CheckedSpec) -> bool:
-    """The size rule: the tensor path when a declared shape has more than SCALARISE_LIMIT entries."""
+def size_rule(checked: CheckedSpec) -> str:
+    """"tensor" (a shape above SCALARISE_LIMIT: the tensor path, or a located error), "matrix" (a
+    declared matrix: the tensor path where it supports the spec, else scalarised) or "scalar"."""
     if checked.time_model not in ("ode", "static"):
-        return False
-    return any(dims and math.prod(dims) > SCALARISE_LIMIT for _, dims in declared_shapes(checked))
+        return "scalar"
+    shapes = [dims for _, dims in declared_shapes(checked) if dims]
+    if any(math.prod(dims) > SCALARISE_LIMIT for dims in shapes):
+        return "tensor"
+    if MATRICES_AS_TENSORS and any(len(dims) == 2 and min(dims) > 1 for dims in shapes):
+        return "matrix"
+    return "scalar"
 
 
 class TensorLowering(TensorExpressions):
@@ -60,6 +68,8 @@ class TensorLowering(TensorExpressions):
         name, dims = max(self.shapes.items(), key=lambda item: math.prod(item[1]))
         self.rule = (f"'{name}' has {math.prod(dims)} entries, more than the scalarisation limit of {SCALARISE_LIMIT}: "
                      "shaped values are compiled as tensors (docs/design.md, 'Tensor values')")
+        if math.prod(dims) <= SCALARISE_LIMIT:
+            self.rule = f"'{name}' is a matrix: matrices are compiled as tensors (docs/design.md, 'Tensor values')"
         self.columns: list[str] = []
         self.slices: dict[str, tuple[int, int]] = {}
         self.initial: dict[str, object] = {}          # column -> Distribution or its node's entries

@@ -2,7 +2,9 @@
 compiles in time independent of the sizes, and refuses what it does not support, located."""
 from __future__ import annotations
 
+import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,6 +92,7 @@ expect X(T) == X(T) tol 1e-9
 
 def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Problem, float, list[torch.Tensor]]:
     monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
+    monkeypatch.setattr(tensor_lower, "MATRICES_AS_TENSORS", tensor)
     problem = impsolve.load(text)
     assert ("(tensor path)" in problem.source()) == tensor
     model = problem.compile("cpu", "float64", 0)
@@ -108,13 +111,23 @@ def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
 
 
 def test_deq_spec_agrees_on_the_tensor_path(monkeypatch) -> None:
-    spec = impsolve.load  # the shipped 8x8 DEQ: value and gradient through the IFT on both paths
-    from pathlib import Path
+    """The shipped 8x8 DEQ: value and gradient through the IFT on both paths."""
     text = (Path(__file__).resolve().parent.parent / "specs" / "deq.imp").read_text()
     _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
     _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
-    assert spec is impsolve.load and tensor == pytest.approx(scalar, rel=1e-10)
+    assert tensor == pytest.approx(scalar, rel=1e-10)
     assert torch.allclose(scalar_grads[0], tensor_grads[0], rtol=1e-8, atol=1e-12)
+
+
+def test_a_small_matrix_takes_the_tensor_path_where_it_supports_the_spec() -> None:
+    """deq.imp (an 8x8 param) is compiled as tensors by default; the same matrix with a construct
+    the tensor path lacks (a stop event) is scalarised and runs, not refused."""
+    text = (Path(__file__).resolve().parent.parent / "specs" / "deq.imp").read_text()
+    assert "(tensor path)" in impsolve.load(text).source()
+    with_event = MATRIX.replace("horizon 1", "stop when sum(X) >= 100 within 1")
+    problem = impsolve.load(with_event)
+    assert "(tensor path)" not in problem.source()
+    assert math.isfinite(float(problem.compile("cpu", "float64", 0)().detach()))
 
 
 def test_controls_and_checks_agree(monkeypatch) -> None:
