@@ -39,16 +39,25 @@ import re
 import time
 import traceback
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
+from lark import Lark
 
 from impsolve.api import Problem
 from impsolve.dsl import SpecError, check, parse
-from impsolve.dsl.lexing import STATEMENT_KEYWORDS, lark_parser as _lark
+from impsolve.dsl.lexing import GRAMMAR_PATH, STATEMENT_KEYWORDS, build_parser
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    """A parser built from the grammar text (one loaded from the cache keeps no `grammar`)."""
+    return build_parser(GRAMMAR_PATH.read_text())
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {p.stem: p.read_text() for p in sorted((ROOT / "specs").glob("*.imp"))}

@@ -308,3 +308,23 @@ def test_zermelo_parses_into_every_kind():
     assert spec.filename == "specs/zermelo.imp"
     expect = spec.statements[-2]
     assert (expect.tolerance, expect.relative) == (pytest.approx(0.005), True)
+
+
+def test_the_parser_cache_is_used_and_a_broken_one_is_rebuilt(tmp_path, monkeypatch) -> None:
+    """The LALR tables are kept in the user's cache folder; a damaged file is rebuilt silently."""
+    from impsolve.dsl import lexing
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    text = "problem p\nparam a = 1\nminimize a^2\n"
+    lexing.lark_parser.cache_clear()
+    try:
+        first = lexing.lark_parser().parse(text)
+        path = lexing.parser_cache_path(lexing.GRAMMAR_PATH.read_text())
+        assert path is not None and path.parent == tmp_path / "impsolve" and path.stat().st_size > 0
+        path.write_bytes(b"not a pickle")
+        lexing.lark_parser.cache_clear()
+        assert lexing.lark_parser().parse(text) == first
+        assert path.read_bytes() != b"not a pickle"
+        lexing.lark_parser.cache_clear()
+        assert lexing.lark_parser().parse(text) == first      # loaded from the rebuilt file
+    finally:
+        lexing.lark_parser.cache_clear()
