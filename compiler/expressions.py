@@ -19,6 +19,7 @@ from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
 from .derivative import solution_symbols, total_derivative
 from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean, net_output
+from .indexing import Item, ranges, resolve
 from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
     shaped, show, transpose
 
@@ -129,6 +130,8 @@ class ExpressionLowering:
                 return transpose(go(n.operand))
             if isinstance(n, ast.Array):
                 return array([go(i) for i in n.items])
+            if isinstance(n, ast.Index):
+                return self.index(n, go(n.operand))
             if isinstance(n, ast.BinOp):
                 return self.binary(n, go(n.left), go(n.right))
             if isinstance(n, ast.Compare):
@@ -138,6 +141,23 @@ class ExpressionLowering:
             raise self.error("this expression is not supported here", n.span)
 
         return go(node)
+
+    def index(self, n: ast.Index, value: Value) -> Value:
+        """Entries of a vector or matrix (compiler/indexing.py)."""
+        positions, dims = resolve(shape(value), self.index_items(n))
+        rows = ranges(positions) if len(positions) == 2 else [*ranges(positions), range(1)]
+        return shaped(dims, [value[i, j] for i in rows[0] for j in rows[1]])
+
+    def index_items(self, n: ast.Index) -> list[Item]:
+        """The constant integers of an index: positions, and (start, stop) of slices."""
+        def integer(bound: ast.Expr | None) -> int | None:
+            if bound is None:
+                return None
+            value = self.constant(bound, "an index")
+            if not value.is_Integer:
+                raise self.error(f"an index must be an integer, got {float(value):g}", bound.span)
+            return int(value)
+        return [(integer(i.start), integer(i.stop)) if isinstance(i, ast.Slice) else integer(i) for i in n.items]
 
     def binary(self, n: ast.BinOp, a: Value, b: Value) -> Value:
         if n.op == "@":

@@ -14,7 +14,7 @@ from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from ..dsl.functions import DESIGN_FUNCTIONS
 from . import tensors as tn
-from .expressions import LINEAR_ALGEBRA, spec_error
+from .expressions import LINEAR_ALGEBRA, ExpressionLowering, spec_error
 from .values import ShapeError, show
 
 AtTime = Callable[[str, ast.Call], tn.Node]
@@ -22,6 +22,8 @@ AtTime = Callable[[str, ast.Call], tn.Node]
 
 class TensorExpressions:
     """Lowers expressions of one checked spec to tensor nodes in an environment of nodes."""
+
+    scalar: ExpressionLowering      # exact constants: dims and index positions (set by the lowering)
 
     def __init__(self, checked: CheckedSpec, horizon: float | None) -> None:
         self.checked = checked
@@ -70,6 +72,8 @@ class TensorExpressions:
                 return tn.transpose(go(n.operand))
             if isinstance(n, ast.Array):
                 return tn.array([go(i) for i in n.items])
+            if isinstance(n, ast.Index):
+                return tn.index(go(n.operand), self.scalar.index_items(n))
             if isinstance(n, ast.BinOp):
                 return self.binary(n, go(n.left), go(n.right))
             if isinstance(n, ast.Compare):

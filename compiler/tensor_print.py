@@ -6,6 +6,7 @@ Values carry batch dimensions in front of their logical shape: a vector is [...,
 from __future__ import annotations
 
 from . import tensors as tn
+from .indexing import show_position
 
 TORCH = {"sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "asin": "torch.asin", "acos": "torch.acos",
          "atan": "torch.atan", "sinh": "torch.sinh", "cosh": "torch.cosh", "tanh": "torch.tanh", "exp": "torch.exp",
@@ -126,6 +127,9 @@ def operation(node: tn.Node, codes: list[str], nets: dict[str, int]) -> str:
         return f"({codes[0]}[..., :, None] * {codes[1]})"
     if op == "outer":
         return f"({codes[0]}[..., :, None] * {codes[1]}[..., None, :])"
+    if op == "index":
+        where = ", ".join(show_position(p, size) for p, size in zip(node.attr, node.args[0].shape))
+        return f"{codes[0]}[..., {where}]"
     if op == "array":
         helper = "_stack" if len(node.shape) == 1 else "_rows"
         return f"{helper}({', '.join(codes)})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .indexing import Item, resolve
 from .values import ShapeError, show
 
 Shape = tuple[int, ...]
@@ -90,6 +91,12 @@ def transpose(a: Node) -> Node:
     if shape == (1, 1):
         return a
     return _combine("'", (a,), shape)
+
+
+def index(a: Node, items: list[Item]) -> Node:
+    """Entries of a vector or matrix; attr holds the in-range positions (compiler/indexing.py)."""
+    positions, shape = resolve(a.shape, items)
+    return _combine("index", (a,), shape, positions)
 
 
 def array(items: list[Node]) -> Node:

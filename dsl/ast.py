@@ -79,7 +79,23 @@ class Array:
     span: Span
 
 
-Expr = Union[Number, Name, Call, BinOp, Neg, Compare, Transpose, Array]
+@dataclass(frozen=True)
+class Slice:
+    """`a:b` in an index (either bound may be missing): entries a, ..., b - 1."""
+    start: "Expr | None"
+    stop: "Expr | None"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Index:
+    """`x[i]`, `A[i, j]`, `x[a:b]`, `A[:, j]`: entries of a vector or matrix (0-based, constant)."""
+    operand: "Expr"
+    items: tuple["Expr | Slice", ...]
+    span: Span
+
+
+Expr = Union[Number, Name, Call, BinOp, Neg, Compare, Transpose, Array, Index]
 
 
 # ----------------------------------------------------------------- statements

@@ -11,7 +11,7 @@ from typing import Callable
 from . import ast
 from .errors import did_you_mean
 from .functions import CONSTANTS, FINAL_TIME, FUNCTIONS, TIME, TRAJECTORY
-from .walk import children
+from .walk import children, index_bounds, walk
 
 NameCheck = Callable[["ExpressionChecks", str, ast.Span, str, set[str]], None]   # (checker, name, span, where, allowed)
 CallClaim = Callable[["ExpressionChecks", ast.Call], bool]
@@ -47,12 +47,25 @@ class ExpressionChecks:
             self.check_name(expr.id, expr.span, where, allowed, local)
         elif isinstance(expr, ast.Call):
             self.check_call(expr, where, allowed, local)
+        elif isinstance(expr, ast.Index):
+            self.check_expr(expr.operand, where, allowed, local)
+            for bound in index_bounds(expr):
+                self.check_index(bound)
         elif isinstance(expr, ast.Compare) and not comparison_ok:
             raise self.error(f"a comparison cannot be used as a value in {where}", expr.span,
                              "comparisons belong in 'stop when', 'expect' and where(cond, a, b)")
         else:
             for child in children(expr):
                 self.check_expr(child, where, allowed, local)
+
+    def check_index(self, expr: ast.Expr) -> None:
+        """An index or slice bound: a constant integer made of numbers, consts and + - * /."""
+        for part in walk(expr):
+            if isinstance(part, ast.Name) and self.kinds.get(part.id) == "const":
+                continue
+            if not isinstance(part, (ast.Number, ast.BinOp, ast.Neg)) or isinstance(part, ast.BinOp) and part.op == "@":
+                raise self.error("an index must be a constant integer", part.span,
+                                 "use numbers and consts, e.g. x[0], x[n - 1], A[:, 1:3]")
 
     def check_name(self, name: str, span: ast.Span, where: str, allowed: set[str], local: set[str]) -> None:
         """A name used in an expression: declared, and of a kind `allowed` here."""

@@ -62,6 +62,13 @@ class ToAst(Transformer_NonRecursive):
     def transpose(self, meta, children):
         return ast.Transpose(children[0], _span(meta))
 
+    def index(self, meta, children):
+        return ast.Index(children[0], tuple(children[1:]), _span(meta))
+
+    def slice(self, meta, children):
+        start, stop = children
+        return ast.Slice(start, stop, _span(meta))
+
     def array(self, meta, children):
         items = children[0]
         for item in items:

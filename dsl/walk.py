@@ -16,7 +16,17 @@ def children(expr: ast.Expr) -> tuple[ast.Expr, ...]:
         return (expr.operand,)
     if isinstance(expr, ast.Array):
         return expr.items
+    if isinstance(expr, ast.Index):
+        return (expr.operand, *index_bounds(expr))
     return ()
+
+
+def index_bounds(expr: ast.Index) -> tuple[ast.Expr, ...]:
+    """The expressions of an index's positions and slice bounds."""
+    found: list[ast.Expr] = []
+    for item in expr.items:
+        found += [b for b in (item.start, item.stop) if b is not None] if isinstance(item, ast.Slice) else [item]
+    return tuple(found)
 
 
 def walk(expr: ast.Expr) -> Iterator[ast.Expr]:

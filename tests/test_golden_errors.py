@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDER = Path(__file__).resolve().parent / "golden_errors"
 CASES = sorted(FOLDER.glob("*.imp"))
 UPDATE = os.environ.get("IMPSOLVE_UPDATE_GOLDEN") == "1"
-NAMING = re.compile(r"\d\d_[a-z0-9_A-Z]+\.imp")
+NAMING = re.compile(r"\d{2,3}_[a-z0-9_A-Z]+\.imp")
 LARK_NAMES = ("__ANON", "Token(", "$END", "_NL", "LPAR", "RPAR", "LSQB", "RSQB", "COMP_OP", "NUMBER", "NAME",
               "Traceback", "UnexpectedToken", "UnexpectedCharacters")
 
@@ -59,7 +59,7 @@ def test_golden_error(path, monkeypatch):
 def test_the_golden_set():
     assert len(CASES) >= 30
     assert all(NAMING.fullmatch(p.name) for p in CASES), [p.name for p in CASES if not NAMING.fullmatch(p.name)]
-    numbers = [p.name[:2] for p in CASES]
+    numbers = [p.name.split("_")[0] for p in CASES]
     assert len(set(numbers)) == len(numbers), "two cases share a number"
     expected = sorted(FOLDER.glob("*.expected"))
     assert [p.stem for p in expected] == [p.stem for p in CASES], "an .imp without .expected or the reverse"
