@@ -116,5 +116,6 @@ class CompiledProblem(nn.Module):
         return qualified
 
     def solver_report(self) -> dict[str, str]:
-        """The ODE solver tier and why (result.json's `solver`); empty without states."""
-        return self.solver_plan.describe() if self.problem.states else {}
+        """The ODE solver tier and why (result.json's `solver`); empty without an ODE (no states, or a
+        discrete-time rollout, which has no solver to choose)."""
+        return self.solver_plan.describe() if self.problem.states and self.problem.time_model == "ode" else {}

@@ -311,3 +311,9 @@ def test_a_discrete_spec_runs_end_to_end(tmp_path, dtype):
     assert rows[0] == "t,trajectory,x,v,u" and len(rows) == 1 + 4 * 21
     for name in ("plot_1.png", "expect_1.png", "trajectory.png", "objective.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_a_rollout_reports_no_ode_solver(tmp_path):
+    """A discrete-time spec has no ODE solver: result.json's `solver` is empty, not a tier."""
+    result = impsolve.solve(LINEAR + "train adam(lr=0.01, steps=2)\n", out=str(tmp_path / "out"), device="cpu")
+    assert result.solver == {}
