@@ -120,7 +120,7 @@ class TensorLowering(TensorExpressions):
         """Located errors for what the tensor path does not do yet (never a wrong number)."""
         c = self.checked
         if c.study != "train":
-            raise self.unsupported(f"the '{c.study}' study", c.study_statement.span if c.study_statement else None)
+            raise self.unsupported(f"the '{c.study}' study", c.study_span)
         for what, span in [("a stop event", c.stop and c.stop.span),
                            ("an LQR reference", c.references and c.references[0].span),
                            ("plot", c.plots and c.plots[0].span),

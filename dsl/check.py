@@ -102,6 +102,7 @@ class CheckedSpec:
     study: str = "train"                     # "train", "design", "identify" or a registered study (dsl.kinds)
     study_settings: dict[str, object] = field(default_factory=dict)   # the `study NAME(key=value)` arguments
     study_statement: ast.StudyStmt | None = None
+    study_span: ast.Span | None = None       # the statement that selects the study (None: training)
     # optimal control (dsl/constraints.py)
     constraints: list[ast.ConstraintStmt] = field(default_factory=list)
     open_loops: dict[str, tuple[ast.OpenLoopStmt, PiecewiseOptions]] = field(default_factory=dict)

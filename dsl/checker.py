@@ -101,7 +101,7 @@ class Checker(ExpressionChecks):
                     handler(self, out, statement)
         if not out.training:
             out.training.append(TrainOptions())
-        out.time_model, out.study = check_axes(self, out)
+        out.time_model, out.study, out.study_span = check_axes(self, out)
         for check in CHECKS["structure"]:
             check(self, out)
         check_expressions(self, out, CHECKS["expressions"])

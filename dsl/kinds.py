@@ -83,8 +83,9 @@ def first_word(spec: ast.Spec, span: ast.Span) -> str:
     return line.split()[0].split("=")[0] if line.split() else "?"
 
 
-def check_axes(checker: ExpressionChecks, out: CheckedSpec) -> tuple[str, str]:
-    """The spec's time model and study; a SpecError naming both statements when they do not go together."""
+def check_axes(checker: ExpressionChecks, out: CheckedSpec) -> tuple[str, str, ast.Span | None]:
+    """The spec's time model, its study and the statement that selects the study (None for the default
+    training); a SpecError naming both statements when they do not go together."""
     model, reason = time_model(checker.spec, out)
     found = [(detected, entry) for entry in STUDIES.values()
              if entry.detect is not None and (detected := entry.detect(checker, out)) is not None]
@@ -98,12 +99,12 @@ def check_axes(checker: ExpressionChecks, out: CheckedSpec) -> tuple[str, str]:
                             f"line {first[0].line} to {first[2]}", second[0],
                             "remove the statements of one of the two studies")
     if not found:
-        return model, "train"
+        return model, "train", None
     (span, what, belongs), entry = found[0]
     if model not in entry.time_models:
         raise checker.error(f"'{what}' is not supported in a {TIME_MODEL_NAMES[model]} spec: it belongs to "
                             f"{belongs}, which is {entry.accepts}", span, reason)
-    return model, entry.name
+    return model, entry.name, span
 
 
 def run_study_check(checker: ExpressionChecks, out: CheckedSpec) -> None:
