@@ -21,7 +21,7 @@ from .expressions import ExpressionLowering, source_text
 from .lower import Lowering
 from .tensor_expressions import TensorExpressions
 from .tensor_jacobian import jacobian
-from .values import component_names, entries, is_matrix, show
+from .values import component_names, entries, is_matrix, shaped, show
 
 SCALARISE_LIMIT = 64     # entries of the largest declared shape that is still scalarised
 MATRICES_AS_TENSORS = True   # small matrices go on the tensor path where it supports the spec
@@ -125,7 +125,6 @@ class TensorLowering(TensorExpressions):
                            ("an LQR reference", c.references and c.references[0].span),
                            ("plot", c.plots and c.plots[0].span),
                            ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
-                           ("a bounded param", next((b.span for b in c.params.values() if b.bound), None)),
                            ("a 'subject to' constraint", c.constraints and c.constraints[0].span),
                            ("an open-loop control", next((s.span for s, _ in c.open_loops.values()), None)),
                            ("a free final time", c.free_horizon and c.free_horizon.span)]:
@@ -160,11 +159,32 @@ class TensorLowering(TensorExpressions):
     def declare_params(self) -> None:
         for name, b in self.checked.params.items():
             dims = self.dims(b)
+            if b.bound is not None:
+                self.declare_bounded_param(b, dims)
+                continue
             value = self.declared(name, dims, self.expr(b.value, shape_of=dims), b.value.span)
             if tn.reads([value], lambda n: n.op not in ("number", "randn", "const")):
                 raise self.error(f"the initial value of '{name}' must be constant (or use randn())", b.value.span)
             self.env[name] = tn.leaf("param", dims, len(self.params))
             self.params.append((name, dims, value))
+
+    def declare_bounded_param(self, b: ast.Binding, dims: tuple[int, ...]) -> None:
+        """A bounded param (compiler.bounds): its raw initial values and checks come from the scalar
+        lowering (exact numbers, entry by entry); the spec sees low + exp(r), high - exp(r) or
+        low + (high - low) sigmoid(r) of the raw tensor r."""
+        value = self.scalar.declared(b.name, dims or None, self.scalar.expr(b.value), b.value.span)
+        symbols = [sp.Symbol(c, real=True) for c in component_names(b.name, dims)]
+        raw = self.scalar.bounded_param(ir.Param(b.name, dims, entries(value)), b, symbols)
+        (low, high), leaf = raw.bounds, tn.leaf("param", dims, len(self.params))
+        self.params.append((b.name, dims, _const_node(shaped(dims, raw.initial) if dims else raw.initial[0])))
+        if low is not None and high is not None:
+            scaled = tn.elementwise("*", tn.number(high - low), tn.elementwise("sigmoid", leaf))
+            self.env[b.name] = tn.elementwise("+", tn.number(low), scaled)
+        elif low is not None:
+            exp = tn.elementwise("exp", leaf)
+            self.env[b.name] = tn.elementwise("+", tn.number(low), exp) if low else exp
+        else:
+            self.env[b.name] = tn.elementwise("-", tn.number(high), tn.elementwise("exp", leaf))
 
     def declare_states(self) -> None:
         for name, b in self.checked.states.items():

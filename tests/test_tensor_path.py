@@ -90,6 +90,19 @@ expect X(T) == X(T) tol 1e-9
 """
 
 
+BOUNDED = """problem bounded "bounded params of every kind, scalar and shaped"
+const n = 3
+param k > 0 = 0.5, g in [0, 2] = 1.5, h < 3 = 1
+param v[n] > 0.5 = [1, 2, 0.75]
+param W[n, n] = 0.2 * randn()
+state z[n] = [1, -0.5, 0.25]
+der(z) = -k * z + g * tanh(W @ z) + 0.1 * h * v
+horizon 0.5
+minimize sum(z(T)^2) + (k - 2)^2 + sum((v - 3)^2)
+train adam(lr=0.01, steps=2)
+"""
+
+
 def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Problem, float, list[torch.Tensor]]:
     monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
     monkeypatch.setattr(tensor_lower, "MATRICES_AS_TENSORS", tensor)
@@ -101,7 +114,8 @@ def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Probl
     return problem, float(value.detach()), grads
 
 
-@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX], ids=["small", "batch", "implicit", "matrix"])
+@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX, BOUNDED],
+                         ids=["small", "batch", "implicit", "matrix", "bounded"])
 def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
     _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
     _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
@@ -255,10 +269,9 @@ def test_matrix_calculus_jacobian_agrees_with_torch_func(monkeypatch) -> None:
 @pytest.mark.parametrize("extra, what, line", [
     ("subject to sum(z(T)) == 1", "a 'subject to' constraint", 10),
     ("control u in [-1, 1] piecewise(N=5)", "an open-loop control", 10),
-    ("param k > 0 = 1", "a bounded param", 10),
 ])
 def test_optimal_control_and_bounds_are_refused_on_the_tensor_path(extra: str, what: str, line: int) -> None:
-    """Issue 15's constraints, open-loop controls and issue 13's bounds are not on the tensor path yet:
+    """Issue 15's constraints and open-loop controls are not on the tensor path yet:
     a located error, never a run that ignores them (the merged features met here first)."""
     with pytest.raises(SpecError) as info:
         impsolve.load(neural_ode(100, extra))
