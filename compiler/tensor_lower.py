@@ -87,6 +87,7 @@ class TensorLowering(TensorExpressions):
         self.declare_states()
         self.user_columns = len(self.columns)
         self.declare_named()
+        stop, event = self.stop_event()
         dynamics = [self.dynamics(name) for name in self.checked.states]
         objective, value = self.objective()
         expects = [self.expectation(e) for e in self.checked.expects]
@@ -94,15 +95,17 @@ class TensorLowering(TensorExpressions):
         if self.columns:
             functions["dynamics"] = ([*dynamics, *self.integrands], "stack")
             functions["initial"] = (self.fixed, "entries")
+        if event is not None:
+            functions["event"] = ([event], "tuple")
         functions["objective"] = ([value], "tuple")
         if self.checked.controls:
             functions["controls"] = ([self.env[u] for u in self.checked.controls], "entries")
         for i, (left, right, _) in enumerate(expects):
             functions[f"expect_{i}"] = ([left, right], "pair")
-        return self.problem(objective, [e for _, _, e in expects], functions)
+        return self.problem(objective, [e for _, _, e in expects], functions, stop)
 
     def problem(self, objective: ir.Objective, expectations: list[ir.Expectation],
-                functions: dict[str, tuple[list[tn.Node], str]]) -> ir.Problem:
+                functions: dict[str, tuple[list[tn.Node], str]], stop: ir.StopEvent | None) -> ir.Problem:
         c = self.checked
         model = tn.TensorModel(self.columns, functions, self.params, self.implicits, self.draws)
         controls = {comp: ir.computed(comp) for u in c.controls
@@ -112,7 +115,7 @@ class TensorLowering(TensorExpressions):
             name=c.name, title=c.title, states=list(self.columns), initial=self.initial,
             params={name: ir.Param(name, dims, []) for name, dims, _ in self.params},
             nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
-            dynamics={}, controls=controls, horizon=self.horizon, stop=None, objective=objective,
+            dynamics={}, controls=controls, horizon=self.horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user,
             final_time=sp.Float(self.horizon) if self.horizon is not None else ir.FINAL_TIME, tensor=model)
 
@@ -121,8 +124,7 @@ class TensorLowering(TensorExpressions):
         c = self.checked
         if c.study != "train":
             raise self.unsupported(f"the '{c.study}' study", c.study_span)
-        for what, span in [("a stop event", c.stop and c.stop.span),
-                           ("an LQR reference", c.references and c.references[0].span),
+        for what, span in [("an LQR reference", c.references and c.references[0].span),
                            ("plot", c.plots and c.plots[0].span),
                            ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
                            ("a 'subject to' constraint", c.constraints and c.constraints[0].span),
@@ -133,8 +135,6 @@ class TensorLowering(TensorExpressions):
         for e in c.expects:
             if e.over:
                 raise self.unsupported("expect ... over a range", e.span)
-        if c.objective.at == "stop":
-            raise self.unsupported("an objective at stop", c.objective.span)
 
     # -- declarations
     def dims(self, b) -> tuple[int, ...]:
@@ -262,6 +262,22 @@ class TensorLowering(TensorExpressions):
                 return tn.leaf("state", n.shape, (*n.attr[:2], "sT"), batched=True)
             return self.final_time() if n.op == "time" else None
         return tn.replace_leaves([value], change)[0]
+
+    def stop_event(self) -> tuple[ir.StopEvent | None, tn.Node | None]:
+        """`stop when a > b within T`: the event function a - b (a zero crossing from below), as a
+        node of t and the states, and its `StopEvent` (the function itself only in the node)."""
+        c = self.checked
+        if not c.stop:
+            return None, None
+        cond = c.stop.condition
+        left, right = self.expr(cond.left), self.expr(cond.right)
+        if left.shape or right.shape:
+            raise self.error("a stop condition compares numbers", cond.span)
+        event = tn.elementwise("-", *((left, right) if cond.op in (">", ">=") else (right, left)))
+        max_time = float(self.scalar.constant(c.stop.max_time, "the stop time limit"))
+        if max_time <= 0:
+            raise self.error("the stop time limit must be positive", c.stop.max_time.span)
+        return ir.StopEvent(ir.computed("event"), max_time, source_text(c, cond)), event
 
     def integral(self, call: ast.Call) -> tn.Node:
         """integral(expr): an extra state column whose rate is the integrand; its value at T."""

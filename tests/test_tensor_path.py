@@ -103,6 +103,18 @@ train adam(lr=0.01, steps=2)
 """
 
 
+STOP = """problem stop "a stop event and an objective at stop"
+const n = 3
+param W[n, n] = 0.3 * randn()
+state z[n] = [1, 0.8, 0.6]
+der(z) = tanh(W @ z) - z + 0.1 * t
+stop when z[0] <= 0.5 within 5
+minimize T + sum(z^2) at stop
+train adam(lr=0.01, steps=2)
+expect z[0] at stop == 0.5 tol 1e-6
+"""
+
+
 def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Problem, float, list[torch.Tensor]]:
     monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
     monkeypatch.setattr(tensor_lower, "MATRICES_AS_TENSORS", tensor)
@@ -114,8 +126,8 @@ def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Probl
     return problem, float(value.detach()), grads
 
 
-@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX, BOUNDED],
-                         ids=["small", "batch", "implicit", "matrix", "bounded"])
+@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX, BOUNDED, STOP],
+                         ids=["small", "batch", "implicit", "matrix", "bounded", "stop"])
 def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
     _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
     _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
@@ -135,11 +147,11 @@ def test_deq_spec_agrees_on_the_tensor_path(monkeypatch) -> None:
 
 def test_a_small_matrix_takes_the_tensor_path_where_it_supports_the_spec() -> None:
     """deq.imp (an 8x8 param) is compiled as tensors by default; the same matrix with a construct
-    the tensor path lacks (a stop event) is scalarised and runs, not refused."""
+    the tensor path lacks (d(...)) is scalarised and runs, not refused."""
     text = (Path(__file__).resolve().parent.parent / "specs" / "deq.imp").read_text()
     assert "(tensor path)" in impsolve.load(text).source()
-    with_event = MATRIX.replace("horizon 1", "stop when sum(X) >= 100 within 1")
-    problem = impsolve.load(with_event)
+    with_derivative = MATRIX + "let g = d(sum(X), X)\nexpect sum(g) at end > 0\n"
+    problem = impsolve.load(with_derivative)
     assert "(tensor path)" not in problem.source()
     assert math.isfinite(float(problem.compile("cpu", "float64", 0)().detach()))
 
@@ -190,7 +202,7 @@ def test_compile_time_does_not_grow_with_the_size() -> None:
     ("let bad = z + [1, 2]", "shapes do not match: a vector of 100 and a vector of 2"),
     ("let bad = d(sum(z), W)", "d(...) is not supported on the tensor path yet"),
     ("state e = 0\nder(e) = -e\nplot e over e in [0, 1]", "plot is not supported on the tensor path yet"),
-    ("stop when sum(z) > 100 within 5", "a stop event is not supported on the tensor path yet"),
+    ("stop when z > 100 within 5", "a stop condition compares numbers"),
 ])
 def test_mistakes_and_unsupported_constructs_are_located(line: str, message: str | None) -> None:
     text = neural_ode(100, line + ("\nexpect sum(bad) at end < 1" if line.startswith("let") else ""))
@@ -202,7 +214,7 @@ def test_mistakes_and_unsupported_constructs_are_located(line: str, message: str
         assert message in str(info.value)
     assert any(f":{line}:" in str(info.value) for line in (9, 10, 11, 12))
     assert "hint: 'W' has 10000 entries, more than the scalarisation limit of 64" in str(info.value) or \
-        "multiply" in message or "shapes" in message
+        "multiply" in message or "shapes" in message or "compares" in message
 
 
 def test_memory_limit_replaces_the_entry_limit() -> None:
