@@ -1,14 +1,15 @@
 """Checks of an LQR reference before any run: weights of the right signs, a true equilibrium, and
-a system the Riccati equation can stabilise. Each failure is a message for a located error."""
+a system the Riccati equation can stabilise. Each failure is a message for a located error.
+NumPy is imported in the checks, so a spec without an LQR reference does not pay its import
+(`impsolve check` start-up)."""
 from __future__ import annotations
-
-import numpy as np
 
 TOLERANCE = 1e-9   # relative, for eigenvalues, ranks and the equilibrium residual
 
 
 def weight_problem(Q: list[list[float]], R: list[list[float]]) -> str | None:
     """R must be symmetric positive definite, Q symmetric positive semidefinite and not 0."""
+    import numpy as np
     q, r = np.asarray(Q, dtype=float), np.asarray(R, dtype=float)
     for name, m in (("Q", q), ("R", r)):
         if not np.all(np.isfinite(m)):
@@ -38,6 +39,7 @@ def equilibrium_problem(rates: list[float], states: list[str]) -> str | None:
 def riccati_problem(A: list[list[float]], B: list[list[float]], Q: list[list[float]],
                     R: list[list[float]], states: list[str]) -> str | None:
     """(A, B) stabilisable (Hautus test on the unstable modes) and an algebraic Riccati solution."""
+    import numpy as np
     a, b = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
     n = a.shape[0]
     values, vectors = np.linalg.eig(a)

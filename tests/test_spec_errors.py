@@ -326,8 +326,10 @@ def test_impsolve_script_checks_a_valid_spec():
     assert done.returncode == 0, done.stderr
 
 
-def test_cli_check_does_not_import_torch():
-    code = ("import sys, impsolve.cli; rc = impsolve.cli.main(['check', 'specs/zermelo.imp']); "
-            "assert rc == 0, rc; assert 'torch' not in sys.modules, 'check imported torch'")
+def test_cli_check_imports_neither_torch_nor_numpy():
+    """Start-up (issue 16): checking a spec without an LQR reference needs SymPy, not torch or NumPy."""
+    code = ("import sys, impsolve.cli; rc = impsolve.cli.main(['check', 'specs/zermelo.imp']); assert rc == 0, rc; "
+            "heavy = [m for m in ('torch', 'numpy', 'scipy', 'matplotlib') if m in sys.modules]; "
+            "assert not heavy, f'check imported {heavy}'")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
