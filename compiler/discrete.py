@@ -14,10 +14,13 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
+from ..dsl.errors import SpecError
 from . import ir, kinds
 from .codegen import Layout, generate_module
 from .lower import Lowering
 from .program import Program, checks_and_plots
+from .tensor_codegen import build_function
+from .tensor_discrete import TENSOR_FUNCTIONS, discrete_rule, lower_tensor_discrete
 from .values import Value, component_names, entries, shape, shaped
 
 TOTAL_PREFIX = "total_"
@@ -208,8 +211,17 @@ class RolloutLowering(Lowering):
 
 
 def lower_discrete(checked: CheckedSpec) -> ir.Problem:
-    """Lower a checked discrete-time spec (before the passes)."""
-    return RolloutLowering(checked).run()
+    """Lower a checked discrete-time spec (before the passes). A spec that declares a matrix also
+    gets its step, controls, totals and objective as tensor code where the tensor path supports
+    it (compiler.tensor_discrete); else they stay scalarised."""
+    lowering = RolloutLowering(checked)
+    problem = lowering.run()
+    if discrete_rule(lowering.env):
+        try:
+            problem.discrete.tensor = lower_tensor_discrete(checked, problem)
+        except SpecError:
+            pass
+    return problem
 
 
 def generate_discrete(problem: ir.Problem) -> Program:
@@ -232,7 +244,19 @@ def generate_discrete(problem: ir.Problem) -> Program:
     functions.update(problem.functions)
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in d.columns} - {ir.TIME}
     ranges = checks_and_plots(problem, functions, fixed)
-    return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
+    if d.tensor is None:
+        return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
+    scalar = {name: value for name, value in functions.items() if name not in TENSOR_FUNCTIONS}
+    source = "\n\n".join([generate_module(scalar, layout, "build_scalar"),
+                           build_function(d.tensor, list(problem.nets), "build_tensor", len(layout.params)),
+                           MERGED_BUILD])
+    return Program(problem, layout, source, [*scalar, *d.tensor.functions], ranges)
+
+
+MERGED_BUILD = '''def build(params, nets):
+    """The scalar functions and the tensor ones (step, controls, totals, objective)."""
+    return {**build_scalar(params, nets), **build_tensor(params, nets)}
+'''
 
 
 kinds.register_time_model("rollout", kinds.TimeModel(lower_discrete, generate_discrete))

@@ -339,6 +339,7 @@ class Discrete:
     identify: IdentifyOptions | None = None
     baseline: Baseline | None = None
     energies: dict[str, float] = field(default_factory=dict)   # open-loop control -> mean energy (1/T) Σ |u_t|²
+    tensor: Any = None   # step, controls, totals, objective as a `tensors.TensorModel` (compiler.tensor_discrete)
 
     @property
     def columns(self) -> list[str]:

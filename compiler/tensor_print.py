@@ -16,6 +16,7 @@ TORCH = {"sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "asin": "to
 OPERATORS = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**", "<": "<", "<=": "<=", ">": ">", ">=": ">=",
              "==": "==", "!=": "!="}
 DIMS = {1: "-1", 2: "(-2, -1)"}
+REPEATS_OPERAND = {"normalize"}    # printed with its operand twice (the emitter names that operand)
 
 
 def raised(node: tn.Node, code: str, rank: int) -> str:

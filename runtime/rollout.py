@@ -20,6 +20,7 @@ from torch import nn
 
 from ..compiler import Program, ir
 from . import library
+from .columns import Columns
 from .errors import RunError
 from .model import CompiledProblem, Solution, draw
 from .nets import BatchedMlp
@@ -138,20 +139,30 @@ class DiscreteProblem(CompiledProblem):
         estimate = estimate.expand(*batch, estimate.shape[-1])
         step, controls = self.functions["step"], self.functions.get("controls")
         sequence = self.played_sequences() if played is None else None
-        x, states, inputs = x0, [x0], []
+        if sequence is not None:      # steps x realisations... x entries, broadcast to the batch
+            lifted = sequence.reshape(steps, *(1,) * (len(batch) + 2 - sequence.dim()), *sequence.shape[1:])
+            sequence = lifted.expand(steps, *batch, self.sizes["sequences"])
+        fed = played if played is not None else sequence
+        x, states, controlled = x0, [x0], []
         for t, time in enumerate(torch.arange(steps, dtype=self.dtype, device=self.device).unbind()):
-            if played is not None:
-                row = torch.cat([x, noise[t], estimate, played[t]], -1)
-            else:
-                row = torch.cat([x, noise[t], estimate], -1)
-                if sequence is not None:
-                    row = torch.cat([row, sequence[t].expand(*batch, self.sizes["sequences"])], -1)
-                if controls is not None:
-                    row = torch.cat([row, controls(time, row, None, None, T)], -1)
-            x = step(time, row, None, None, T)
-            inputs.append(row)
+            row = [x, noise[t], estimate] if fed is None else [x, noise[t], estimate, fed[t]]
+            if played is None and controls is not None:
+                controlled.append(controls(time, Columns(*row), None, None, T))
+                row.append(controlled[-1])
+            x = step(time, Columns(*row), None, None, T)
             states.append(x)
-        return Rollout(torch.stack(inputs), torch.stack(states))
+        return Rollout(self.inputs(states, noise, estimate, fed, controlled), torch.stack(states))
+
+    def inputs(self, states: list[torch.Tensor], noise: torch.Tensor, estimate: torch.Tensor,
+               fed: torch.Tensor | None, controlled: list[torch.Tensor]) -> torch.Tensor:
+        """The columns of every step (steps x batch x input columns), stacked block by block."""
+        steps = noise.shape[0]
+        blocks = [torch.stack(states[:-1]), noise, estimate.expand(steps, *estimate.shape)]
+        if fed is not None:
+            blocks.append(fed)
+        if controlled:
+            blocks.append(torch.stack(controlled))
+        return torch.cat(blocks, -1)
 
     def played_sequences(self) -> torch.Tensor | None:
         """The open-loop controls (steps x realisations... x entries); one declared with `energy E` is

@@ -1,0 +1,158 @@
+"""The tensor path of a discrete-time spec (`over steps`): the step map, the closed-loop controls,
+the summands of total(...) and the objective as whole-tensor code (`A @ x` is one matmul).
+
+The scalar lowering (compiler.discrete) always runs first: it checks the spec, fixes the column
+layout (`ir.Discrete.columns`) and gives what needs SymPy (the least-squares regressors of
+`identify`, expects, plots, the initial values). `lower_tensor_discrete` then lowers the four
+functions again over the same columns, where each declared name is one slice of columns; the
+generated module takes these four from the tensor code and the rest from the scalar code.
+
+The rule (`discrete_rule`): a spec that declares a matrix (a const, a truth, a state, a let, ...)
+takes the tensor path where it supports every construct the spec uses; other specs, and those
+using an unsupported construct (located `SpecError`s from `refuse_unsupported`), stay scalarised.
+"""
+from __future__ import annotations
+
+import math
+
+from ..dsl import ast
+from ..dsl.check import CheckedSpec
+from . import ir
+from . import tensors as tn
+from .tensor_lower import TensorLowering
+from .values import Value, shape, show
+
+TENSOR_FUNCTIONS = ("step", "controls", "totals", "objective")   # the functions the tensor code gives
+DISCRETE_AS_TENSORS = True      # discrete specs with a matrix take the tensor path where it supports them
+
+
+def discrete_rule(lowered: dict[str, Value]) -> bool:
+    """Whether a discrete spec declares a matrix (`lowered`: its scalar lowering's environment):
+    then it goes on the tensor path where that supports the spec."""
+    return DISCRETE_AS_TENSORS and any(len(shape(value)) == 2 and min(shape(value)) > 1 for value in lowered.values())
+
+
+class DiscreteTensorLowering(TensorLowering):
+    """Lowers step, controls, totals and objective of a checked discrete spec to tensor nodes over
+    the columns of its scalar `problem`."""
+
+    def __init__(self, checked: CheckedSpec, problem: ir.Problem) -> None:
+        super().__init__(checked)
+        self.rule = "a discrete-time spec that declares a matrix is compiled as tensors (docs/design.md, 'Tensor values')"
+        self.problem = problem
+        self.columns = list(problem.discrete.columns)
+        self.controls: dict[str, tn.Node] = {}      # closed-loop control -> its value (earlier controls put in)
+        self.summands: list[tn.Node] = []
+        self.total_start = len(problem.discrete.columns) - len(problem.discrete.totals)
+
+    def refuse_unsupported(self) -> None:
+        """Located errors for what the discrete tensor path does not do (the spec is then scalarised)."""
+        c = self.checked
+        if c.study not in ("train", "identify"):
+            raise self.unsupported(f"the '{c.study}' study", c.study_statement.span if c.study_statement else None)
+        for what, span in [("an implicit equation", next((s.span for s in c.implicits.values()), None)),
+                           ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
+                           ("a bounded param", next((b.span for b in c.params.values() if b.bound), None)),
+                           ("a 'subject to' constraint", c.constraints and c.constraints[0].span)]:
+            if span:
+                raise self.unsupported(what, span)
+
+    def run_tensor(self) -> tn.TensorModel:
+        """The tensor model of the four functions (no params' initial values: the scalar module has them)."""
+        self.refuse_unsupported()
+        self.declare_consts()
+        self.env.update({name: tn.leaf("param", self.dims(b), j) for j, (name, b) in enumerate(self.checked.params.items())})
+        d = self.checked.discrete
+        for name, b in [*self.checked.states.items(), *d.noises.items(), *d.truths.items(), *d.sequences.items()]:
+            self.env[name] = self.column_leaf(name, self.dims(b), "s")
+        self.declare_lets_and_controls()
+        step = [self.declared(f"next({name})", self.dims(b), self.expr(d.nexts[name].value), d.nexts[name].value.span)
+                for name, b in self.checked.states.items()]
+        objective = self.discrete_objective()
+        for e in self.checked.expects:          # their totals are columns too, in the scalar path's order
+            self.terminal(e.left, e.at), self.terminal(e.right, e.at)
+        if sum(n.size or 1 for n in self.summands) != len(self.problem.discrete.totals):
+            raise self.unsupported("total(...) outside the objective and expects", self.checked.objective.span)
+        functions: dict[str, tuple[list[tn.Node], str]] = {"step": (step, "stack")}
+        if self.controls:
+            functions["controls"] = (list(self.controls.values()), "stack")
+        if self.summands:
+            functions["totals"] = (self.summands, "stack")
+        functions["objective"] = ([objective], "tuple")
+        return tn.TensorModel(self.columns, functions, [], [], 0)
+
+    def column_leaf(self, name: str, dims: tuple[int, ...], which: str) -> tn.Node:
+        """The columns of a declared name (its first component's position onwards) as one leaf."""
+        start = self.columns.index(f"{name}[0]" if len(dims) == 1 else f"{name}[0,0]" if dims else name)
+        return tn.leaf("state", dims, (start, start + math.prod(dims), which), batched=True)
+
+    def dims(self, b) -> tuple[int, ...]:
+        return self.scalar.dims(b.shape, b.span) if b.shape else ()
+
+    def declare_lets_and_controls(self) -> None:
+        """Lets are shared nodes; a closed-loop control is its columns in the step map and the
+        totals, and its value (earlier controls put in) in the controls function."""
+        c = self.checked
+        for name in c.order:
+            s = c.lets[name]
+            dims = self.dims(s) if s.shape else None
+            value = self.declared(name, dims, self.expr(s.value), s.value.span)
+            if s.kind == "let":
+                self.env[name] = value
+                continue
+            self.controls[name] = self.closed(value)
+            self.env[name] = self.column_leaf(name, value.shape, "s")
+
+    def closed(self, value: tn.Node) -> tn.Node:
+        """A value with the columns of the closed-loop controls replaced by their values."""
+        values = {self.env[name].attr: v for name, v in self.controls.items()}
+        return tn.replace_leaves([value], lambda n: values.get(n.attr) if n.op == "state" else None)[0]
+
+    # -- totals, objective
+    def terminal(self, node: ast.Expr, at: str | None) -> tn.Node:
+        """An expression over the rollout: total(...) (columns of its sums), x(0), x(T), batch means;
+        estimates are read at the end; `at end` takes a pointwise value at the final states."""
+        def at_time(func: str, call: ast.Call) -> tn.Node:
+            if func == "total":
+                return self.total(call)
+            if func in self.checked.states:
+                which = "s0" if isinstance(call.args[0], ast.Number) else "sT"
+                return self.column_leaf(func, self.dims(self.checked.states[func]), which)
+            if func == "integral":
+                raise self.unsupported("integral()", call.span)
+            inner = self.expr(call.args[0], at_time=at_time)
+            mean = tn.Node("mean", (), (inner,), None, inner.batched) if inner.shape else inner
+            return tn.Node("batch_mean", (), (mean,), None, False)
+
+        value = self.closed(self.expr(node, at_time=at_time))
+        estimates = {self.env[name].attr for name in self.checked.discrete.truths}
+        if at is not None:
+            value = self.at_end(value)
+        value = tn.replace_leaves([value], lambda n: self.column_leaf_at_end(n) if n.op == "state"
+                                  and n.attr in estimates else None)[0]
+        if tn.reads([value], lambda n: n.op == "state" and n.attr[2] == "s"):
+            raise self.unsupported("a value of one step outside total(...)", node.span)
+        return value
+
+    def column_leaf_at_end(self, n: tn.Node) -> tn.Node:
+        return tn.leaf("state", n.shape, (*n.attr[:2], "sT"), batched=True)
+
+    def total(self, call: ast.Call) -> tn.Node:
+        """total(expr): its summand is a function of the columns; its sum is read from sT."""
+        inner = self.expr(call.args[0])
+        start = self.total_start + sum(n.size or 1 for n in self.summands)
+        self.summands.append(inner)
+        return tn.leaf("state", inner.shape, (start, start + (inner.size or 1), "sT"), batched=True)
+
+    def discrete_objective(self) -> tn.Node:
+        obj = self.checked.objective
+        value = self.terminal(obj.expr, obj.at)
+        if value.shape:
+            raise self.error(f"the objective must be a number, got {show(value.shape)}", obj.expr.span)
+        return value
+
+
+def lower_tensor_discrete(checked: CheckedSpec, problem: ir.Problem) -> tn.TensorModel:
+    """The tensor model of a discrete spec's step, controls, totals and objective (a located
+    SpecError for a construct the tensor path does not support)."""
+    return DiscreteTensorLowering(checked, problem).run_tensor()

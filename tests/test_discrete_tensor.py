@@ -1,0 +1,100 @@
+"""Discrete specs on the tensor path (compiler.tensor_discrete): the tensor and the scalar lowering
+of the same spec roll out the same values and gradients, the sysid study gives the same results,
+and what the tensor path does not support is a located error (the spec is then scalarised)."""
+import pytest
+import torch
+
+import impsolve
+from impsolve.compiler import tensor_discrete
+from impsolve.dsl import SpecError
+from impsolve.compiler.discrete import RolloutLowering
+from impsolve.dsl.checker import check
+from impsolve.dsl.parser import parse
+from impsolve.runtime.columns import Columns
+
+from conftest import SPECS
+from test_discrete import GRAM, LINEAR, SYSTEM
+from test_identify import OPEN_LOOP, STRATEGIES, SYSID, VARIANT, _quick
+
+F64 = torch.float64
+CASES = {"linear": (LINEAR, None), "gram": (GRAM, 3), "variant": (VARIANT, 2), "open_loop": (OPEN_LOOP, 2),
+         "sysid": ((SPECS / "sysid.imp").read_text(), 2),
+         "system": (SYSTEM.format(sigma=0.1, b="const B[2, 2] = [[1, 0.5], [0, 1]]"), 2)}
+
+
+def rollout_and_gradients(text: str, realizations: int | None, tensor: bool, monkeypatch):
+    """The rollout's states, the objectives and the gradients of their sum, at the seeded weights."""
+    monkeypatch.setattr(tensor_discrete, "DISCRETE_AS_TENSORS", tensor)
+    problem = impsolve.load(text)
+    assert (problem.program.problem.discrete.tensor is not None) == tensor
+    model = problem.compile(device="cpu", seed=3, realizations=realizations)
+    if model.discrete.estimates:            # a nonzero estimate, different for each realisation
+        truth = torch.tensor([v for e in model.discrete.estimates for v in e.truth], dtype=F64)
+        scale = torch.linspace(0.8, 1.1, realizations, dtype=F64).reshape(realizations, 1, 1)
+        model.estimate = truth * scale
+    solution = model.solve()
+    values = model.objectives(solution)
+    values.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    return solution.rollout.inputs.detach(), solution.sT.detach(), values.detach(), grads
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_tensor_and_scalar_lowering_agree(case: str, monkeypatch) -> None:
+    text, realizations = CASES[case]
+    tensor = rollout_and_gradients(text, realizations, True, monkeypatch)
+    scalar = rollout_and_gradients(text, realizations, False, monkeypatch)
+    for a, b in zip(tensor[:3], scalar[:3]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert len(tensor[3]) == len(scalar[3]) > 0
+    for a, b in zip(tensor[3], scalar[3]):
+        assert float(a.abs().max()) > 0
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_step_map_is_one_matmul_per_product() -> None:
+    source = impsolve.load(SPECS / "sysid.imp").source()
+    step = source[source.index("def step"):source.index("def controls")]
+    assert step.count(" @ ") == 2 and "s[..., 6:15].unflatten(-1, (3, 3))" in step
+    assert "def offset" in source and "def jacobian" in source       # least squares stays scalarised
+
+
+def test_sysid_study_is_unchanged(monkeypatch) -> None:
+    """The same seed gives the same identification errors on both paths."""
+    runs = []
+    for tensor in (True, False):
+        monkeypatch.setattr(tensor_discrete, "DISCRETE_AS_TENSORS", tensor)
+        runs.append(impsolve.solve(_quick(SYSID, 2), realizations=2, steps=3, write=False, device="cpu",
+                                   seed=1).identify)
+    for name in STRATEGIES:
+        assert runs[0][name]["error"] == pytest.approx(runs[1][name]["error"], rel=1e-8, abs=1e-12)
+
+
+IMPLICIT = """
+const A[2, 2] = [[0.9, 0.2], [-0.1, 0.8]]
+state x[2] = [1, -1]
+param k = 0.5
+solve y: y = 0.5 * tanh(y) + k * x[0]
+next(x) = A @ x + y
+steps 4
+minimize total(x[0]^2)
+"""
+
+
+@pytest.mark.parametrize("text, line, what", [(IMPLICIT, 5, "an implicit equation")])
+def test_unsupported_constructs_are_located_and_scalarised(text: str, line: int, what: str) -> None:
+    checked = check(parse(text, "spec.imp"))
+    problem = RolloutLowering(checked).run()
+    with pytest.raises(SpecError) as err:
+        tensor_discrete.lower_tensor_discrete(checked, problem)
+    assert f"spec.imp:{line}:" in str(err.value) and what in str(err.value) and "tensor path" in str(err.value)
+    assert impsolve.load(text).program.problem.discrete.tensor is None
+
+
+def test_columns_read_blocks_without_copying() -> None:
+    x, w = torch.arange(6.0).reshape(2, 3), torch.arange(6.0, 10.0).reshape(2, 2)
+    row = Columns(x, w, torch.zeros(2, 0))
+    assert row.shape == (2, 5)
+    assert row[..., 0:3] is x and row[..., 4].data_ptr() == w[..., 1].data_ptr()
+    torch.testing.assert_close(row[..., 3], w[..., 0])
+    torch.testing.assert_close(row[..., 2:4], torch.cat([x, w], -1)[..., 2:4])     # across blocks: a copy
