@@ -52,10 +52,12 @@ def test_tensor_and_scalar_lowering_agree(case: str, monkeypatch) -> None:
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_step_map_is_one_matmul_per_product() -> None:
+def test_step_map_acts_on_whole_tensors() -> None:
+    """A @ x (A estimated: one matrix per batch entry) and B @ u (B const) are one product each."""
     source = impsolve.load(SPECS / "sysid.imp").source()
     step = source[source.index("def step"):source.index("def controls")]
-    assert step.count(" @ ") == 2 and "s[..., 6:15].unflatten(-1, (3, 3))" in step
+    assert "(s[..., 6:15].unflatten(-1, (3, 3)) * s[..., 0:3][..., None, :]).sum(-1)" in step
+    assert step.count(" @ ") == 1 and "s[..., 15:18] @ k_0.mT" in step and "s[..., 1]" not in step
     assert "def offset" in source and "def jacobian" in source       # least squares stays scalarised
 
 

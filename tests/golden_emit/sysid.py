@@ -24,7 +24,7 @@ def build_tensor(params, nets):
     k_0 = _tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
     def step(t, s, s0=None, sT=None, T=None):
-        return _state_blocks(s, ((((s[..., 6:15].unflatten(-1, (3, 3)) @ s[..., 0:3][..., None])[..., 0] + (s[..., 15:18] @ k_0.mT)) + s[..., 3:6]), 1))
+        return _state_blocks(s, ((((s[..., 6:15].unflatten(-1, (3, 3)) * s[..., 0:3][..., None, :]).sum(-1) + (s[..., 15:18] @ k_0.mT)) + s[..., 3:6]), 1))
 
     def controls(t, s, s0=None, sT=None, T=None):
         c0 = net_0(_cat(s[..., 0:3], _tensor((t / T))[..., None]))
