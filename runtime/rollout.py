@@ -61,6 +61,7 @@ class DiscreteProblem(CompiledProblem):
         self.register_buffer("noise", None)
         self.register_parameter("sequence", None)
         self.sequence_shape = (*lead, self.sizes["sequences"])
+        self.numeric_initial = self._numeric_initial()
         self.set_steps(d.steps)
 
     # -- set-up
@@ -73,6 +74,13 @@ class DiscreteProblem(CompiledProblem):
         self.functions = library.build_generated(self.program.source, self.dtype, self.device,
                                                  self.problem.implicits, list(self.params), list(self.nets))
         self.random_initial = self.sample_initial(self.generator)
+
+    def _numeric_initial(self) -> torch.Tensor | None:
+        """The initial states when they are all numbers (the same every rollout), else None."""
+        values = [self.problem.initial[name] for name in self.discrete.states]
+        if not all(getattr(v, "is_number", False) for v in values):     # SymPy numbers (no Distribution)
+            return None
+        return torch.tensor([float(v) for v in values], dtype=self.dtype, device=self.device)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -112,6 +120,8 @@ class DiscreteProblem(CompiledProblem):
         """The initial states (batch x states): fixed values, and random ones drawn for the model's
         batch (held fixed), or drawn anew from `generator` for `batch_shape`."""
         batch_shape = self.batch_shape if batch_shape is None else batch_shape
+        if self.numeric_initial is not None:
+            return self.numeric_initial.expand(*batch_shape, self.numeric_initial.shape[-1])
         fixed = iter(self.functions["initial"](None, None))
         random = iter(self.random_initial.unbind(-1))
         columns = []

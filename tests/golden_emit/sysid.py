@@ -28,7 +28,7 @@ def build_tensor(params, nets):
 
     def controls(t, s, s0=None, sT=None, T=None):
         c0 = net_0(_cat(s[..., 0:3], _tensor((t / T))[..., None]))
-        return _state_blocks(s, ((1.0 * (c0 / torch.linalg.vector_norm(c0, dim=-1, keepdim=True))), 1))
+        return _state_blocks(s, ((c0 / torch.linalg.vector_norm(c0, dim=-1, keepdim=True)), 1))
 
     def totals(t, s, s0=None, sT=None, T=None):
         return _state_blocks(s, ((s[..., 0:3][..., :, None] * s[..., 0:3][..., None, :]), 2))
