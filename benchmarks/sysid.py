@@ -14,11 +14,12 @@ checked at the first step), and the spec's `train adam(...)` settings. The compi
 estimate near this Jordan block can be unstable, and then the timings measure overflow). Both run
 in one process with one torch thread (as the study does on the CPU), after two warm-up steps each;
 each epoch is timed `--repeats` times per contender, alternating which goes first, and the fastest
-run of each counts (the development machine is shared: single runs vary by tens of percent).
+run of each counts, in CPU seconds of this process (the development machine is shared: wall times
+of single runs vary by tens of percent; they are kept in the JSON too).
 
     python benchmarks/sysid.py [--realizations R] [--steps N] [--epochs E] [--repeats K] [--quick]
 
-prints the planning time per epoch and the ratio compiled / hand-written, and writes
+prints the planning CPU time per epoch and the ratio compiled / hand-written, and writes
 benchmarks/results/sysid.json.
 """
 from __future__ import annotations
@@ -95,22 +96,24 @@ def hand_written_plan(contender: HandWritten, options: TrainOptions) -> list[flo
 
 def time_epoch(study: Study, contender: HandWritten, plan: tuple, options: TrainOptions,
                repeats: int) -> tuple[dict[str, list[float]], list[float], list[float]]:
-    """Seconds of each timed run of both contenders (the order alternates), and their last histories.
-    `plan` is study.plan's (T, estimate, epoch); a repeat trains on from the current weights."""
-    times: dict[str, list[float]] = {"compiled": [], "hand_written": []}
+    """CPU seconds of each timed run of both contenders (the order alternates; wall seconds under
+    "..._wall"), and their last histories. `plan` is study.plan's (T, estimate, epoch); a repeat
+    trains on from the current weights."""
+    times: dict[str, list[float]] = {"compiled": [], "hand_written": [], "compiled_wall": [], "hand_written_wall": []}
     compiled_history, hand_history = [], []
     for repeat in range(repeats):
         for name in ("hand_written", "compiled") if repeat % 2 == 0 else ("compiled", "hand_written"):
             if name == "hand_written":
                 rival = contender if repeat == 0 else HandWritten(study.planner, contender.B, contender.gamma)
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 hand_history = hand_written_plan(rival, options)
             else:
                 before = len(study.history)
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 study.plan(*plan)
                 compiled_history = study.history[before:]
-            times[name].append(time.perf_counter() - start)
+            times[name].append(time.process_time() - cpu)
+            times[f"{name}_wall"].append(time.perf_counter() - start)
     return times, compiled_history, hand_history
 
 
@@ -141,7 +144,7 @@ def run(realizations: int, steps: int | None, epochs: int | None, seed: int, rep
                      "compiled_s": compiled_seconds, "hand_written_s": hand_seconds,
                      "ratio": compiled_seconds / hand_seconds, "relative_difference_at_start": agreement,
                      "final_objective": {"compiled": compiled_history[-1], "hand_written": hand_history[-1]}})
-        print(f"  epoch {epoch}: T={T:4d}  compiled {compiled_seconds:7.2f} s  hand-written {hand_seconds:7.2f} s  "
+        print(f"  epoch {epoch}: T={T:4d}  compiled {compiled_seconds:7.2f} CPU s  hand-written {hand_seconds:7.2f} CPU s  "
               f"ratio {compiled_seconds / hand_seconds:5.2f}  (objectives agree to {agreement:.1e} at the start)",
               flush=True)
     total = sum(r["compiled_s"] for r in rows) / sum(r["hand_written_s"] for r in rows)

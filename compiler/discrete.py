@@ -23,9 +23,6 @@ from .tensor_codegen import build_function
 from .tensor_discrete import TENSOR_FUNCTIONS, discrete_rule, lower_tensor_discrete
 from .values import Value, component_names, entries, shape, shaped
 
-TOTAL_PREFIX = "total_"
-
-
 class RolloutLowering(Lowering):
     """Lowers a discrete-time spec."""
 
@@ -45,7 +42,7 @@ class RolloutLowering(Lowering):
     def total(self, call: ast.Call) -> Value:
         """total(expr) = Σ_{t=0}^{T-1} expr at step t, entry by entry (its shape is kept)."""
         inner = self.expr(call.args[0])
-        components = component_names(f"{TOTAL_PREFIX}{self.total_count}", shape(inner))
+        components = component_names(f"{ir.TOTAL_PREFIX}{self.total_count}", shape(inner))
         self.total_count += 1
         self.totals.update(zip(components, entries(inner)))
         finals = [ir.final_symbol(c) for c in components]

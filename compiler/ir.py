@@ -16,6 +16,7 @@ from ..dsl.options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions
 
 TIME = sp.Symbol("t", real=True)
 FINAL_TIME = sp.Symbol("T", real=True)
+TOTAL_PREFIX = "total_"      # the columns of the k-th total(...) of a discrete spec: total_k, total_k[i], ...
 
 
 def state_symbol(name: str) -> sp.Symbol:

@@ -20,7 +20,7 @@ from ..dsl.check import CheckedSpec
 from . import ir
 from . import tensors as tn
 from .tensor_lower import TensorLowering
-from .values import Value, shape, show
+from .values import Value, component_names, shape, show
 
 TENSOR_FUNCTIONS = ("step", "controls", "totals", "objective")   # the functions the tensor code gives
 DISCRETE_AS_TENSORS = True      # discrete specs with a matrix take the tensor path where it supports them
@@ -36,14 +36,11 @@ class DiscreteTensorLowering(TensorLowering):
     """Lowers step, controls, totals and objective of a checked discrete spec to tensor nodes over
     the columns of its scalar `problem`."""
 
-    def __init__(self, checked: CheckedSpec, problem: ir.Problem) -> None:
+    def __init__(self, checked: CheckedSpec) -> None:
         super().__init__(checked)
         self.rule = "a discrete-time spec that declares a matrix is compiled as tensors (docs/design.md, 'Tensor values')"
-        self.problem = problem
-        self.columns = list(problem.discrete.columns)
         self.controls: dict[str, tn.Node] = {}      # closed-loop control -> its value (earlier controls put in)
         self.summands: list[tn.Node] = []
-        self.total_start = len(problem.discrete.columns) - len(problem.discrete.totals)
 
     def refuse_unsupported(self) -> None:
         """Located errors for what the discrete tensor path does not do (the spec is then scalarised)."""
@@ -57,34 +54,36 @@ class DiscreteTensorLowering(TensorLowering):
             if span:
                 raise self.unsupported(what, span)
 
-    def run_tensor(self) -> tn.TensorModel:
-        """The tensor model of the four functions (no params' initial values: the scalar module has them)."""
-        self.refuse_unsupported()
-        self.declare_consts()
-        self.env.update({name: tn.leaf("param", self.dims(b), j) for j, (name, b) in enumerate(self.checked.params.items())})
+    def lower_functions(self) -> dict[str, tuple[list[tn.Node], str]]:
+        """step, controls, totals and objective as nodes over the columns (`self.columns`, laid out
+        as `ir.Discrete.columns`); consts and params must be declared first."""
         d = self.checked.discrete
         for name, b in [*self.checked.states.items(), *d.noises.items(), *d.truths.items(), *d.sequences.items()]:
-            self.env[name] = self.column_leaf(name, self.dims(b), "s")
+            self.env[name] = self.new_columns(name, self.dims(b))
         self.declare_lets_and_controls()
         step = [self.declared(f"next({name})", self.dims(b), self.expr(d.nexts[name].value), d.nexts[name].value.span)
                 for name, b in self.checked.states.items()]
         objective = self.discrete_objective()
-        for e in self.checked.expects:          # their totals are columns too, in the scalar path's order
-            self.terminal(e.left, e.at), self.terminal(e.right, e.at)
-        if sum(n.size or 1 for n in self.summands) != len(self.problem.discrete.totals):
-            raise self.unsupported("total(...) outside the objective and expects", self.checked.objective.span)
+        expects = [self.expectation(e) for e in self.checked.expects]   # their totals are columns too
         functions: dict[str, tuple[list[tn.Node], str]] = {"step": (step, "stack")}
         if self.controls:
             functions["controls"] = (list(self.controls.values()), "stack")
         if self.summands:
             functions["totals"] = (self.summands, "stack")
         functions["objective"] = ([objective], "tuple")
-        return tn.TensorModel(self.columns, functions, [], [], 0)
+        for i, (left, right, _) in enumerate(expects):
+            functions[f"expect_{i}"] = ([left, right], "pair")
+        return functions
+
+    def new_columns(self, name: str, dims: tuple[int, ...]) -> tn.Node:
+        """Columns for the entries of `name`, after the ones so far; their leaf."""
+        self.slices[name] = (len(self.columns), len(self.columns) + max(math.prod(dims), 1))
+        self.columns += component_names(name, dims)
+        return self.column_leaf(name, dims, "s")
 
     def column_leaf(self, name: str, dims: tuple[int, ...], which: str) -> tn.Node:
-        """The columns of a declared name (its first component's position onwards) as one leaf."""
-        start = self.columns.index(f"{name}[0]" if len(dims) == 1 else f"{name}[0,0]" if dims else name)
-        return tn.leaf("state", dims, (start, start + math.prod(dims), which), batched=True)
+        """The columns of a declared name as one leaf (`which`: s, s0 or sT)."""
+        return tn.leaf("state", dims, (*self.slices[name], which), batched=True)
 
     def dims(self, b) -> tuple[int, ...]:
         return self.scalar.dims(b.shape, b.span) if b.shape else ()
@@ -101,7 +100,7 @@ class DiscreteTensorLowering(TensorLowering):
                 self.env[name] = value
                 continue
             self.controls[name] = self.closed(value)
-            self.env[name] = self.column_leaf(name, value.shape, "s")
+            self.env[name] = self.new_columns(name, value.shape)
 
     def closed(self, value: tn.Node) -> tn.Node:
         """A value with the columns of the closed-loop controls replaced by their values."""
@@ -140,9 +139,10 @@ class DiscreteTensorLowering(TensorLowering):
     def total(self, call: ast.Call) -> tn.Node:
         """total(expr): its summand is a function of the columns; its sum is read from sT."""
         inner = self.expr(call.args[0])
-        start = self.total_start + sum(n.size or 1 for n in self.summands)
+        name = f"{ir.TOTAL_PREFIX}{len(self.summands)}"
         self.summands.append(inner)
-        return tn.leaf("state", inner.shape, (start, start + (inner.size or 1), "sT"), batched=True)
+        self.new_columns(name, inner.shape)
+        return self.column_leaf(name, inner.shape, "sT")
 
     def discrete_objective(self) -> tn.Node:
         obj = self.checked.objective
@@ -153,6 +153,13 @@ class DiscreteTensorLowering(TensorLowering):
 
 
 def lower_tensor_discrete(checked: CheckedSpec, problem: ir.Problem) -> tn.TensorModel:
-    """The tensor model of a discrete spec's step, controls, totals and objective (a located
-    SpecError for a construct the tensor path does not support)."""
-    return DiscreteTensorLowering(checked, problem).run_tensor()
+    """The tensor model of a discrete spec's step, controls, totals and objective, over the columns
+    of its scalar lowering `problem` (a located SpecError for a construct the tensor path lacks)."""
+    lowering = DiscreteTensorLowering(checked)
+    lowering.refuse_unsupported()
+    lowering.declare_consts()
+    lowering.env.update({name: tn.leaf("param", lowering.dims(b), j) for j, (name, b) in enumerate(checked.params.items())})
+    functions = lowering.lower_functions()
+    if lowering.columns != problem.discrete.columns:
+        raise lowering.unsupported("total(...) outside the objective and expects", checked.objective.span)
+    return tn.TensorModel(lowering.columns, {k: functions[k] for k in TENSOR_FUNCTIONS if k in functions}, [], [], 0)
