@@ -19,8 +19,8 @@ from . import ir, kinds
 from .codegen import Layout, generate_module
 from .lower import Lowering
 from .program import Program, checks_and_plots
-from .tensor_codegen import build_function
-from .tensor_discrete import TENSOR_FUNCTIONS, discrete_rule, lower_tensor_discrete
+from .tensor_codegen import build_function, generate_tensor_module
+from .tensor_discrete import TENSOR_FUNCTIONS, declares_large, discrete_rule, lower_large_discrete, lower_tensor_discrete
 from .values import Value, component_names, entries, shape, shaped
 
 class RolloutLowering(Lowering):
@@ -210,7 +210,10 @@ class RolloutLowering(Lowering):
 def lower_discrete(checked: CheckedSpec) -> ir.Problem:
     """Lower a checked discrete-time spec (before the passes). A spec that declares a matrix also
     gets its step, controls, totals and objective as tensor code where the tensor path supports
-    it (compiler.tensor_discrete); else they stay scalarised."""
+    it (compiler.tensor_discrete); else they stay scalarised. A spec with a declaration above the
+    scalar entry limit is lowered as tensors only."""
+    if declares_large(checked):
+        return lower_large_discrete(checked)
     lowering = RolloutLowering(checked)
     problem = lowering.run()
     if discrete_rule(lowering.env):
@@ -228,6 +231,9 @@ def generate_discrete(problem: ir.Problem) -> Program:
     d = problem.discrete
     layout = Layout(states=d.columns, params=list(problem.params.values()), nets=list(problem.nets),
                     implicits=problem.implicits)
+    if problem.tensor is not None:          # tensor-only (compiler.tensor_discrete.LargeDiscreteLowering)
+        source = generate_tensor_module(problem.tensor, list(problem.nets))
+        return Program(problem, layout, source, list(problem.tensor.functions), {})
     functions: dict[str, tuple[list[sp.Expr], str]] = {
         "step": ([d.step[s] for s in d.states], "stack"),
         "initial": ([problem.initial[s] for s in d.states if not isinstance(problem.initial[s], ir.Distribution)],

@@ -19,11 +19,13 @@ from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from . import ir
 from . import tensors as tn
-from .tensor_lower import TensorLowering
+from .expressions import MAX_ENTRIES, source_text
+from .tensor_lower import TensorLowering, declared_shapes
 from .values import Value, component_names, shape, show
 
 TENSOR_FUNCTIONS = ("step", "controls", "totals", "objective")   # the functions the tensor code gives
 DISCRETE_AS_TENSORS = True      # discrete specs with a matrix take the tensor path where it supports them
+TENSOR_ONLY_ABOVE = MAX_ENTRIES  # entries of a declaration above which a discrete spec is lowered as tensors only
 
 
 def discrete_rule(lowered: dict[str, Value]) -> bool:
@@ -41,6 +43,7 @@ class DiscreteTensorLowering(TensorLowering):
         self.rule = "a discrete-time spec that declares a matrix is compiled as tensors (docs/design.md, 'Tensor values')"
         self.controls: dict[str, tn.Node] = {}      # closed-loop control -> its value (earlier controls put in)
         self.summands: list[tn.Node] = []
+        self.expectations: list[ir.Expectation] = []
 
     def refuse_unsupported(self) -> None:
         """Located errors for what the discrete tensor path does not do (the spec is then scalarised)."""
@@ -65,6 +68,7 @@ class DiscreteTensorLowering(TensorLowering):
                 for name, b in self.checked.states.items()]
         objective = self.discrete_objective()
         expects = [self.expectation(e) for e in self.checked.expects]   # their totals are columns too
+        self.expectations = [e for *_, e in expects]
         functions: dict[str, tuple[list[tn.Node], str]] = {"step": (step, "stack")}
         if self.controls:
             functions["controls"] = (list(self.controls.values()), "stack")
@@ -163,3 +167,82 @@ def lower_tensor_discrete(checked: CheckedSpec, problem: ir.Problem) -> tn.Tenso
     if lowering.columns != problem.discrete.columns:
         raise lowering.unsupported("total(...) outside the objective and expects", checked.objective.span)
     return tn.TensorModel(lowering.columns, {k: functions[k] for k in TENSOR_FUNCTIONS if k in functions}, [], [], 0)
+
+
+class LargeDiscreteLowering(DiscreteTensorLowering):
+    """A discrete spec with a declaration above the scalar path's entry limit: lowered on the tensor
+    path only (no SymPy of its entries), for train studies."""
+
+    def refuse_unsupported(self) -> None:
+        c, d = self.checked, self.checked.discrete
+        self.rule = (f"a declaration has more than {TENSOR_ONLY_ABOVE} entries, the limit of scalarised discrete "
+                     "specs, so the spec is compiled as tensors only (docs/design.md, 'Tensor values')")
+        super().refuse_unsupported()
+        if c.study != "train":
+            raise self.unsupported(f"the '{c.study}' study", c.study_statement.span if c.study_statement else None)
+        for what, span in [("plot", c.plots and c.plots[0].span),
+                           ("expect ... over a range", next((e.span for e in c.expects if e.over), None)),
+                           ("a truth (estimate ... by ols)", next((s.span for s in d.truths.values()), None))]:
+            if span:
+                raise self.unsupported(what, span)
+
+    def run(self) -> ir.Problem:
+        c, d = self.checked, self.checked.discrete
+        self.refuse_unsupported()
+        self.declare_consts()
+        self.declare_params()
+        functions = self.lower_functions()
+        initial, fixed = self.initial_values()
+        if fixed:
+            functions["initial"] = (fixed, "entries")
+        states = [comp for name, b in c.states.items() for comp in component_names(name, self.dims(b))]
+        discrete = ir.Discrete(
+            steps=self.positive_integer(d.steps.value, "steps"), states=states,
+            noises=[ir.Noise(name, component_names(name, self.dims(s)), self.scalar.distribution(s.distribution))
+                    for name, s in d.noises.items()],
+            estimates=[], sequences={name: component_names(name, self.dims(s)) for name, s in d.sequences.items()},
+            controls={comp: ir.computed(comp) for name, node in self.controls.items()
+                      for comp in component_names(name, node.shape)},
+            step={comp: ir.computed(f"next({comp})") for comp in states},
+            totals={comp: ir.computed(comp) for k, node in enumerate(self.summands)
+                    for comp in component_names(f"{ir.TOTAL_PREFIX}{k}", node.shape)},
+            energies={name: float(self.scalar.constant(s.energy, "an energy")) for name, s in d.sequences.items()
+                      if s.energy is not None})
+        objective = ir.Objective(c.objective.sense, ir.computed("objective"), source_text(c, c.objective.expr), None)
+        return ir.Problem(
+            name=c.name, title=c.title, states=discrete.columns, initial=initial,
+            params={name: ir.Param(name, dims, []) for name, dims, _ in self.params},
+            nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
+            dynamics=dict(discrete.step), controls={col: ir.state_symbol(col) for col in discrete.control_columns},
+            horizon=float(discrete.steps), stop=None, objective=objective, expectations=self.expectations, ode=c.ode,
+            training=c.training, batch=c.batch, user_states=states, discrete=discrete,
+            tensor=tn.TensorModel(self.columns, functions, self.params, [], self.draws))
+
+    def initial_values(self) -> tuple[dict[str, object], list[tn.Node]]:
+        """Each state entry's initial value (a Distribution or a placeholder), and the fixed values' nodes."""
+        initial: dict[str, object] = {}
+        fixed = []
+        for name, b in self.checked.states.items():
+            dims, names = self.dims(b), component_names(name, self.dims(b))
+            if b.distribution is not None:
+                initial.update(dict.fromkeys(names, self.scalar.distribution(b.distribution)))
+                continue
+            fixed.append(self.declared(name, dims, self.expr(b.value), b.value.span))
+            initial.update({n: ir.computed(f"{n}(0)") for n in names})
+        return initial, fixed
+
+    def positive_integer(self, node: ast.Expr, what: str) -> int:
+        value = self.scalar.constant(node, what)
+        if not value.is_Integer or value < 1:
+            raise self.error(f"{what} must be a positive integer", node.span)
+        return int(value)
+
+
+def declares_large(checked: CheckedSpec) -> bool:
+    """Whether a declaration has more entries than a scalarised discrete spec may (`TENSOR_ONLY_ABOVE`)."""
+    return any(math.prod(dims) > TENSOR_ONLY_ABOVE for _, dims in declared_shapes(checked) if dims)
+
+
+def lower_large_discrete(checked: CheckedSpec) -> ir.Problem:
+    """Lower a discrete spec above the scalar entry limit on the tensor path only."""
+    return LargeDiscreteLowering(checked).run()

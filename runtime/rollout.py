@@ -76,11 +76,16 @@ class DiscreteProblem(CompiledProblem):
         self.random_initial = self.sample_initial(self.generator)
 
     def _numeric_initial(self) -> torch.Tensor | None:
-        """The initial states when they are all numbers (the same every rollout), else None."""
+        """The initial states when they are the same every rollout (numbers, or tensor code that reads
+        no param or net), else None."""
         values = [self.problem.initial[name] for name in self.discrete.states]
-        if not all(getattr(v, "is_number", False) for v in values):     # SymPy numbers (no Distribution)
+        if all(getattr(v, "is_number", False) for v in values):     # SymPy numbers (no Distribution)
+            return torch.tensor([float(v) for v in values], dtype=self.dtype, device=self.device)
+        if self.problem.tensor is None or self.problem.params or self.problem.nets or \
+                any(isinstance(v, ir.Distribution) for v in values):
             return None
-        return torch.tensor([float(v) for v in values], dtype=self.dtype, device=self.device)
+        fixed = self.functions["initial"](None, None)       # tensor code of consts only: evaluated once
+        return torch.stack([torch.as_tensor(v, dtype=self.dtype, device=self.device) for v in fixed])
 
     @property
     def batch_shape(self) -> tuple[int, ...]:

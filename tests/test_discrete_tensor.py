@@ -100,3 +100,67 @@ def test_columns_read_blocks_without_copying() -> None:
     assert row[..., 0:3] is x and row[..., 4].data_ptr() == w[..., 1].data_ptr()
     torch.testing.assert_close(row[..., 3], w[..., 0])
     torch.testing.assert_close(row[..., 2:4], torch.cat([x, w], -1)[..., 2:4])     # across blocks: a copy
+
+
+LARGE = """
+problem large_rollout "a discrete spec above the scalar entry limit"
+const n = 80
+state x[n] = 1
+param W[n, n] = 0.05 * randn()
+noise w[n] ~ normal(0, 0.01)
+control u[n] = tanh(W @ x)
+next(x) = 0.9 * x + 0.1 * u + w
+steps 5
+batch 2
+minimize mean(total(sum(x^2)) + 0.1 * sum(x(T)^2))
+train adam(lr=0.01, steps=3)
+expect mean(total(sum(x^2))) >= 0
+"""
+
+
+def test_a_declaration_above_the_entry_limit_is_compiled_as_tensors_only() -> None:
+    """W has 6400 entries (the scalar limit is 4096): value and gradient equal hand-written torch."""
+    problem = impsolve.load(LARGE)
+    source = problem.source()
+    assert "s[..., 0:80] @ p_0.mT" in source and "s[..., 1]" not in source and len(source) < 3000
+    model = problem.compile(device="cpu", seed=2)
+    value = model()
+    value.backward()
+    W = model.params[0].detach().clone().requires_grad_()
+    x, total = torch.ones(2, 80, dtype=F64), 0
+    for t in range(5):
+        total = total + x.square().sum(-1)
+        x = 0.9 * x + 0.1 * torch.tanh(x @ W.T) + model.noise[t]
+    expected = (total + 0.1 * x.square().sum(-1)).mean()
+    expected.backward()
+    assert float(value.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
+    torch.testing.assert_close(model.params[0].grad, W.grad, rtol=1e-10, atol=1e-14)
+    result = impsolve.solve(LARGE, write=False, device="cpu")
+    assert result.status == "ok" and all(c.passed for c in result.checks)
+
+
+@pytest.mark.parametrize("case", ["linear", "gram"])
+def test_tensor_only_lowering_agrees_with_the_scalar_one(case: str, monkeypatch) -> None:
+    text, realizations = CASES[case]
+    scalar = rollout_and_gradients(text, realizations, False, monkeypatch)
+    monkeypatch.setattr(tensor_discrete, "TENSOR_ONLY_ABOVE", 0)
+    problem = impsolve.load(text)
+    assert problem.program.problem.tensor is not None and "def build_scalar" not in problem.source()
+    model = problem.compile(device="cpu", seed=3, realizations=realizations)
+    solution = model.solve()
+    values = model.objectives(solution)
+    values.sum().backward()
+    torch.testing.assert_close(solution.rollout.inputs.detach(), scalar[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(values.detach(), scalar[2], rtol=1e-10, atol=1e-12)
+    for p, b in zip(model.parameters(), scalar[3]):
+        torch.testing.assert_close(p.grad, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("extra, line, what", [
+    ("solve y: y = 0.5 * tanh(y) + 0.01 * sum(x)\n", 14, "an implicit equation"),
+    ("plot sum(x) over x in [0, 1]\n", 14, "plot")])
+def test_what_the_tensor_only_path_lacks_is_located(extra: str, line: int, what: str) -> None:
+    with pytest.raises(SpecError) as err:
+        impsolve.load(LARGE + extra)
+    message = str(err.value)
+    assert f":{line}:" in message and what in message and "more than 4096 entries" in message
