@@ -144,7 +144,8 @@ def run(realizations: int, steps: int | None, epochs: int | None, seed: int, rep
                      "compiled_s": compiled_seconds, "hand_written_s": hand_seconds,
                      "ratio": compiled_seconds / hand_seconds, "relative_difference_at_start": agreement,
                      "final_objective": {"compiled": compiled_history[-1], "hand_written": hand_history[-1]}})
-        print(f"  epoch {epoch}: T={T:4d}  compiled {compiled_seconds:7.2f} CPU s  hand-written {hand_seconds:7.2f} CPU s  "
+        print(f"  epoch {epoch}: T={T:4d}  compiled {compiled_seconds:7.2f} CPU s  "
+              f"hand-written {hand_seconds:7.2f} CPU s  "
               f"ratio {compiled_seconds / hand_seconds:5.2f}  (objectives agree to {agreement:.1e} at the start)",
               flush=True)
     total = sum(r["compiled_s"] for r in rows) / sum(r["hand_written_s"] for r in rows)

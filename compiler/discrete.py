@@ -20,7 +20,8 @@ from .codegen import Layout, generate_module
 from .lower import Lowering
 from .program import Program, checks_and_plots
 from .tensor_codegen import build_function, generate_tensor_module
-from .tensor_discrete import TENSOR_FUNCTIONS, declares_large, discrete_rule, lower_large_discrete, lower_tensor_discrete
+from .tensor_discrete import (TENSOR_FUNCTIONS, declares_large, discrete_rule, lower_large_discrete,
+                              lower_tensor_discrete)
 from .values import Value, component_names, entries, shape, shaped
 
 class RolloutLowering(Lowering):

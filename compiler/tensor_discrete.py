@@ -10,6 +10,8 @@ generated module takes these four from the tensor code and the rest from the sca
 The rule (`discrete_rule`): a spec that declares a matrix (a const, a truth, a state, a let, ...)
 takes the tensor path where it supports every construct the spec uses; other specs, and those
 using an unsupported construct (located `SpecError`s from `refuse_unsupported`), stay scalarised.
+A spec with a declaration above the scalar path's entry limit (`TENSOR_ONLY_ABOVE`) skips the
+scalar lowering: `LargeDiscreteLowering` builds the whole `Problem` from tensor nodes.
 """
 from __future__ import annotations
 
@@ -35,12 +37,13 @@ def discrete_rule(lowered: dict[str, Value]) -> bool:
 
 
 class DiscreteTensorLowering(TensorLowering):
-    """Lowers step, controls, totals and objective of a checked discrete spec to tensor nodes over
-    the columns of its scalar `problem`."""
+    """Lowers step, controls, totals, objective and expects of a checked discrete spec to tensor
+    nodes over its columns, laid out as `ir.Discrete.columns`."""
 
     def __init__(self, checked: CheckedSpec) -> None:
         super().__init__(checked)
-        self.rule = "a discrete-time spec that declares a matrix is compiled as tensors (docs/design.md, 'Tensor values')"
+        self.rule = ("a discrete-time spec that declares a matrix is compiled as tensors "
+                     "(docs/design.md, 'Tensor values')")
         self.controls: dict[str, tn.Node] = {}      # closed-loop control -> its value (earlier controls put in)
         self.summands: list[tn.Node] = []
         self.expectations: list[ir.Expectation] = []
@@ -162,7 +165,8 @@ def lower_tensor_discrete(checked: CheckedSpec, problem: ir.Problem) -> tn.Tenso
     lowering = DiscreteTensorLowering(checked)
     lowering.refuse_unsupported()
     lowering.declare_consts()
-    lowering.env.update({name: tn.leaf("param", lowering.dims(b), j) for j, (name, b) in enumerate(checked.params.items())})
+    lowering.env.update({name: tn.leaf("param", lowering.dims(b), j)
+                         for j, (name, b) in enumerate(checked.params.items())})
     functions = lowering.lower_functions()
     if lowering.columns != problem.discrete.columns:
         raise lowering.unsupported("total(...) outside the objective and expects", checked.objective.span)
