@@ -197,8 +197,7 @@ class LargeDiscreteLowering(DiscreteTensorLowering):
         self.declare_params()
         functions = self.lower_functions()
         initial, fixed = self.initial_values()
-        if fixed:
-            functions["initial"] = (fixed, "entries")
+        functions["initial"] = (fixed, "entries")          # the runtime reads it (empty: every state random)
         states = [comp for name, b in c.states.items() for comp in component_names(name, self.dims(b))]
         discrete = ir.Discrete(
             steps=self.positive_integer(d.steps.value, "steps"), states=states,

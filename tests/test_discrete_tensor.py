@@ -17,7 +17,19 @@ from test_discrete import GRAM, LINEAR, SYSTEM
 from test_identify import OPEN_LOOP, STRATEGIES, SYSID, VARIANT, _quick
 
 F64 = torch.float64
-CASES = {"linear": (LINEAR, None), "gram": (GRAM, 3), "variant": (VARIANT, 2), "open_loop": (OPEN_LOOP, 2),
+RANDOM_OPEN_LOOP = """
+const n = 3
+state x[n] ~ normal(0, 1)
+const A[n, n] = [[0.5, 0.1, 0], [0, 0.5, 0.1], [0.1, 0, 0.5]]
+noise w[n] ~ normal(0, 0.01)
+control v[n] over steps energy 1
+let y[n] = A @ x
+next(x) = y + 0.1 * v + w
+steps 4
+batch 3
+minimize mean(total(sum(x^2)))
+"""
+CASES = {"random_open_loop": (RANDOM_OPEN_LOOP, None), "linear": (LINEAR, None), "gram": (GRAM, 3), "variant": (VARIANT, 2), "open_loop": (OPEN_LOOP, 2),
          "sysid": ((SPECS / "sysid.imp").read_text(), 2),
          "system": (SYSTEM.format(sigma=0.1, b="const B[2, 2] = [[1, 0.5], [0, 1]]"), 2)}
 
@@ -139,7 +151,7 @@ def test_a_declaration_above_the_entry_limit_is_compiled_as_tensors_only() -> No
     assert result.status == "ok" and all(c.passed for c in result.checks)
 
 
-@pytest.mark.parametrize("case", ["linear", "gram"])
+@pytest.mark.parametrize("case", ["linear", "gram", "random_open_loop"])
 def test_tensor_only_lowering_agrees_with_the_scalar_one(case: str, monkeypatch) -> None:
     text, realizations = CASES[case]
     scalar = rollout_and_gradients(text, realizations, False, monkeypatch)
