@@ -61,7 +61,7 @@ class DiscreteProblem(CompiledProblem):
         self.register_buffer("noise", None)
         self.register_parameter("sequence", None)
         self.sequence_shape = (*lead, self.sizes["sequences"])
-        self.numeric_initial = self._numeric_initial()
+        self.register_buffer("numeric_initial", self._numeric_initial(), persistent=False)
         self.set_steps(d.steps)
 
     # -- set-up
