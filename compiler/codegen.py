@@ -260,9 +260,9 @@ def implicit_functions(k: int, layout: Layout) -> str:
     return "\n\n".join(parts)
 
 
-def generate_module(functions: dict[str, tuple[list[sp.Expr], str]], layout: Layout) -> str:
-    """A module with `build(params, nets, dtype, device)` returning the generated functions."""
-    body = [HEADER, "", "def build(params, nets):"]
+def generate_module(functions: dict[str, tuple[list[sp.Expr], str]], layout: Layout, name: str = "build") -> str:
+    """A module with `build(params, nets)` (or another `name`) returning the generated functions."""
+    body = [HEADER, "", f"def {name}(params, nets):"]
     for j in range(len(layout.params)):
         body.append(f"    p_{j} = params[{j}]")
     for k in range(len(layout.nets)):

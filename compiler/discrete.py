@@ -14,14 +14,15 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
+from ..dsl.errors import SpecError
 from . import ir, kinds
 from .codegen import Layout, generate_module
 from .lower import Lowering
 from .program import Program, checks_and_plots
+from .tensor_codegen import build_function, generate_tensor_module
+from .tensor_discrete import (TENSOR_FUNCTIONS, declares_large, discrete_rule, lower_large_discrete,
+                              lower_tensor_discrete)
 from .values import Value, component_names, entries, shape, shaped
-
-TOTAL_PREFIX = "total_"
-
 
 class RolloutLowering(Lowering):
     """Lowers a discrete-time spec."""
@@ -42,7 +43,7 @@ class RolloutLowering(Lowering):
     def total(self, call: ast.Call) -> Value:
         """total(expr) = Σ_{t=0}^{T-1} expr at step t, entry by entry (its shape is kept)."""
         inner = self.expr(call.args[0])
-        components = component_names(f"{TOTAL_PREFIX}{self.total_count}", shape(inner))
+        components = component_names(f"{ir.TOTAL_PREFIX}{self.total_count}", shape(inner))
         self.total_count += 1
         self.totals.update(zip(components, entries(inner)))
         finals = [ir.final_symbol(c) for c in components]
@@ -208,8 +209,20 @@ class RolloutLowering(Lowering):
 
 
 def lower_discrete(checked: CheckedSpec) -> ir.Problem:
-    """Lower a checked discrete-time spec (before the passes)."""
-    return RolloutLowering(checked).run()
+    """Lower a checked discrete-time spec (before the passes). A spec that declares a matrix also
+    gets its step, controls, totals and objective as tensor code where the tensor path supports
+    it (compiler.tensor_discrete); else they stay scalarised. A spec with a declaration above the
+    scalar entry limit is lowered as tensors only."""
+    if declares_large(checked):
+        return lower_large_discrete(checked)
+    lowering = RolloutLowering(checked)
+    problem = lowering.run()
+    if discrete_rule(lowering.env):
+        try:
+            problem.discrete.tensor = lower_tensor_discrete(checked, problem)
+        except SpecError:
+            pass
+    return problem
 
 
 def generate_discrete(problem: ir.Problem) -> Program:
@@ -219,6 +232,9 @@ def generate_discrete(problem: ir.Problem) -> Program:
     d = problem.discrete
     layout = Layout(states=d.columns, params=list(problem.params.values()), nets=list(problem.nets),
                     implicits=problem.implicits)
+    if problem.tensor is not None:          # tensor-only (compiler.tensor_discrete.LargeDiscreteLowering)
+        source = generate_tensor_module(problem.tensor, list(problem.nets))
+        return Program(problem, layout, source, list(problem.tensor.functions), {})
     functions: dict[str, tuple[list[sp.Expr], str]] = {
         "step": ([d.step[s] for s in d.states], "stack"),
         "initial": ([problem.initial[s] for s in d.states if not isinstance(problem.initial[s], ir.Distribution)],
@@ -232,7 +248,19 @@ def generate_discrete(problem: ir.Problem) -> Program:
     functions.update(problem.functions)
     fixed = set(layout.symbol_code()) - {ir.state_symbol(s) for s in d.columns} - {ir.TIME}
     ranges = checks_and_plots(problem, functions, fixed)
-    return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
+    if d.tensor is None:
+        return Program(problem, layout, generate_module(functions, layout), list(functions), ranges)
+    scalar = {name: value for name, value in functions.items() if name not in TENSOR_FUNCTIONS}
+    source = "\n\n".join([generate_module(scalar, layout, "build_scalar"),
+                           build_function(d.tensor, list(problem.nets), "build_tensor", len(layout.params)),
+                           MERGED_BUILD])
+    return Program(problem, layout, source, [*scalar, *d.tensor.functions], ranges)
+
+
+MERGED_BUILD = '''def build(params, nets):
+    """The scalar functions and the tensor ones (step, controls, totals, objective)."""
+    return {**build_scalar(params, nets), **build_tensor(params, nets)}
+'''
 
 
 kinds.register_time_model("rollout", kinds.TimeModel(lower_discrete, generate_discrete))

@@ -16,6 +16,7 @@ from ..dsl.options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions
 
 TIME = sp.Symbol("t", real=True)
 FINAL_TIME = sp.Symbol("T", real=True)
+TOTAL_PREFIX = "total_"      # the columns of the k-th total(...) of a discrete spec: total_k, total_k[i], ...
 
 
 def state_symbol(name: str) -> sp.Symbol:
@@ -339,6 +340,7 @@ class Discrete:
     identify: IdentifyOptions | None = None
     baseline: Baseline | None = None
     energies: dict[str, float] = field(default_factory=dict)   # open-loop control -> mean energy (1/T) Σ |u_t|²
+    tensor: Any = None   # step, controls, totals, objective as a `tensors.TensorModel` (compiler.tensor_discrete)
 
     @property
     def columns(self) -> list[str]:

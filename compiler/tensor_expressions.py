@@ -89,6 +89,10 @@ class TensorExpressions:
             return tn.matmul(a, b)
         if n.op == "/" and b.op == "number" and b.attr == 0:
             raise self.error("division by zero", n.span)
+        if n.op == "*" and _is_one(a) and b.shape:      # gamma * v with gamma = 1: v (x * 1 is x exactly)
+            return b
+        if n.op == "*" and _is_one(b) and a.shape:
+            return a
         return tn.elementwise(n.op, a, b)
 
     def call(self, n: ast.Call, go, at_time: AtTime | None, shape_of: tuple[int, ...]) -> tn.Node:
@@ -145,3 +149,7 @@ class TensorExpressions:
         if not value.shape:
             return tn.Node("fill", dims, (value,), None, value.batched)
         raise self.error(f"'{name}': expected {show(dims)}, got {show(value.shape)}", span)
+
+
+def _is_one(node: tn.Node) -> bool:
+    return node.op == "number" and node.attr == 1.0

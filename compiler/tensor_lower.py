@@ -39,6 +39,8 @@ def declared_shapes(checked: CheckedSpec) -> list[tuple[str, tuple[int, ...]]]:
             scalar.env[name] = scalar.expr(b.value)
     c = checked
     shaped = [*c.params.values(), *c.states.values(), *c.lets.values(), *c.implicits.values()]
+    if c.discrete is not None:
+        shaped += [*c.discrete.noises.values(), *c.discrete.truths.values(), *c.discrete.sequences.values()]
     found += [(b.name, scalar.dims(b.shape, b.span)) for b in shaped if b.shape]
     return found
 

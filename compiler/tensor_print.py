@@ -16,6 +16,7 @@ TORCH = {"sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "asin": "to
 OPERATORS = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**", "<": "<", "<=": "<=", ">": ">", ">=": ">=",
              "==": "==", "!=": "!="}
 DIMS = {1: "-1", 2: "(-2, -1)"}
+REPEATS_OPERAND = {"normalize"}    # printed with its operand twice (the emitter names that operand)
 
 
 def raised(node: tn.Node, code: str, rank: int) -> str:
@@ -65,6 +66,8 @@ def matmul(a: tn.Node, b: tn.Node, x: str, y: str, shape: tuple[int, ...]) -> st
         return f"({y} @ {x}.mT)"
     if a.op == "'" and len(a.args[0].shape) == 1 and len(b.shape) == 1:
         return f"({x}[..., 0, :] * {y}).sum(-1)"
+    if len(a.shape) == 2 and len(b.shape) == 1 and a.batched:     # a matrix of each batch entry (fewer autograd nodes)
+        return f"({x} * {y}[..., None, :]).sum(-1)"
     left = x if len(a.shape) == 2 else f"{x}[..., None]"
     right = y if len(b.shape) == 2 else f"{y}[..., None]"
     tail = {0: "[..., 0, 0]", 1: "[..., 0]", 2: ""}[len(shape)]

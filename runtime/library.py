@@ -53,7 +53,8 @@ def namespace(dtype: torch.dtype, device: torch.device, implicits: list[ir.Impli
     def svdvals(m):
         values = torch.linalg.svdvals(m)
         if values.shape[-1] > 1 and m.requires_grad:
-            gaps = (values[..., :-1] - values[..., 1:]).abs() / values[..., :1].abs().clamp_min(1e-300)
+            held = values.detach()        # the check records no autograd nodes
+            gaps = (held[..., :-1] - held[..., 1:]).abs() / held[..., :1].abs().clamp_min(1e-300)
             if bool((gaps < COINCIDENT).any()):
                 warnings.warn("singular values coincide: the SVD adjoint (eq. 2.33) is ill-conditioned there",
                               RuntimeWarning, stacklevel=2)

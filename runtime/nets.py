@@ -52,15 +52,19 @@ class BatchedMlp(nn.Module):
                 target.append(nn.Parameter(draw.to(device=device, dtype=dtype)))
         self.activation = ACTIVATIONS[options.act]()
         self.copies = copies
+        # the (weight, bias) of each layer, read once: iterating a ParameterList costs ~40 µs a forward
+        self.layers = tuple(zip(self.weights, self.biases))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3:       # (copies, rollouts, inputs), broadcast as usual (e.g. a net of t only)
             x = x.reshape(*(1,) * (3 - x.dim()), *x.shape)
         batch = x.shape[1:-1]
-        h = x.expand(self.copies, *batch, x.shape[-1]).reshape(self.copies, -1, x.shape[-1])
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        h = x
+        if len(batch) != 1 or x.shape[0] != self.copies:
+            h = x.expand(self.copies, *batch, x.shape[-1]).reshape(self.copies, -1, x.shape[-1])
+        last = len(self.layers) - 1
+        for i, (w, b) in enumerate(self.layers):
             h = torch.baddbmm(b, h, w)
             if i < last:
-                h = self.activation(h)
-        return h.reshape(self.copies, *batch, h.shape[-1])
+                h = self.activation.forward(h)
+        return h if len(batch) == 1 else h.reshape(self.copies, *batch, h.shape[-1])

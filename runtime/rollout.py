@@ -20,6 +20,7 @@ from torch import nn
 
 from ..compiler import Program, ir
 from . import library
+from .columns import Columns
 from .errors import RunError
 from .model import CompiledProblem, Solution, draw
 from .nets import BatchedMlp
@@ -60,6 +61,7 @@ class DiscreteProblem(CompiledProblem):
         self.register_buffer("noise", None)
         self.register_parameter("sequence", None)
         self.sequence_shape = (*lead, self.sizes["sequences"])
+        self.register_buffer("numeric_initial", self._numeric_initial(), persistent=False)
         self.set_steps(d.steps)
 
     # -- set-up
@@ -72,6 +74,18 @@ class DiscreteProblem(CompiledProblem):
         self.functions = library.build_generated(self.program.source, self.dtype, self.device,
                                                  self.problem.implicits, list(self.params), list(self.nets))
         self.random_initial = self.sample_initial(self.generator)
+
+    def _numeric_initial(self) -> torch.Tensor | None:
+        """The initial states when they are the same every rollout (numbers, or tensor code that reads
+        no param or net), else None."""
+        values = [self.problem.initial[name] for name in self.discrete.states]
+        if all(getattr(v, "is_number", False) for v in values):     # SymPy numbers (no Distribution)
+            return torch.tensor([float(v) for v in values], dtype=self.dtype, device=self.device)
+        if self.problem.tensor is None or self.problem.params or self.problem.nets or \
+                any(isinstance(v, ir.Distribution) for v in values):
+            return None
+        fixed = self.functions["initial"](None, None)       # tensor code of consts only: evaluated once
+        return torch.stack([torch.as_tensor(v, dtype=self.dtype, device=self.device) for v in fixed])
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -111,6 +125,8 @@ class DiscreteProblem(CompiledProblem):
         """The initial states (batch x states): fixed values, and random ones drawn for the model's
         batch (held fixed), or drawn anew from `generator` for `batch_shape`."""
         batch_shape = self.batch_shape if batch_shape is None else batch_shape
+        if self.numeric_initial is not None:
+            return self.numeric_initial.expand(*batch_shape, self.numeric_initial.shape[-1])
         fixed = iter(self.functions["initial"](None, None))
         random = iter(self.random_initial.unbind(-1))
         columns = []
@@ -138,20 +154,30 @@ class DiscreteProblem(CompiledProblem):
         estimate = estimate.expand(*batch, estimate.shape[-1])
         step, controls = self.functions["step"], self.functions.get("controls")
         sequence = self.played_sequences() if played is None else None
-        x, states, inputs = x0, [x0], []
+        if sequence is not None:      # steps x realisations... x entries, broadcast to the batch
+            lifted = sequence.reshape(steps, *(1,) * (len(batch) + 2 - sequence.dim()), *sequence.shape[1:])
+            sequence = lifted.expand(steps, *batch, self.sizes["sequences"])
+        fed = played if played is not None else sequence
+        x, states, controlled = x0, [x0], []
         for t, time in enumerate(torch.arange(steps, dtype=self.dtype, device=self.device).unbind()):
-            if played is not None:
-                row = torch.cat([x, noise[t], estimate, played[t]], -1)
-            else:
-                row = torch.cat([x, noise[t], estimate], -1)
-                if sequence is not None:
-                    row = torch.cat([row, sequence[t].expand(*batch, self.sizes["sequences"])], -1)
-                if controls is not None:
-                    row = torch.cat([row, controls(time, row, None, None, T)], -1)
-            x = step(time, row, None, None, T)
-            inputs.append(row)
+            row = [x, noise[t], estimate] if fed is None else [x, noise[t], estimate, fed[t]]
+            if played is None and controls is not None:
+                controlled.append(controls(time, Columns(*row), None, None, T))
+                row.append(controlled[-1])
+            x = step(time, Columns(*row), None, None, T)
             states.append(x)
-        return Rollout(torch.stack(inputs), torch.stack(states))
+        return Rollout(self.inputs(states, noise, estimate, fed, controlled), torch.stack(states))
+
+    def inputs(self, states: list[torch.Tensor], noise: torch.Tensor, estimate: torch.Tensor,
+               fed: torch.Tensor | None, controlled: list[torch.Tensor]) -> torch.Tensor:
+        """The columns of every step (steps x batch x input columns), stacked block by block."""
+        steps = noise.shape[0]
+        blocks = [torch.stack(states[:-1]), noise, estimate.expand(steps, *estimate.shape)]
+        if fed is not None:
+            blocks.append(fed)
+        if controlled:
+            blocks.append(torch.stack(controlled))
+        return torch.cat(blocks, -1)
 
     def played_sequences(self) -> torch.Tensor | None:
         """The open-loop controls (steps x realisations... x entries); one declared with `energy E` is

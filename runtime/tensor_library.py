@@ -14,6 +14,21 @@ def _flat(v: torch.Tensor, rank: int) -> torch.Tensor:
     return v.unsqueeze(-1) if rank == 0 else v.flatten(-2) if rank == 2 else v
 
 
+def _joined(blocks: list[torch.Tensor], batch: torch.Size) -> torch.Tensor:
+    """Blocks broadcast to `batch` and joined in their last dimension (a single one as it is)."""
+    blocks = [b if b.shape[:-1] == batch else b.expand(*batch, b.shape[-1]) for b in blocks]
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, -1)
+
+
+def _batch_shape(shapes: list[torch.Size]) -> torch.Size:
+    """The broadcast batch shape; at once where each shape is the longest one or empty (the common case:
+    torch.broadcast_shapes costs ~0.1 ms a call)."""
+    longest = max(shapes, key=len)
+    if all(not shape or shape == longest for shape in shapes):
+        return longest
+    return torch.broadcast_shapes(*shapes)
+
+
 def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device: torch.device) -> dict:
     """`_fill`, `_param`, `_rows`, `_cat`, `_state_blocks`, `_entries`, `_pair`, `_repeat_rows`, `_eye`,
     `_solve_tensor` (Newton with the generated Jacobian, or torch.func's where there is none)."""
@@ -30,12 +45,10 @@ def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device
 
     def cat(*blocks):
         blocks = [tensor(b) for b in blocks]
-        batch = torch.broadcast_shapes(*[b.shape[:-1] for b in blocks])
-        return torch.cat([b.expand(*batch, b.shape[-1]) for b in blocks], -1)
+        return _joined(blocks, _batch_shape([b.shape[:-1] for b in blocks]))
 
     def state_blocks(s, *blocks):
-        flat = [_flat(tensor(v), rank) for v, rank in blocks]
-        return torch.cat([b.expand(*s.shape[:-1], b.shape[-1]) for b in flat], -1)
+        return _joined([_flat(tensor(v), rank) for v, rank in blocks], s.shape[:-1])
 
     def entries(v, rank):
         return tuple(_flat(tensor(v), rank).unbind(-1))

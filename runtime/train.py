@@ -194,6 +194,10 @@ class Trainer:
     def _non_finite(self, value: float, check_params: bool = False) -> str | None:
         if not math.isfinite(value):
             return f"the objective is {value}"
+        tensors = [p if check_params else p.grad for p in self.model.parameters()]
+        tensors = [t for t in tensors if t is not None]
+        if not tensors or bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors))):
+            return None          # one fused norm: finite, so every entry is (else look for the culprit)
         for name, p in self.model.named_parameters():
             tensor = p if check_params else p.grad
             if tensor is not None and not bool(torch.isfinite(tensor).all()):

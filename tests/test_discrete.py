@@ -140,7 +140,7 @@ def test_vector_net_runs_once_on_the_concatenated_inputs():
     assert (net.sizes, net.width) == ((3, 1), 4)
     source = problem.source()
     controls = source[source.index("def controls"):source.index("def totals")]
-    assert controls.count("net_0(") == 1 and "_stack(s[..., 0], s[..., 1], s[..., 2], t/T)" in controls
+    assert controls.count("net_0(") == 1 and "net_0(_cat(s[..., 0:3], _tensor((t / T))[..., None]))" in controls
     model = problem.compile(device="cpu")
     assert model.nets[0][0].in_features == 4 and model.nets[0][-1].out_features == 3
     identifiers = {tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)

@@ -4,31 +4,11 @@
 import torch
 
 
-def build(params, nets):
+def build_scalar(params, nets):
     net_0 = nets[0]
-
-    def step(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 6]*s[..., 0] + s[..., 7]*s[..., 1] + s[..., 8]*s[..., 2] + s[..., 15] + s[..., 3], s[..., 9]*s[..., 0] + s[..., 10]*s[..., 1] + s[..., 11]*s[..., 2] + s[..., 16] + s[..., 4], s[..., 12]*s[..., 0] + s[..., 13]*s[..., 1] + s[..., 14]*s[..., 2] + s[..., 17] + s[..., 5], ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (0, 0, 0, )
-
-    def controls(t, s, s0=None, sT=None, T=None):
-        c0 = net_0(_stack(s[..., 0], s[..., 1], s[..., 2], t/T))
-        c1 = c0[..., 0]
-        c2 = c0[..., 1]
-        c3 = c0[..., 2]
-        c4 = torch.rsqrt(torch.square(c1) + torch.square(c2) + torch.square(c3))
-        return torch.stack((c1*c4, c2*c4, c3*c4, ), -1)
-
-    def totals(t, s, s0=None, sT=None, T=None):
-        c0 = s[..., 0]*s[..., 1]
-        c1 = s[..., 0]*s[..., 2]
-        c2 = s[..., 1]*s[..., 2]
-        return torch.stack((torch.square(s[..., 0]), c0, c1, c0, torch.square(s[..., 1]), c2, c1, c2, torch.square(s[..., 2]), ), -1)
-
-    def objective(t, s, s0=None, sT=None, T=None):
-        return (_smin(_matrix(3, 3, sT[..., 18], sT[..., 19], sT[..., 20], sT[..., 21], sT[..., 22], sT[..., 23], sT[..., 24], sT[..., 25], sT[..., 26])), )
 
     def offset(t, s, s0=None, sT=None, T=None):
         return torch.stack((s[..., 15], s[..., 16], s[..., 17], ), -1)
@@ -36,5 +16,30 @@ def build(params, nets):
     def jacobian(t, s, s0=None, sT=None, T=None):
         return torch.stack((s[..., 0], s[..., 1], s[..., 2], _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), s[..., 0], s[..., 1], s[..., 2], _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), s[..., 0], s[..., 1], s[..., 2], ), -1)
 
-    return {'step': step, 'initial': initial, 'controls': controls, 'totals': totals, 'objective': objective, 'offset': offset, 'jacobian': jacobian}
+    return {'initial': initial, 'offset': offset, 'jacobian': jacobian}
+
+
+def build_tensor(params, nets):
+    net_0 = nets[0]
+    k_0 = _tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+    def step(t, s, s0=None, sT=None, T=None):
+        return _state_blocks(s, ((((s[..., 6:15].unflatten(-1, (3, 3)) * s[..., 0:3][..., None, :]).sum(-1) + (s[..., 15:18] @ k_0.mT)) + s[..., 3:6]), 1))
+
+    def controls(t, s, s0=None, sT=None, T=None):
+        c0 = net_0(_cat(s[..., 0:3], _tensor((t / T))[..., None]))
+        return _state_blocks(s, ((c0 / torch.linalg.vector_norm(c0, dim=-1, keepdim=True)), 1))
+
+    def totals(t, s, s0=None, sT=None, T=None):
+        return _state_blocks(s, ((s[..., 0:3][..., :, None] * s[..., 0:3][..., None, :]), 2))
+
+    def objective(t, s, s0=None, sT=None, T=None):
+        return (_smin(sT[..., 18:27].unflatten(-1, (3, 3))), )
+
+    return {'step': step, 'controls': controls, 'totals': totals, 'objective': objective}
+
+
+def build(params, nets):
+    """The scalar functions and the tensor ones (step, controls, totals, objective)."""
+    return {**build_scalar(params, nets), **build_tensor(params, nets)}
 
