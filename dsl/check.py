@@ -11,8 +11,8 @@ from typing import Callable
 
 from . import ast
 from .errors import SpecError
-from .options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, TrainOptions, \
-    settings_problem
+from .options import DirectOptions, IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, \
+    TrainOptions, settings_problem
 from .settings import override
 
 TIME_MODELS = ("ode", "rollout", "static")   # der, next, no states
@@ -106,6 +106,9 @@ class CheckedSpec:
     constraints: list[ast.ConstraintStmt] = field(default_factory=list)
     open_loops: dict[str, tuple[ast.OpenLoopStmt, PiecewiseOptions]] = field(default_factory=dict)
     free_horizon: ast.FreeHorizonStmt | None = None
+    direct: DirectOptions | None = None      # `solve direct(...)`: the direct method (dsl.constraints)
+    direct_span: ast.Span | None = None
+    train_spans: list[ast.Span] = field(default_factory=list)   # the `train` statements as written
 
     @property
     def controls(self) -> list[str]:

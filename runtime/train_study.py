@@ -12,6 +12,7 @@ import torch
 from .checks import evaluate_checks, range_samples
 from .constraints import AugmentedLagrangian, Outer, final_time_value, history_rows, train_constrained
 from .diagnose import NonFiniteError
+from .direct import solve_direct
 from .errors import RunError
 from .model import CompiledProblem, Solution
 from .ode import step_warnings
@@ -32,13 +33,17 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
     problem = model.problem
     folder = folder_for(options, problem.name)   # fail before training, not after
     start = time.perf_counter()
-    al = AugmentedLagrangian(model) if problem.constraints else None
-    trainer = _trainer(model, options, folder, al)
+    al = AugmentedLagrangian(model) if problem.constraints and problem.direct is None else None
     before = _sampled_trajectory(model) if options.write and problem.states and not options.resume else None
-    warnings = _setting_warnings(model, options.quiet)
-    history, outer = _train(trainer, model, folder, al, options.quiet)
-    warnings += trainer.notes
-    solution, final = _final_solution(model, trainer, warnings)
+    if problem.direct is not None:
+        solution, final, history, outer, constraints, warnings, solver = _direct(model, options)
+    else:
+        trainer = _trainer(model, options, folder, al)
+        warnings = _setting_warnings(model, options.quiet)
+        history, outer = _train(trainer, model, folder, al, options.quiet)
+        warnings += trainer.notes
+        solution, final = _final_solution(model, trainer, warnings)
+        constraints, solver = constraint_report(al, outer), model.solver_report()
     checks = evaluate_checks(model, solution)
     references = {}
     for reference in problem.references:
@@ -56,13 +61,30 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
         model, options, start, status=status_of(checks), steps=len(history.objective),
         objective=objective_result(model, final, history.objective), values=values,
         checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
-        solver=model.solver_report(), constraints=constraint_report(al, outer))
+        solver=solver, constraints=constraints)
     if folder is not None:
         write_results(folder, model, solution, result, before)
         if outer:
             write_csv(folder / "history.csv", *history_rows(outer, history.objective, al.names))
         result.out_dir = str(folder)
     return result
+
+
+def _direct(model: CompiledProblem, options: RunOptions) -> tuple[Solution, float, History, list,
+                                                                   dict[str, ConstraintResult], list[str], dict]:
+    """Solve by the direct method (runtime/direct.py): the solution, objective, the IPM's objective
+    per iteration as the history, the constraints' report, warnings and the `solver` entry."""
+    if options.resume:
+        raise RunError("--resume is not supported by the direct method (it keeps no checkpoints)",
+                       "run without --resume", exit_code=2)
+    outcome = solve_direct(model, options.quiet)
+    history = History(objective=outcome.history)
+    constraints = {name: ConstraintResult(value=v, violation=x, multiplier=m)
+                   for name, (v, x, m) in outcome.constraints.items()}
+    warnings = [] if outcome.converged else \
+        [f"the direct method stopped at a feasible point without converging: {outcome.note}"]
+    return (outcome.solution, outcome.objective, history, [], constraints, warnings,
+            outcome.describe(model.problem.direct.options))
 
 
 def _trainer(model: CompiledProblem, options: RunOptions, folder: Path | None,
@@ -183,6 +205,8 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
         return
     times, states = model.trajectory(solution)
     controls = model.controls(times, states)
+    if problem.free_time is not None:   # the dynamics run in the rescaled time t / T
+        times = times * final_time_value(model)
     names = problem.user_states
     header = ["t", "trajectory", *names, *controls]
     rows = []
