@@ -7,10 +7,11 @@ params (a free final time as T itself, bounded by its range). The constraints ar
 state, the continuity defects X_{k+1} - F(X_k, u_k, p) = 0, where F integrates interval k with
 `steps` fixed RK4 (3/8 rule) steps of the generated dynamics, and the spec's terminal constraints.
 
-Derivatives come from torch.func. The intervals are independent given their own variables, so
-one batched call over the N intervals, with a tangent per local variable (d of them, broadcast to
-every interval), gives every interval's Jacobian and Hessian block at once (the params are copied
-per interval and their blocks summed): d forward-over-reverse passes instead of one per variable.
+Derivatives come from plain autograd. The intervals are independent given their own variables
+(the params are copied per interval and their blocks summed), so one batched solve of the N
+intervals and a backward pass per local variable give every interval's Jacobian and Hessian block
+at once: n + d backward passes instead of one per variable. (torch.func would do the same with
+vmap, but its first call imports torch._dynamo and scripts forward-mode rules: seconds per process.)
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import sys
 from dataclasses import dataclass, field
 
 import torch
-from torch.func import grad, hessian, jacfwd, jvp, vmap
 
 from . import library
 from .errors import RunError
@@ -42,6 +42,7 @@ class DirectResult:
     defect: float = 0.0                 # the largest continuity defect (and initial-state violation)
     note: str = ""                      # how the IPM ended
     converged: bool = True
+    trajectory: tuple[torch.Tensor, torch.Tensor] | None = None   # node times (the dynamics' time) and states
 
     def describe(self, options) -> dict[str, str]:
         """result.json `solver` for the direct method."""
@@ -213,9 +214,9 @@ class MultipleShooting:
         J[rows, rows] = 1.0
         params = torch.arange(self.param_offset, size)
         if len(params):
-            g = z[self.param_offset:]
-            J[:n, params] -= jacfwd(self.initial_state)(g)
-            W[params[:, None], params] -= hessian(lambda g_: y[:n] @ self.initial_state(g_))(g)
+            jacobian, weighted = _jacobian_and_hessian(self.initial_state, z[self.param_offset:], y[:n])
+            J[:n, params] -= jacobian
+            W[params[:, None], params] -= weighted
         # defects: X_{k+1} - F(V_k)
         V = z[self.local]
         lam = y[n:n + N * n].reshape(N, n)
@@ -230,32 +231,26 @@ class MultipleShooting:
         w = z[self.terminal]
         order = self._order()
         terminal_rows = n + N * n + torch.arange(len(order))
-        jac = jacfwd(self.terminal_values)(w)
-        J[terminal_rows[:, None], self.terminal] += jac[1:][order]
         weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
         weights[1 + order] = y[n + N * n:]
-        W[self.terminal[:, None], self.terminal] += hessian(lambda w_: weights @ self.terminal_values(w_))(w)
+        jac, weighted = _jacobian_and_hessian(self.terminal_values, w, weights)
+        J[terminal_rows[:, None], self.terminal] += jac[1:][order]
+        W[self.terminal[:, None], self.terminal] += weighted
         gradient = torch.zeros(size, dtype=self.dtype)
         gradient[self.terminal] = jac[0]
         return gradient, J, W
 
     def _interval_derivatives(self, V: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per interval: ∂F/∂V_k (N x n x d) and the Hessian of λ_k·F(V_k) (N x d x d), from one
-        batched forward-over-reverse pass per local variable."""
-        d = V.shape[1]
-
-        def weighted(V_):
-            F = self.shoot(V_)
-            return (lam * F).sum(), F
-
-        gradient = grad(weighted, has_aux=True)
-
-        def along(tangent):
-            _, (dgrad, dF) = jvp(gradient, (V,), (tangent.expand_as(V),))
-            return dF, dgrad
-
-        dF, dgrad = vmap(along)(torch.eye(d, dtype=self.dtype))    # d x N x n, d x N x d
-        return dF.permute(1, 2, 0), dgrad.permute(1, 2, 0)
+        """Per interval: ∂F/∂V_k (N x n x d) and the Hessian of λ_k·F(V_k) (N x d x d). The intervals
+        are independent, so the gradient of Σ_k F_k[i] is row i of every interval's Jacobian, and
+        that of Σ_k ∂(λ_k·F_k)/∂V_k[j] row j of every Hessian: n + d backward passes in all."""
+        with torch.enable_grad():
+            V = V.detach().requires_grad_(True)
+            F = self.shoot(V)
+            gradient, = torch.autograd.grad((lam * F).sum(), V, create_graph=True)
+            rows = [torch.autograd.grad(F[:, i].sum(), V, retain_graph=True)[0] for i in range(self.n)]
+            hessian_rows = [_grad_or_zero(gradient[:, j].sum(), V) for j in range(V.shape[1])]
+        return torch.stack(rows, 1), torch.stack(hessian_rows, 1)
 
     def nlp(self) -> Nlp:
         lower, upper = self.bounds()
@@ -276,9 +271,35 @@ class MultipleShooting:
                     values = torch.asin(scaled.clamp(-1.0, 1.0))
                 control.raw.copy_(values.to(control.raw))
 
+    def trajectory(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The nodes: times (N + 1) in the dynamics' time and states (N + 1 x 1 x n), as model.trajectory."""
+        X = z[:(self.N + 1) * self.n].reshape(self.N + 1, 1, self.n).to(self.device)
+        return torch.linspace(0, self.horizon, self.N + 1, dtype=self.dtype, device=self.device), X
+
     def solution(self, z: torch.Tensor) -> Solution:
         X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n).to(self.device)
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
+
+
+def _grad_or_zero(output: torch.Tensor, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+    """∂output/∂x, zero where output does not depend on x; the graph is kept for more passes (and,
+    with create_graph, the gradient has its own, for second derivatives)."""
+    if not output.requires_grad:
+        return torch.zeros_like(x)
+    found, = torch.autograd.grad(output, x, retain_graph=True, create_graph=create_graph, allow_unused=True)
+    return torch.zeros_like(x) if found is None else found
+
+
+def _jacobian_and_hessian(function, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Jacobian of a small vector function at x and the Hessian of weights·function, by plain
+    autograd (torch.func would import torch._dynamo and script its forward-mode rules: seconds)."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        values = function(x)
+        jacobian = torch.stack([_grad_or_zero(v, x) for v in values])
+        gradient = _grad_or_zero(weights @ values, x, create_graph=True)
+        hessian = torch.stack([_grad_or_zero(gradient[j], x) for j in range(x.numel())])
+    return jacobian.detach(), hessian.detach()
 
 
 def _no_control(x):
@@ -345,4 +366,4 @@ def _outcome(shooting: MultipleShooting, result: IpmResult) -> DirectResult:
     objective = problem.objective.scale * result.objective
     history = [problem.objective.scale * v for v in result.history]
     return DirectResult(shooting.solution(result.x), objective, result.iterations, history, report, defect,
-                        result.message, result.converged)
+                        result.message, result.converged, shooting.trajectory(result.x))

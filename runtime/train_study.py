@@ -34,16 +34,17 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
     folder = folder_for(options, problem.name)   # fail before training, not after
     start = time.perf_counter()
     al = AugmentedLagrangian(model) if problem.constraints and problem.direct is None else None
-    before = _sampled_trajectory(model) if options.write and problem.states and not options.resume else None
+    before = _sampled_trajectory(model) if options.write and problem.states and not options.resume \
+        and problem.direct is None else None
     if problem.direct is not None:
-        solution, final, history, outer, constraints, warnings, solver = _direct(model, options)
+        solution, final, history, outer, constraints, warnings, solver, nodes = _direct(model, options)
     else:
         trainer = _trainer(model, options, folder, al)
         warnings = _setting_warnings(model, options.quiet)
         history, outer = _train(trainer, model, folder, al, options.quiet)
         warnings += trainer.notes
         solution, final = _final_solution(model, trainer, warnings)
-        constraints, solver = constraint_report(al, outer), model.solver_report()
+        constraints, solver, nodes = constraint_report(al, outer), model.solver_report(), None
     checks = evaluate_checks(model, solution)
     references = {}
     for reference in problem.references:
@@ -63,17 +64,17 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
         checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
         solver=solver, constraints=constraints)
     if folder is not None:
-        write_results(folder, model, solution, result, before)
+        write_results(folder, model, solution, result, before, nodes)
         if outer:
             write_csv(folder / "history.csv", *history_rows(outer, history.objective, al.names))
         result.out_dir = str(folder)
     return result
 
 
-def _direct(model: CompiledProblem, options: RunOptions) -> tuple[Solution, float, History, list,
-                                                                   dict[str, ConstraintResult], list[str], dict]:
+def _direct(model: CompiledProblem, options: RunOptions) -> tuple:
     """Solve by the direct method (runtime/direct.py): the solution, objective, the IPM's objective
-    per iteration as the history, the constraints' report, warnings and the `solver` entry."""
+    per iteration as the history, no outer iterations, the constraints' report, warnings, the
+    `solver` entry and the trajectory at the nodes."""
     if options.resume:
         raise RunError("--resume is not supported by the direct method (it keeps no checkpoints)",
                        "run without --resume", exit_code=2)
@@ -84,7 +85,7 @@ def _direct(model: CompiledProblem, options: RunOptions) -> tuple[Solution, floa
     warnings = [] if outcome.converged else \
         [f"the direct method stopped at a feasible point without converging: {outcome.note}"]
     return (outcome.solution, outcome.objective, history, [], constraints, warnings,
-            outcome.describe(model.problem.direct.options))
+            outcome.describe(model.problem.direct.options), outcome.trajectory)
 
 
 def _trainer(model: CompiledProblem, options: RunOptions, folder: Path | None,
@@ -193,8 +194,9 @@ def _sampled_trajectory(model: CompiledProblem):
 
 
 def write_results(folder: Path, model: CompiledProblem, solution: Solution, result: Result,
-                  before: torch.Tensor | None = None) -> None:
-    """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
+                  before: torch.Tensor | None = None, trajectory: tuple | None = None) -> None:
+    """result.json, history.csv, trajectory.csv and PNG plots in `folder`; the trajectory is the
+    solver's own (times, states) when given (the direct method's nodes), else sampled by the model."""
     problem = model.problem
     write_json(folder / "result.json", result)
     write_model(folder, model)
@@ -203,7 +205,7 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
     write_history(folder, result.objective.history, problem.objective.sense, reference)
     if not problem.states:
         return
-    times, states = model.trajectory(solution)
+    times, states = trajectory if trajectory is not None else model.trajectory(solution)
     controls = model.controls(times, states)
     if problem.free_time is not None:   # the dynamics run in the rescaled time t / T
         times = times * final_time_value(model)

@@ -54,6 +54,24 @@ def test_zermelo_direct_reaches_the_pontryagin_optimum(tmp_path):
     assert float(rows[-1]["y"]) == pytest.approx(2.0, abs=1e-4)
 
 
+def test_cartpole_swingup_meets_every_constraint():
+    result = impsolve.solve(spec_path("cartpole_swingup_constrained"), device="cpu", write=False, quiet=True)
+    assert result.status == "ok"
+    assert set(result.constraints) == {"phi(T) == 0", "phid(T) == 0", "x(T) == 0"}
+    assert all(c.violation < 1e-8 for c in result.constraints.values())
+    assert abs(result.objective.final / 185.311 - 1) < 0.01   # CasADi + IPOPT (benchmarks/optimal_control.py)
+
+
+def test_minimum_time_is_two_sqrt_x0_with_one_switch(tmp_path):
+    result = impsolve.solve(spec_path("min_time_double_integrator_direct"), device="cpu", out=tmp_path / "r",
+                            quiet=True)
+    assert abs(result.values["T"] / 2 - 1) < 0.01
+    with open(tmp_path / "r" / "trajectory.csv") as f:
+        rows = [(float(r["t"]), float(r["u"])) for r in csv.DictReader(f)]
+    assert all(u == pytest.approx(-1, abs=1e-4) for t, u in rows if t < 0.95)     # bang-bang: -1, then +1
+    assert all(u == pytest.approx(1, abs=1e-4) for t, u in rows if t > 1.05)
+
+
 def test_minimum_energy_transfer_is_exact(write_spec):
     result = impsolve.solve(write_spec(ENERGY), device="cpu", quiet=True)
     assert result.status == "ok"
