@@ -248,9 +248,15 @@ class MultipleShooting:
             V = V.detach().requires_grad_(True)
             F = self.shoot(V)
             gradient, = torch.autograd.grad((lam * F).sum(), V, create_graph=True)
-            rows = [torch.autograd.grad(F[:, i].sum(), V, retain_graph=True)[0] for i in range(self.n)]
-            hessian_rows = [_grad_or_zero(gradient[:, j].sum(), V) for j in range(V.shape[1])]
-        return torch.stack(rows, 1), torch.stack(hessian_rows, 1)
+            rows, = torch.autograd.grad(F, V, _unit_rows(F), retain_graph=True, is_grads_batched=True)
+            if gradient.requires_grad:
+                hessian_rows, = torch.autograd.grad(gradient, V, _unit_rows(V), is_grads_batched=True,
+                                                    allow_unused=True)
+            else:
+                hessian_rows = None
+        if hessian_rows is None:
+            hessian_rows = torch.zeros(V.shape[1], *V.shape, dtype=V.dtype)
+        return rows.permute(1, 0, 2), hessian_rows.permute(1, 0, 2)
 
     def nlp(self) -> Nlp:
         lower, upper = self.bounds()
@@ -279,6 +285,12 @@ class MultipleShooting:
     def solution(self, z: torch.Tensor) -> Solution:
         X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n).to(self.device)
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
+
+
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Batched cotangents (columns x N x columns): the j-th is 1 in column j of every row."""
+    columns = x.shape[1]
+    return torch.eye(columns, dtype=x.dtype)[:, None, :].expand(columns, x.shape[0], columns)
 
 
 def _grad_or_zero(output: torch.Tensor, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
