@@ -66,9 +66,11 @@ def lower_constraints(lowering: ExpressionLowering) -> list[ir.Constraint]:
     return constraints
 
 
-def direct_method(lowering: ExpressionLowering, constraints: list[ir.Constraint]) -> ir.Direct | None:
-    """`solve direct(...)` with N resolved (the piecewise controls' N, else 50) and the states a
-    terminal equality fixes: a constraint a·x(T) + b == 0 of one final value (x(T) == 0)."""
+def direct_method(lowering: ExpressionLowering, constraints: list[ir.Constraint],
+                  dynamics: dict[str, sp.Expr]) -> ir.Direct | None:
+    """`solve direct(...)` with N resolved (the piecewise controls' N, else 50), the states a
+    terminal equality fixes (a constraint a·x(T) + b == 0 of one final value: x(T) == 0) and the
+    integral states that neither the dynamics nor another integrand read (quadratures)."""
     checked = lowering.checked
     if checked.direct is None:
         return None
@@ -84,7 +86,9 @@ def direct_method(lowering: ExpressionLowering, constraints: list[ir.Constraint]
         rest = sp.expand(c.expr - slope * symbol)
         if symbol.name.endswith("(T)") and slope.is_number and slope != 0 and rest.is_number:
             targets[symbol.name.removesuffix("(T)")] = float(-rest / slope)
-    return ir.Direct(options, targets)
+    integrands = lowering.integrals
+    read = {symbol.name for e in [*dynamics.values(), *integrands.values()] for symbol in e.free_symbols}
+    return ir.Direct(options, targets, [name for name in integrands if name not in read])
 
 
 def constraint_functions(problem: ir.Problem) -> ir.Problem:

@@ -255,11 +255,13 @@ class FreeTime:
 
 @dataclass
 class Direct:
-    """`solve direct(...)`: its options (N resolved) and the final value a terminal equality
-    fixes for a state (x(T) == 0), for the initial guess of the nodes (runtime/direct.py)."""
+    """`solve direct(...)`: its options (N resolved), the final value a terminal equality fixes for
+    a state (x(T) == 0), for the initial guess of the nodes, and the integral states that are
+    quadratures: summed over the intervals, not variables at the nodes (runtime/direct.py)."""
 
     options: DirectOptions
     targets: dict[str, float] = field(default_factory=dict)
+    quadratures: list[str] = field(default_factory=list)   # integral states no dynamics reads
 
 
 @dataclass

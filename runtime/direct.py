@@ -46,7 +46,7 @@ class DirectResult:
 
     def describe(self, options) -> dict[str, str]:
         """result.json `solver` for the direct method."""
-        return {"backend": "direct", "requested": "direct", "gradient": "exact Hessians (torch.func)",
+        return {"backend": "direct", "requested": "direct", "gradient": "exact Hessians (autograd)",
                 "note": f"direct method: multiple shooting on {options.N} intervals, {options.steps} RK4 (3/8) "
                         f"step(s) each; interior point: {self.note}"}
 
@@ -60,7 +60,12 @@ class MultipleShooting:
         self.options = problem.direct.options
         self.dtype, self.device = model.dtype, model.device
         self.build = library.module(model.program.source, self.dtype, self.device, problem.implicits)["build"]
-        self.n, self.N = len(problem.states), self.options.N
+        quadratures = problem.direct.quadratures
+        self.columns = len(problem.states)
+        self.differential = torch.tensor([i for i, s in enumerate(problem.states) if s not in quadratures],
+                                         dtype=torch.long)
+        self.quadrature = torch.tensor([problem.states.index(q) for q in quadratures], dtype=torch.long)
+        self.n, self.N = len(self.differential), self.options.N
         self.controls = list(model.nets)          # the checker allows open-loop controls only
         self.linear = [c.spec.options.hold == "linear" for c in self.controls]
         self.params = list(problem.params)
@@ -111,10 +116,11 @@ class MultipleShooting:
                 v = self.free.low + (self.free.high - self.free.low) / (1 + math.exp(-v))
             z[self.param_offset + j] = v
         g = z[self.param_offset:]
-        x0 = self.initial_state(g)
+        x0 = self.initial_state(g)[self.differential]
         fraction = torch.linspace(0, 1, self.N + 1, dtype=self.dtype)[:, None]
         targets = self.problem.direct.targets
-        end = torch.tensor([targets.get(s, float(x0[i])) for i, s in enumerate(self.problem.states)], dtype=self.dtype)
+        names = [self.problem.states[i] for i in self.differential.tolist()]
+        end = torch.tensor([targets.get(s, float(x0[i])) for i, s in enumerate(names)], dtype=self.dtype)
         nodes = x0 + fraction * (end - x0)
         if self.options.guess == "simulate":
             nodes = self._simulate(z, x0)
@@ -129,7 +135,7 @@ class MultipleShooting:
             for k in range(self.N):
                 row = V.clone()
                 row[k, :self.n] = nodes[-1]
-                nodes.append(self.shoot(row)[k])
+                nodes.append(self.shoot(row)[k, self.differential])
         return torch.stack(nodes)
 
     # -- the generated functions with the variables in place of params and nets
@@ -149,21 +155,27 @@ class MultipleShooting:
         return torch.stack([torch.as_tensor(v, dtype=self.dtype).expand(()) if not isinstance(v, torch.Tensor)
                             else v.reshape(()) for v in functions["initial"](None, None)])
 
+    def _full(self, x: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """States (..., columns) from the differential ones x and the quadratures q (else 0)."""
+        full = x.new_zeros(*x.shape[:-1], self.columns).index_copy(-1, self.differential, x)
+        return full if q is None else full.index_copy(-1, self.quadrature, q)
+
     def terminal_values(self, w: torch.Tensor) -> torch.Tensor:
-        """[objective (minimised), constraints...] at w = (X_0, X_N, params)."""
-        n = self.n
-        functions = self.build(self._param_values(w[2 * n:]), [_no_control] * len(self.controls))
+        """[objective (minimised), constraints...] at w = (X_0, X_N, the quadratures at T, params)."""
+        n, split = self.n, 2 * self.n + len(self.quadrature)
+        functions = self.build(self._param_values(w[split:]), [_no_control] * len(self.controls))
         T = torch.tensor(self.horizon, dtype=self.dtype)
-        args = (None, None, w[:n], w[n:2 * n], T)
+        args = (None, None, self._full(w[:n]), self._full(w[n:2 * n], w[2 * n:split]), T)
         values = [self.problem.objective.scale * _scalar(functions["objective"](*args)[0], w)]
         if "constraints" in functions:
             values += [_scalar(v, w) for v in functions["constraints"](*args)]
         return torch.stack(values)
 
     def shoot(self, V: torch.Tensor) -> torch.Tensor:
-        """X_{k+1} of each interval from its local variables V (N x d): `steps` RK4 (3/8) steps."""
+        """Each interval's end state (N x columns) from its local variables V (N x d), by `steps`
+        RK4 (3/8) steps: the differential states, and the quadratures' increments (from 0)."""
         n, N = self.n, self.N
-        x, column = V[:, :n], n
+        x, column = self._full(V[:, :n]), n
         nets = []
         for linear in self.linear:
             width = 2 if linear else 1
@@ -194,69 +206,96 @@ class MultipleShooting:
         eq = [i for i, k in enumerate(kinds) if k == "eq"]
         return torch.tensor(eq + [i for i, k in enumerate(kinds) if k == "ineq"], dtype=torch.long)
 
+    def _terminal_input(self, z: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """w = (X_0, X_N, the quadratures at T, params) from z and the intervals' end states."""
+        n = self.n
+        return torch.cat([z[self.terminal[:2 * n]], ends[:, self.quadrature].sum(0), z[self.terminal[2 * n:]]])
+
+    def evaluate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f, c): the objective (minimised) and the constraints [initial state; defects; terminal]."""
+        X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n)
+        g = z[self.param_offset:]
+        ends = self.shoot(z[self.local])
+        defects = X[1:] - ends[:, self.differential]
+        terminal = self.terminal_values(self._terminal_input(z, ends))
+        c = torch.cat([X[0] - self.initial_state(g)[self.differential], defects.reshape(-1),
+                       terminal[1:][self._order()]])
+        return terminal[0], c
+
     def values(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """evaluate() without a graph (the line search's)."""
         with torch.no_grad():
-            X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n)
-            g = z[self.param_offset:]
-            defects = X[1:] - self.shoot(z[self.local])
-            terminal = self.terminal_values(z[self.terminal])
-            c = torch.cat([X[0] - self.initial_state(g), defects.reshape(-1), terminal[1:][self._order()]])
-            return terminal[0], c
+            return self.evaluate(z)
 
     def derivatives(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """∇f, the Jacobian J of the constraints and the Hessian of f + yᵀc (dense)."""
         n, N, size = self.n, self.N, self.size
-        m = y.numel()
-        J = torch.zeros(m, size, dtype=self.dtype)
+        J = torch.zeros(y.numel(), size, dtype=self.dtype)
         W = torch.zeros(size, size, dtype=self.dtype)
-        # initial state: X_0 - x0(params)
-        rows = torch.arange(n)
-        J[rows, rows] = 1.0
-        params = torch.arange(self.param_offset, size)
-        if len(params):
-            jacobian, weighted = _jacobian_and_hessian(self.initial_state, z[self.param_offset:], y[:n])
-            J[:n, params] -= jacobian
-            W[params[:, None], params] -= weighted
-        # defects: X_{k+1} - F(V_k)
-        V = z[self.local]
-        lam = y[n:n + N * n].reshape(N, n)
-        jacobians, hessians = self._interval_derivatives(V, lam)   # N x n x d, N x d x d
+        self._initial_derivatives(z, y[:n], J, W)
+        V = z[self.local].detach().requires_grad_(True)
+        with torch.enable_grad():
+            ends = self.shoot(V)
+            rows, = torch.autograd.grad(ends, V, _unit_rows(ends), retain_graph=True, is_grads_batched=True)
+        rows = rows.permute(1, 0, 2)                                   # N x columns x d
+        # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
+        order = self._order()
+        weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
+        weights[1 + order] = y[n + N * n:]
+        jac, weighted = _jacobian_and_hessian(self.terminal_values, self._terminal_input(z, ends.detach()), weights)
+        M = self._terminal_map(rows)
+        J[n + N * n:] = jac[1:][order] @ M
+        W += M.T @ weighted @ M
+        # defects X_{k+1} - F(V_k), and the quadratures' curvature (weighted by ∂(f + yᵀc)/∂Q(T))
+        lam = torch.zeros(N, self.columns, dtype=self.dtype)
+        lam[:, self.differential] = y[n:n + N * n].reshape(N, n)
+        lam[:, self.quadrature] = -(weights @ jac[:, 2 * n:2 * n + len(self.quadrature)])
+        hessians = self._interval_hessians(V, ends, lam)               # N x d x d
         defect_rows = (n + torch.arange(N * n)).reshape(N, n)
         J[defect_rows.reshape(-1), (n + torch.arange(N * n))] = 1.0
+        jacobians = rows[:, self.differential]
         J.index_put_((defect_rows[:, :, None].expand_as(jacobians), self.local[:, None, :].expand_as(jacobians)),
                      -jacobians, accumulate=True)
         W.index_put_((self.local[:, :, None].expand_as(hessians), self.local[:, None, :].expand_as(hessians)),
                      -hessians, accumulate=True)
-        # objective and terminal constraints
-        w = z[self.terminal]
-        order = self._order()
-        terminal_rows = n + N * n + torch.arange(len(order))
-        weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
-        weights[1 + order] = y[n + N * n:]
-        jac, weighted = _jacobian_and_hessian(self.terminal_values, w, weights)
-        J[terminal_rows[:, None], self.terminal] += jac[1:][order]
-        W[self.terminal[:, None], self.terminal] += weighted
-        gradient = torch.zeros(size, dtype=self.dtype)
-        gradient[self.terminal] = jac[0]
-        return gradient, J, W
+        return jac[0] @ M, J, W
 
-    def _interval_derivatives(self, V: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per interval: ∂F/∂V_k (N x n x d) and the Hessian of λ_k·F(V_k) (N x d x d). The intervals
-        are independent, so the gradient of Σ_k F_k[i] is row i of every interval's Jacobian, and
-        that of Σ_k ∂(λ_k·F_k)/∂V_k[j] row j of every Hessian: n + d backward passes in all."""
+    def _initial_derivatives(self, z: torch.Tensor, y0: torch.Tensor, J: torch.Tensor, W: torch.Tensor) -> None:
+        """Rows and curvature of X_0 - x0(params)."""
+        n = self.n
+        J[torch.arange(n), torch.arange(n)] = 1.0
+        params = torch.arange(self.param_offset, self.size)
+        if len(params):
+            def initial(g):
+                return self.initial_state(g)[self.differential]
+            jacobian, weighted = _jacobian_and_hessian(initial, z[self.param_offset:], y0)
+            J[:n, params] -= jacobian
+            W[params[:, None], params] -= weighted
+
+    def _terminal_map(self, rows: torch.Tensor) -> torch.Tensor:
+        """M = ∂w/∂z: unit rows for X_0, X_N and the params, the summed interval Jacobians of the
+        quadratures' increments for their values at T."""
+        n, q = self.n, len(self.quadrature)
+        M = torch.zeros(2 * n + q + len(self.params), self.size, dtype=self.dtype)
+        plain = torch.cat([torch.arange(2 * n), 2 * n + q + torch.arange(len(self.params))])
+        M[plain, self.terminal] = 1.0
+        if q:
+            block = rows[:, self.quadrature]                            # N x q x d
+            index = (2 * n + torch.arange(q))[None, :, None].expand_as(block)
+            M.index_put_((index, self.local[:, None, :].expand_as(block)), block, accumulate=True)
+        return M
+
+    def _interval_hessians(self, V: torch.Tensor, ends: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """Per interval, the Hessian of λ_k·F(V_k) (N x d x d). The intervals are independent, so
+        the gradient of Σ_k ∂(λ_k·F_k)/∂V_k[j] is row j of every interval's Hessian: one batched
+        backward pass over the d rows."""
+        empty = torch.zeros(V.shape[0], V.shape[1], V.shape[1], dtype=V.dtype)
         with torch.enable_grad():
-            V = V.detach().requires_grad_(True)
-            F = self.shoot(V)
-            gradient, = torch.autograd.grad((lam * F).sum(), V, create_graph=True)
-            rows, = torch.autograd.grad(F, V, _unit_rows(F), retain_graph=True, is_grads_batched=True)
-            if gradient.requires_grad:
-                hessian_rows, = torch.autograd.grad(gradient, V, _unit_rows(V), is_grads_batched=True,
-                                                    allow_unused=True)
-            else:
-                hessian_rows = None
-        if hessian_rows is None:
-            hessian_rows = torch.zeros(V.shape[1], *V.shape, dtype=V.dtype)
-        return rows.permute(1, 0, 2), hessian_rows.permute(1, 0, 2)
+            gradient, = torch.autograd.grad((lam * ends).sum(), V, create_graph=True)
+            if not gradient.requires_grad:
+                return empty
+            hessian_rows, = torch.autograd.grad(gradient, V, _unit_rows(V), is_grads_batched=True, allow_unused=True)
+        return empty if hessian_rows is None else hessian_rows.permute(1, 0, 2)
 
     def nlp(self) -> Nlp:
         lower, upper = self.bounds()
@@ -277,13 +316,21 @@ class MultipleShooting:
                     values = torch.asin(scaled.clamp(-1.0, 1.0))
                 control.raw.copy_(values.to(control.raw))
 
+    def nodes(self, z: torch.Tensor) -> torch.Tensor:
+        """All states at the N + 1 nodes (N + 1 x columns): the quadratures summed interval by interval."""
+        with torch.no_grad():
+            X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n)
+            increments = self.shoot(z[self.local])[:, self.quadrature]
+            sums = torch.cat([increments.new_zeros(1, len(self.quadrature)), increments.cumsum(0)])
+            return self._full(X, sums).to(self.device)
+
     def trajectory(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The nodes: times (N + 1) in the dynamics' time and states (N + 1 x 1 x n), as model.trajectory."""
-        X = z[:(self.N + 1) * self.n].reshape(self.N + 1, 1, self.n).to(self.device)
-        return torch.linspace(0, self.horizon, self.N + 1, dtype=self.dtype, device=self.device), X
+        """The nodes: times (N + 1) in the dynamics' time and states (N + 1 x 1 x columns), as model.trajectory."""
+        times = torch.linspace(0, self.horizon, self.N + 1, dtype=self.dtype, device=self.device)
+        return times, self.nodes(z)[:, None]
 
     def solution(self, z: torch.Tensor) -> Solution:
-        X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n).to(self.device)
+        X = self.nodes(z)
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
 
 

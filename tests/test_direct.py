@@ -81,7 +81,7 @@ def test_minimum_energy_transfer_is_exact(write_spec):
 
 def test_derivatives_equal_autograd_of_the_values():
     text = ENERGY.replace("N=4", "N=3").replace("horizon 1", "horizon free in [0.5, 2]") \
-        .replace("der(v) = u", "der(v) = u - sin(x)*v") + "subject to v(T) <= 1\n"
+        .replace("der(v) = u", "der(v) = u - sin(x)*v") + "subject to v(T) <= 1\nsubject to integral(x^2)^2 + v(T)*integral(u^2) <= 30\n"
     shooting = MultipleShooting(_model(text))
     torch.manual_seed(0)
     z = shooting.initial_guess() + 0.1 * torch.rand(shooting.size, dtype=torch.float64)
@@ -91,26 +91,15 @@ def test_derivatives_equal_autograd_of_the_values():
     f = lambda z_: shooting.values(z_)[0]   # noqa: E731
     c = lambda z_: shooting.values(z_)[1]   # noqa: E731
     with torch.enable_grad():
-        exact_J = torch.autograd.functional.jacobian(lambda z_: _differentiable(shooting, z_)[1], z)
-        exact_g = torch.autograd.functional.jacobian(lambda z_: _differentiable(shooting, z_)[0], z)
+        exact_J = torch.autograd.functional.jacobian(lambda z_: shooting.evaluate(z_)[1], z)
+        exact_g = torch.autograd.functional.jacobian(lambda z_: shooting.evaluate(z_)[0], z)
         exact_W = torch.autograd.functional.hessian(
-            lambda z_: _differentiable(shooting, z_)[0] + y @ _differentiable(shooting, z_)[1], z)
-    assert float(f(z)) == pytest.approx(float(_differentiable(shooting, z)[0]))
-    assert torch.allclose(c(z), _differentiable(shooting, z)[1])
+            lambda z_: shooting.evaluate(z_)[0] + y @ shooting.evaluate(z_)[1], z)
+    assert float(f(z)) == pytest.approx(float(shooting.evaluate(z)[0]))
+    assert torch.allclose(c(z), shooting.evaluate(z)[1])
     assert torch.allclose(gradient, exact_g, atol=1e-10)
     assert torch.allclose(J, exact_J, atol=1e-10)
     assert torch.allclose(W, exact_W, atol=1e-9)
-
-
-def _differentiable(shooting: MultipleShooting, z: torch.Tensor):
-    """values() with a graph (values() itself runs without one)."""
-    n, N = shooting.n, shooting.N
-    X = z[:(N + 1) * n].reshape(N + 1, n)
-    g = z[shooting.param_offset:]
-    terminal = shooting.terminal_values(z[shooting.terminal])
-    c = torch.cat([X[0] - shooting.initial_state(g), (X[1:] - shooting.shoot(z[shooting.local])).reshape(-1),
-                   terminal[1:][shooting._order()]])
-    return terminal[0], c
 
 
 def test_inconsistent_constraints_name_their_violations(write_spec):
