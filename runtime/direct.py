@@ -340,24 +340,25 @@ def _unit_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.eye(columns, dtype=x.dtype)[:, None, :].expand(columns, x.shape[0], columns)
 
 
-def _grad_or_zero(output: torch.Tensor, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
-    """∂output/∂x, zero where output does not depend on x; the graph is kept for more passes (and,
-    with create_graph, the gradient has its own, for second derivatives)."""
-    if not output.requires_grad:
-        return torch.zeros_like(x)
-    found, = torch.autograd.grad(output, x, retain_graph=True, create_graph=create_graph, allow_unused=True)
-    return torch.zeros_like(x) if found is None else found
-
-
 def _jacobian_and_hessian(function, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The Jacobian of a small vector function at x and the Hessian of weights·function, by plain
-    autograd (torch.func would import torch._dynamo and script its forward-mode rules: seconds)."""
+    autograd with batched cotangents (torch.func would import torch._dynamo and script its
+    forward-mode rules: seconds per process)."""
+    size = x.numel()
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         values = function(x)
-        jacobian = torch.stack([_grad_or_zero(v, x) for v in values])
-        gradient = _grad_or_zero(weights @ values, x, create_graph=True)
-        hessian = torch.stack([_grad_or_zero(gradient[j], x) for j in range(x.numel())])
+        if not values.requires_grad:
+            return torch.zeros(values.numel(), size, dtype=x.dtype), torch.zeros(size, size, dtype=x.dtype)
+        jacobian, = torch.autograd.grad(values, x, torch.eye(values.numel(), dtype=x.dtype), retain_graph=True,
+                                        is_grads_batched=True, allow_unused=True)
+        gradient, = torch.autograd.grad(weights @ values, x, create_graph=True, allow_unused=True)
+        hessian = None
+        if gradient is not None and gradient.requires_grad:
+            hessian, = torch.autograd.grad(gradient, x, torch.eye(size, dtype=x.dtype), is_grads_batched=True,
+                                           allow_unused=True)
+    jacobian = torch.zeros(values.numel(), size, dtype=x.dtype) if jacobian is None else jacobian
+    hessian = torch.zeros(size, size, dtype=x.dtype) if hessian is None else hessian
     return jacobian.detach(), hessian.detach()
 
 
