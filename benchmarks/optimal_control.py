@@ -8,9 +8,9 @@ takes minutes.
     python benchmarks/optimal_control.py [--specs zermelo_direct cartpole_swingup_constrained ...]
 
 For each spec it reports the objective of both, their relative difference, the largest constraint
-violation of impsolve, the solve times, cold (the first in the process) and warm (the second; the
-median of --repeat), their warm ratio impsolve / CasADi, and the whole-process time of each (a
-fresh interpreter running the solve). impsolve's solve time is `result.wall_time_s` (the solve,
+violation of impsolve, the solve times, cold (the first in the process) and warm (the median of
+--repeat solves, interleaved impsolve / CasADi), the median of the pairwise warm ratios impsolve /
+CasADi, and the whole-process time of each (a fresh interpreter running the solve). impsolve's solve time is `result.wall_time_s` (the solve,
 training or the direct method, and its checks; not parsing and compiling), CasADi's the wall time
 of `opti.solve()`. Without casadi it reports impsolve's side and says so. Writes
 benchmarks/results/optimal_control.json.
@@ -107,18 +107,14 @@ PROBLEMS = {"zermelo_direct": zermelo, "cartpole_swingup_constrained": cartpole,
 DEFAULT = ["zermelo_direct", "cartpole_swingup_constrained", "min_time_double_integrator_direct"]
 
 
-def casadi_run(name: str, repeat: int = 1) -> dict:
-    """Build and solve the CasADi formulation 1 + `repeat` times: the first solve's time (cold),
-    the median of the others (warm), the objective and IPOPT's iterations."""
+def casadi_run(name: str) -> dict:
+    """Build and solve the CasADi formulation once: the solve's wall time, objective, IPOPT's iterations."""
     import casadi as ca
-    times = []
-    for _ in range(1 + repeat):
-        opti, objective = PROBLEMS[name](ca)
-        opti.solver("ipopt", {"print_time": False}, {"print_level": 0, "sb": "yes"})
-        solving = time.perf_counter()
-        sol = opti.solve()
-        times.append(time.perf_counter() - solving)
-    return {"objective": objective(sol), "cold_s": times[0], "solve_s": statistics.median(times[1:] or times),
+    opti, objective = PROBLEMS[name](ca)
+    opti.solver("ipopt", {"print_time": False}, {"print_level": 0, "sb": "yes"})
+    solving = time.perf_counter()
+    sol = opti.solve()
+    return {"solve_s": time.perf_counter() - solving, "objective": objective(sol),
             "iterations": int(opti.stats()["iter_count"])}
 
 
@@ -127,17 +123,33 @@ def spec_file(name: str) -> Path:
     return ROOT / "specs" / f"{name}.imp"
 
 
-def impsolve_run(name: str, repeat: int = 1) -> dict:
-    """Solve the spec 1 + `repeat` times in this process (no results folder): cold and warm times
-    (as casadi_run), the objective, the largest constraint violation and the iterations."""
+def impsolve_run(name: str) -> dict:
+    """Solve the spec once in this process (no results folder): `result.wall_time_s`, the objective,
+    the largest constraint violation and the iterations."""
     import impsolve
-    times = []
-    for _ in range(1 + repeat):
-        result = impsolve.solve(spec_file(name), device="cpu", write=False)
-        times.append(result.wall_time_s)
+    result = impsolve.solve(spec_file(name), device="cpu", write=False)
     violation = max((c.violation for c in result.constraints.values()), default=0.0)
-    return {"objective": result.objective.final, "cold_s": times[0], "solve_s": statistics.median(times[1:] or times),
-            "violation": violation, "iterations": result.steps}
+    return {"solve_s": result.wall_time_s, "objective": result.objective.final, "violation": violation,
+            "iterations": result.steps}
+
+
+def measure(name: str, repeat: int, have_casadi: bool) -> dict:
+    """Cold solves (the first of each in this process), then `repeat` warm pairs interleaved
+    (impsolve, CasADi, impsolve, ...) so that load hits both alike; medians and the median of the
+    pairwise ratios."""
+    sides = {"impsolve": impsolve_run, **({"casadi": casadi_run} if have_casadi else {})}
+    runs = {side: [run(name)] for side, run in sides.items()}
+    for _ in range(repeat):
+        for side, run in sides.items():
+            runs[side].append(run(name))
+    row = {}
+    for side, done in runs.items():
+        warm = [r["solve_s"] for r in done[1:]] or [done[0]["solve_s"]]
+        row[side] = done[-1] | {"cold_s": done[0]["solve_s"], "solve_s": statistics.median(warm)}
+    if have_casadi:
+        pairs = [a["solve_s"] / b["solve_s"] for a, b in zip(runs["impsolve"][1:], runs["casadi"][1:])]
+        row["solve_ratio"] = statistics.median(pairs) if pairs else row["impsolve"]["solve_s"] / row["casadi"]["solve_s"]
+    return row
 
 
 def process_time(args: list[str]) -> float:
@@ -159,23 +171,23 @@ def main() -> int:
         print("casadi is not installed (pip install casadi): impsolve's side only")
     rows = {}
     for name in args.specs:
-        mine = impsolve_run(name, args.repeat)
+        row = rows[name] = measure(name, args.repeat, have_casadi)
+        mine = row["impsolve"]
         mine["process_s"] = process_time(["-m", "impsolve", "run", str(spec_file(name)), "--quiet"])
-        row = rows[name] = {"impsolve": mine}
         print(f"{name}: impsolve objective {mine['objective']:.9g}, violation {mine['violation']:.1e}, "
               f"{mine['iterations']} iterations, solve {mine['solve_s']:.3f} s warm, {mine['cold_s']:.3f} s cold, "
               f"process {mine['process_s']:.2f} s")
         if not have_casadi:
             continue
-        theirs = casadi_run(name, args.repeat)
+        theirs = row["casadi"]
         theirs["process_s"] = process_time(["-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                                           f"import optimal_control as b; b.casadi_run({name!r}, 0)"])
-        row |= {"casadi": theirs, "objective_gap": mine["objective"] / theirs["objective"] - 1,
-                "solve_ratio": mine["solve_s"] / theirs["solve_s"], "process_ratio": mine["process_s"] / theirs["process_s"]}
+                                           f"import optimal_control as b; b.casadi_run({name!r})"])
+        row |= {"objective_gap": mine["objective"] / theirs["objective"] - 1,
+                "process_ratio": mine["process_s"] / theirs["process_s"]}
         print(f"{'':{len(name)}}  casadi   objective {theirs['objective']:.9g} (gap {row['objective_gap']:+.2e}), "
               f"{theirs['iterations']} iterations, solve {theirs['solve_s']:.3f} s warm, {theirs['cold_s']:.3f} s cold, "
-              f"process {theirs['process_s']:.2f} s; ratio impsolve / casadi: solve {row['solve_ratio']:.2f}, "
-              f"process {row['process_ratio']:.2f}")
+              f"process {theirs['process_s']:.2f} s; ratio impsolve / casadi: solve {row['solve_ratio']:.2f} "
+              f"(median of interleaved pairs), process {row['process_ratio']:.2f}")
     out = ROOT / "benchmarks" / "results" / "optimal_control.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))
