@@ -121,11 +121,17 @@ class CheckedSpec:
 
     def with_overrides(self, overrides: dict[str, str]) -> "CheckedSpec":
         """Apply `section.key=value` overrides (from `--set`), validated: `solve.<option>`,
-        `train.<option>` (every training phase) or `trainN.<option>` (phase N only)."""
+        `direct.<option>` (`solve direct(...)`), `train.<option>` (every training phase) or
+        `trainN.<option>` (phase N only)."""
         for key, raw in overrides.items():
             section, _, option = key.partition(".")
             if section in ("solve", "ode") and option:
                 self.ode = override(self.ode, key, option, raw)
+            elif section == "direct" and option and self.direct is not None:
+                self.direct = override(self.direct, key, option, raw)
+                if any(self.direct.N not in (None, o.N) for _, o in self.open_loops.values()):
+                    raise SpecError(f"cannot set '{key}': the piecewise controls have another N", None,
+                                    filename="--set")
             elif section == "train" and option:
                 self.training = [override(t, key, option, raw) for t in self.training]
             elif section.startswith("train") and section[5:].isdigit() and option:

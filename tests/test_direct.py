@@ -161,6 +161,15 @@ def test_direct_mistakes_are_located(name, text, line, column, message):
     assert message in str(err.value)
 
 
+def test_direct_options_can_be_set_from_the_command_line(write_spec):
+    result = impsolve.solve(write_spec(ENERGY), device="cpu", quiet=True, write=False,
+                            overrides={"direct.steps": 2, "direct.tol": 1e-10})
+    assert result.objective.final == pytest.approx(12.0, abs=1e-9)
+    assert "1 RK4" not in result.solver["note"] and "2 RK4" in result.solver["note"]
+    with pytest.raises(SpecError):
+        impsolve.solve(write_spec(ENERGY), device="cpu", quiet=True, write=False, overrides={"direct.N": 5})
+
+
 def test_resume_is_refused(write_spec, tmp_path):
     with pytest.raises(RunError) as err:
         impsolve.solve(write_spec(ENERGY), device="cpu", quiet=True, out=tmp_path / "r", resume=True)

@@ -31,5 +31,8 @@ def build(params, nets):
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (7.0*torch.sigmoid(p_0) + 1.0, 4.0873095, )
 
-    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1}
+    def expect_2(t, s, s0=None, sT=None, T=None):
+        return (torch.cos(net_0(_column(t))[..., 0]), -1/(1.1 + 0.9*torch.exp(-25*torch.square(s[..., 1] - 1))), )
+
+    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1, 'expect_2': expect_2}
 
