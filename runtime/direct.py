@@ -48,7 +48,7 @@ class DirectResult:
         """result.json `solver` for the direct method."""
         return {"backend": "direct", "requested": "direct", "gradient": "exact Hessians (autograd)",
                 "note": f"direct method: multiple shooting on {options.N} intervals, {options.steps} RK4 (3/8) "
-                        f"step(s) each; interior point: {self.note}"}
+                        f"step(s) each; interior point: {self.note}; largest continuity defect {self.defect:.1e}"}
 
 
 class MultipleShooting:
@@ -200,7 +200,7 @@ class MultipleShooting:
         kinds = [c.kind for c in self.problem.constraints]
         return (self.N + 1) * self.n + kinds.count("eq"), kinds.count("ineq")
 
-    def _order(self) -> torch.Tensor:
+    def order(self) -> torch.Tensor:
         """The terminal constraints' rows in [equalities; inequalities] order (after the defects)."""
         kinds = [c.kind for c in self.problem.constraints]
         eq = [i for i, k in enumerate(kinds) if k == "eq"]
@@ -219,7 +219,7 @@ class MultipleShooting:
         defects = X[1:] - ends[:, self.differential]
         terminal = self.terminal_values(self._terminal_input(z, ends))
         c = torch.cat([X[0] - self.initial_state(g)[self.differential], defects.reshape(-1),
-                       terminal[1:][self._order()]])
+                       terminal[1:][self.order()]])
         return terminal[0], c
 
     def values(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,7 +239,7 @@ class MultipleShooting:
             rows, = torch.autograd.grad(ends, V, _unit_rows(ends), retain_graph=True, is_grads_batched=True)
         rows = rows.permute(1, 0, 2)                                   # N x columns x d
         # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
-        order = self._order()
+        order = self.order()
         weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
         weights[1 + order] = y[n + N * n:]
         jac, weighted = _jacobian_and_hessian(self.terminal_values, self._terminal_input(z, ends.detach()), weights)
@@ -408,7 +408,7 @@ def _outcome(shooting: MultipleShooting, result: IpmResult) -> DirectResult:
     defect = float(c[:(N + 1) * n].abs().max())
     terminal = c[(N + 1) * n:]
     multipliers = result.y[(N + 1) * n:]
-    order = shooting._order().tolist()
+    order = shooting.order().tolist()
     report = {}
     for row, index in enumerate(order):
         constraint = problem.constraints[index]
