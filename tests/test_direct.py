@@ -79,9 +79,19 @@ def test_minimum_energy_transfer_is_exact(write_spec):
     assert result.values["x"] == pytest.approx(1.0, abs=1e-9)
 
 
+def test_maximize_and_params(write_spec):
+    """maximize -J is minimize J; a param is a variable of the method (here a = 3 at the optimum)."""
+    text = "param a = 0\n" + ENERGY.replace("minimize integral(u^2)", "maximize -integral(u^2) - (a - 3)^2") \
+        .replace("expect integral(u^2) at end == 12 tol 1e-8", "expect a == 3 tol 1e-8")
+    result = impsolve.solve(write_spec(text), device="cpu", quiet=True, write=False)
+    assert result.status == "ok"
+    assert result.objective.final == pytest.approx(-12.0, abs=1e-8)
+
+
 def test_derivatives_equal_autograd_of_the_values():
-    text = ENERGY.replace("N=4", "N=3").replace("horizon 1", "horizon free in [0.5, 2]") \
-        .replace("der(v) = u", "der(v) = u - sin(x)*v") + "subject to v(T) <= 1\nsubject to integral(x^2)^2 + v(T)*integral(u^2) <= 30\n"
+    text = "param k = 0.3\n" + ENERGY.replace("N=4", "N=3").replace("horizon 1", "horizon free in [0.5, 2]") \
+        .replace("der(v) = u", "der(v) = u - k*sin(x)*v").replace("state x = 0", "state x = k^2") \
+        + "subject to v(T) <= 1\nsubject to integral(x^2)^2 + v(T)*integral(u^2) <= 30\n"
     shooting = MultipleShooting(_model(text))
     torch.manual_seed(0)
     z = shooting.initial_guess() + 0.1 * torch.rand(shooting.size, dtype=torch.float64)
