@@ -7,11 +7,15 @@ params (a free final time as T itself, bounded by its range). The constraints ar
 state, the continuity defects X_{k+1} - F(X_k, u_k, p) = 0, where F integrates interval k with
 `steps` fixed RK4 (3/8 rule) steps of the generated dynamics, and the spec's terminal constraints.
 
+Integral states that nothing else reads (∫ f² dt) are quadratures: each interval integrates its
+increment from 0 and their sum is the value at T, so they are not variables at the nodes.
+
 Derivatives come from plain autograd. The intervals are independent given their own variables
 (the params are copied per interval and their blocks summed), so one batched solve of the N
-intervals and a backward pass per local variable give every interval's Jacobian and Hessian block
-at once: n + d backward passes instead of one per variable. (torch.func would do the same with
-vmap, but its first call imports torch._dynamo and scripts forward-mode rules: seconds per process.)
+intervals and backward passes with batched unit cotangents (one per state for the Jacobians, one
+per local variable for the Hessian blocks of λ·F) give every interval's blocks at once, in three
+autograd calls. (torch.func would do the same with vmap, but its first call imports torch._dynamo
+and scripts forward-mode rules: seconds per process.)
 """
 from __future__ import annotations
 
@@ -93,6 +97,7 @@ class MultipleShooting:
                                    self.param_offset + torch.arange(len(self.params))])
 
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds of the variables (±inf where free): control ranges and a free T's range."""
         lower = torch.full((self.size,), -math.inf, dtype=self.dtype)
         upper = torch.full((self.size,), math.inf, dtype=self.dtype)
         for start, linear, control in zip(self.control_offsets, self.linear, self.controls):
@@ -151,6 +156,7 @@ class MultipleShooting:
         return values
 
     def initial_state(self, g: torch.Tensor) -> torch.Tensor:
+        """All states' initial values (columns) at the params' variables g."""
         functions = self.build(self._param_values(g), [_no_control] * len(self.controls))
         return torch.stack([torch.as_tensor(v, dtype=self.dtype).expand(()) if not isinstance(v, torch.Tensor)
                             else v.reshape(()) for v in functions["initial"](None, None)])
@@ -298,6 +304,7 @@ class MultipleShooting:
         return empty if hessian_rows is None else hessian_rows.permute(1, 0, 2)
 
     def nlp(self) -> Nlp:
+        """The problem for runtime/ipm.py."""
         lower, upper = self.bounds()
         equalities, inequalities = self.counts()
         return Nlp(lower, upper, equalities, inequalities, self.values, self.derivatives)
@@ -330,6 +337,7 @@ class MultipleShooting:
         return times, self.nodes(z)[:, None]
 
     def solution(self, z: torch.Tensor) -> Solution:
+        """The first and last node (all states) as a Solution, at the (rescaled) horizon."""
         X = self.nodes(z)
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
 

@@ -66,12 +66,14 @@ class _Slacked:
         self.upper = torch.cat([nlp.upper, inf])
 
     def values(self, v: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """f and the constraints with slacks."""
         f, c = self.nlp.values(v[:self.n])
         c = c.clone()
         c[self.nlp.equalities:] += v[self.n:]
         return float(f), c
 
     def derivatives(self, v: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """∇f, J and W of the NLP, padded for the slacks (J gains an identity block)."""
         g, jac, w = self.nlp.derivatives(v[:self.n], y)
         size, extra = v.numel(), self.nlp.inequalities
         grad = torch.cat([g, torch.zeros(extra, dtype=g.dtype)])
@@ -117,6 +119,7 @@ class _Kkt:
         self.factor: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def factorise(self, w: torch.Tensor, sigma: torch.Tensor, jac: torch.Tensor, mu: float) -> None:
+        """Factorise the KKT matrix, regularised until its inertia is right (else FloatingPointError)."""
         n, m = w.shape[0], jac.shape[0]
         k = torch.zeros(n + m, n + m, dtype=w.dtype)
         k[:n, :n] = w + torch.diag(sigma)
@@ -142,6 +145,7 @@ class _Kkt:
         raise FloatingPointError("the KKT matrix could not be made to have the right inertia")
 
     def solve(self, rhs: torch.Tensor) -> torch.Tensor:
+        """The step for a right-hand side, with the last factor."""
         ld, pivots = self.factor
         return torch.linalg.ldl_solve(ld, pivots, rhs.unsqueeze(-1)).squeeze(-1)
 
@@ -205,6 +209,7 @@ class _InteriorPoint:
         self.filter: list[tuple[float, float]] = []
 
     def run(self, tol: float, max_iter: int, report) -> IpmResult:
+        """Iterate until the optimality error is below tol, the limit, or a failed step."""
         history: list[float] = []
         message, converged, iteration = f"the iteration limit ({max_iter}) was reached", False, 0
         for iteration in range(max_iter + 1):
