@@ -72,8 +72,10 @@ def test_minimum_time_is_two_sqrt_x0_with_one_switch(tmp_path):
     assert all(u == pytest.approx(1, abs=1e-4) for t, u in rows if t > 1.05)
 
 
-def test_minimum_energy_transfer_is_exact(write_spec):
-    result = impsolve.solve(write_spec(ENERGY), device="cpu", quiet=True)
+@pytest.mark.parametrize("guess", ["linear", "simulate"])
+def test_minimum_energy_transfer_is_exact(write_spec, guess):
+    text = ENERGY.replace("solve direct()", f"solve direct(guess={guess})")
+    result = impsolve.solve(write_spec(text), device="cpu", quiet=True)
     assert result.status == "ok"
     assert result.objective.final == pytest.approx(12.0, abs=1e-8)
     assert result.values["x"] == pytest.approx(1.0, abs=1e-9)
