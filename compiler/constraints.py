@@ -66,6 +66,31 @@ def lower_constraints(lowering: ExpressionLowering) -> list[ir.Constraint]:
     return constraints
 
 
+def direct_method(lowering: ExpressionLowering, constraints: list[ir.Constraint],
+                  dynamics: dict[str, sp.Expr]) -> ir.Direct | None:
+    """`solve direct(...)` with N resolved (the piecewise controls' N, else 50), the states a
+    terminal equality fixes (a constraint a·x(T) + b == 0 of one final value: x(T) == 0) and the
+    integral states that neither the dynamics nor another integrand read (quadratures)."""
+    checked = lowering.checked
+    if checked.direct is None:
+        return None
+    counts = [options.N for _, options in checked.open_loops.values()]
+    options = checked.direct.model_copy(update={"N": checked.direct.N or (counts[0] if counts else 50)})
+    targets = {}
+    for c in constraints:
+        symbols = c.expr.free_symbols
+        if c.kind != "eq" or len(symbols) != 1:
+            continue
+        symbol = next(iter(symbols))
+        slope = c.expr.diff(symbol)
+        rest = sp.expand(c.expr - slope * symbol)
+        if symbol.name.endswith("(T)") and slope.is_number and slope != 0 and rest.is_number:
+            targets[symbol.name.removesuffix("(T)")] = float(-rest / slope)
+    integrands = lowering.integrals
+    read = {symbol.name for e in [*dynamics.values(), *integrands.values()] for symbol in e.free_symbols}
+    return ir.Direct(options, targets, [name for name in integrands if name not in read])
+
+
 def constraint_functions(problem: ir.Problem) -> ir.Problem:
     """The generated function "constraints": the constraint values (terminal signature)."""
     if not problem.constraints:

@@ -12,7 +12,8 @@ from typing import Any
 import sympy as sp
 
 from ..dsl.ast import Span
-from ..dsl.options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, TrainOptions
+from ..dsl.options import DirectOptions, IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, \
+    TrainOptions
 
 TIME = sp.Symbol("t", real=True)
 FINAL_TIME = sp.Symbol("T", real=True)
@@ -254,6 +255,17 @@ class FreeTime:
 
 
 @dataclass
+class Direct:
+    """`solve direct(...)`: its options (N resolved), the final value a terminal equality fixes for
+    a state (x(T) == 0), for the initial guess of the nodes, and the integral states that are
+    quadratures: summed over the intervals, not variables at the nodes (runtime/direct.py)."""
+
+    options: DirectOptions
+    targets: dict[str, float] = field(default_factory=dict)
+    quadratures: list[str] = field(default_factory=list)   # integral states no dynamics reads
+
+
+@dataclass
 class Problem:
     name: str
     title: str
@@ -288,6 +300,7 @@ class Problem:
     tensor: Any = None   # the tensor path's `tensors.TensorModel` (compiler.tensor_lower), None when scalarised
     constraints: list[Constraint] = field(default_factory=list)   # `subject to` (generated as "constraints")
     free_time: FreeTime | None = None         # `horizon free in [a, b]`
+    direct: Direct | None = None              # `solve direct(...)`: solved by the direct method
 
 
 @dataclass

@@ -13,7 +13,7 @@ from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from . import ir, kinds
 from .codegen import Layout, generate_module
-from .constraints import declare_optimal_control, lower_constraints
+from .constraints import declare_optimal_control, direct_method, lower_constraints
 from .derivative import residual_jacobian
 from .expressions import source_text
 from .linearize import linearize
@@ -60,7 +60,7 @@ class OdeLowering(Lowering):
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=list(dynamics),
             references=references, plots=plots, implicits=self.implicits, random_symbols=self.random,
             final_time=self.final_time(), running_costs=dict(self.integrals), constraints=constraints,
-            free_time=free_time)
+            free_time=free_time, direct=direct_method(self, constraints, dynamics))
         return self.study.finish(problem) if self.study else problem
 
     def dynamics(self) -> dict[str, sp.Expr]:

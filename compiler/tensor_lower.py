@@ -131,7 +131,8 @@ class TensorLowering(TensorExpressions):
                            ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
                            ("a 'subject to' constraint", c.constraints and c.constraints[0].span),
                            ("an open-loop control", next((s.span for s, _ in c.open_loops.values()), None)),
-                           ("a free final time", c.free_horizon and c.free_horizon.span)]:
+                           ("a free final time", c.free_horizon and c.free_horizon.span),
+                           ("the direct method", c.direct_span)]:
             if span:
                 raise self.unsupported(what, span)
         for e in c.expects:

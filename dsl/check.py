@@ -11,8 +11,8 @@ from typing import Callable
 
 from . import ast
 from .errors import SpecError
-from .options import IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, TrainOptions, \
-    settings_problem
+from .options import DirectOptions, IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, \
+    TrainOptions, settings_problem
 from .settings import override
 
 TIME_MODELS = ("ode", "rollout", "static")   # der, next, no states
@@ -107,6 +107,9 @@ class CheckedSpec:
     constraints: list[ast.ConstraintStmt] = field(default_factory=list)
     open_loops: dict[str, tuple[ast.OpenLoopStmt, PiecewiseOptions]] = field(default_factory=dict)
     free_horizon: ast.FreeHorizonStmt | None = None
+    direct: DirectOptions | None = None      # `solve direct(...)`: the direct method (dsl.constraints)
+    direct_span: ast.Span | None = None
+    train_spans: list[ast.Span] = field(default_factory=list)   # the `train` statements as written
 
     @property
     def controls(self) -> list[str]:
@@ -119,11 +122,17 @@ class CheckedSpec:
 
     def with_overrides(self, overrides: dict[str, str]) -> "CheckedSpec":
         """Apply `section.key=value` overrides (from `--set`), validated: `solve.<option>`,
-        `train.<option>` (every training phase) or `trainN.<option>` (phase N only)."""
+        `direct.<option>` (`solve direct(...)`), `train.<option>` (every training phase) or
+        `trainN.<option>` (phase N only)."""
         for key, raw in overrides.items():
             section, _, option = key.partition(".")
             if section in ("solve", "ode") and option:
                 self.ode = override(self.ode, key, option, raw)
+            elif section == "direct" and option and self.direct is not None:
+                self.direct = override(self.direct, key, option, raw)
+                if any(self.direct.N not in (None, o.N) for _, o in self.open_loops.values()):
+                    raise SpecError(f"cannot set '{key}': the piecewise controls have another N", None,
+                                    filename="--set")
             elif section == "train" and option:
                 self.training = [override(t, key, option, raw) for t in self.training]
             elif section.startswith("train") and section[5:].isdigit() and option:

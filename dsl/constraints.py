@@ -72,6 +72,45 @@ def check_structure(checker: Checker, out: CheckedSpec) -> None:
                                 "declare states with 'state' and their dynamics with 'der'")
 
 
+def check_direct(checker: Checker, out: CheckedSpec) -> None:
+    """What the direct method (`solve direct(...)`, runtime/direct.py) can solve: one trajectory of
+    a continuous-time spec over a fixed or free horizon, chosen by open-loop controls and params,
+    with terminal constraints."""
+    if out.direct is None:
+        return
+    span = out.direct_span
+    if out.discrete is not None or not out.states:
+        raise checker.error("the direct method needs states with dynamics 'der(x) = ...'", span,
+                            "discrete-time and static specs are trained (remove 'solve direct')")
+    if out.study != "train":
+        raise checker.error(f"the direct method does not run a {out.study} study", span)
+    if out.stop or not (out.horizon or out.free_horizon):
+        raise checker.error("the direct method needs a 'horizon' (fixed or free): its intervals divide [0, T]",
+                            out.stop.span if out.stop else span, "end with 'horizon 2' or 'horizon free in [a, b]'")
+    refused = [(stmt.span, "a net", "a net has too many weights for its dense KKT system; use an open-loop "
+                "control 'control u in [a, b] piecewise(N=50)'") for stmt, _ in out.nets.values()]
+    refused += [(s.span, "a path constraint ('always')", "constrain the final state x(T), or solve by "
+                 "training (remove 'solve direct')") for s in out.constraints if s.always]
+    refused += [(span_, "'train'", "the direct method solves by Newton steps; remove the 'train' statement")
+                for span_ in out.train_spans]
+    refused += [(b.span, "a random initial state", "give the state a value") for b in out.states.values()
+                if b.distribution is not None]
+    refused += [(s.span, "an implicit layer ('solve y: ...')", None) for s in out.implicits.values()]
+    refused += [(b.span, "a vector or matrix param", "declare its entries as scalar params") for b in
+                out.params.values() if b.shape]
+    if refused:
+        where, what, hint = min(refused, key=lambda r: (r[0].line, r[0].column))
+        raise checker.error(f"the direct method does not support {what}", where, hint)
+    if out.batch > 1:
+        raise checker.error("the direct method solves a single trajectory (batch 1)", span)
+    counts = {options.N for _, options in out.open_loops.values()}
+    for s, options in out.open_loops.values():
+        if options.N != (out.direct.N or options.N) or len(counts) > 1:
+            raise checker.error(f"the piecewise control '{s.name}' has N={options.N} intervals, the direct method "
+                                f"N={out.direct.N or min(counts)}", s.call.span,
+                                "give every piecewise control the direct method's N")
+
+
 def check_expressions(checker: Checker, out: CheckedSpec, dynamic: set[str]) -> None:
     """Constant ranges; constraint sides that the solve can change."""
     if out.free_horizon:
@@ -123,5 +162,6 @@ register_statement(ast.OpenLoopStmt, declare_open_loop, declares=True)
 register_statement(ast.ConstraintStmt, collect_constraint)
 register_statement(ast.FreeHorizonStmt, collect_free_horizon)
 register_check("structure", check_structure)
+register_check("structure", check_direct)
 register_check("expressions", check_expressions)
 register_check("final", check_fixed_times)

@@ -96,8 +96,24 @@ class PiecewiseOptions(_Options):
     init: float | None = None
 
 
+class DirectOptions(_Options):
+    """`solve direct(N=50, steps=1, tol=1e-8, max_iter=200, guess=linear)`: the direct method
+    (runtime/direct.py): multiple shooting on N intervals of [0, T] (default: the piecewise
+    controls' N), each integrated with `steps` fixed RK4 (3/8 rule) steps, solved by an interior
+    point method (runtime/ipm.py) to the optimality error `tol`. `guess`: the initial states at
+    the nodes, `linear` from the initial values to the values a terminal equality fixes (else
+    held), or `simulate` (integrate the initial controls)."""
+
+    N: Annotated[int, Field(ge=1, le=2000)] | None = None
+    steps: Annotated[int, Field(ge=1, le=100)] = 1
+    tol: PositiveFloat = 1e-8
+    max_iter: Annotated[int, Field(ge=1, le=10_000)] = 200
+    guess: Literal["linear", "simulate"] = "linear"
+
+
 SETTINGS = {
     ("solve", "ode"): OdeOptions,
+    ("solve", "direct"): DirectOptions,
     ("train", "adam"): TrainOptions,
     ("train", "sgd"): TrainOptions,
     ("train", "lbfgs"): TrainOptions,

@@ -83,14 +83,20 @@ def collect_objective(checker: Checker, out: CheckedSpec, s: ast.ObjectiveStmt) 
 
 
 def collect_settings(checker: Checker, out: CheckedSpec, s: ast.SettingsStmt) -> None:
-    """`solve ode(...)` (the integrator) or `train adam(...)` (one training phase)."""
-    if s.kind == "solve":
+    """`solve ode(...)` (the integrator), `solve direct(...)` (the direct method) or `train adam(...)`
+    (one training phase)."""
+    if s.kind == "solve" and s.call.func == "direct":
+        if out.direct is not None:
+            raise checker.error("'solve direct' is given twice", s.span)
+        out.direct, out.direct_span = call_settings("solve", s.call, checker.error), s.span
+    elif s.kind == "solve":
         out.ode = call_settings("solve", s.call, checker.error)
         if problem := settings_problem(out.ode):
             raise checker.error(problem[0], s.span, problem[1])
     else:
         options = call_settings("train", s.call, checker.error)
         out.training.append(options.model_copy(update={"optimizer": s.call.func}))
+        out.train_spans.append(s.span)
 
 
 def collect_batch(checker: Checker, out: CheckedSpec, s: ast.BatchStmt) -> None:

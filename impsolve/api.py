@@ -87,6 +87,8 @@ class Problem:
         R times)."""
         from .runtime.device import resolve_device, resolve_dtype
         from .runtime.kinds import compile_model
+        if device == "auto" and self.program.problem.direct is not None:
+            device = "cpu"   # the direct method's KKT systems are small and dense: a CPU job
         return compile_model(self.program, resolve_device(device), resolve_dtype(dtype), seed, realizations)
 
 

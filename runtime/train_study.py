@@ -5,6 +5,7 @@ import io
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ import torch
 from .checks import evaluate_checks, range_samples
 from .constraints import AugmentedLagrangian, Outer, final_time_value, history_rows, train_constrained
 from .diagnose import NonFiniteError
+from .direct import solve_direct
 from .errors import RunError
 from .model import CompiledProblem, Solution
 from .ode import step_warnings
@@ -32,13 +34,10 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
     problem = model.problem
     folder = folder_for(options, problem.name)   # fail before training, not after
     start = time.perf_counter()
-    al = AugmentedLagrangian(model) if problem.constraints else None
-    trainer = _trainer(model, options, folder, al)
-    before = _sampled_trajectory(model) if options.write and problem.states and not options.resume else None
-    warnings = _setting_warnings(model, options.quiet)
-    history, outer = _train(trainer, model, folder, al, options.quiet)
-    warnings += trainer.notes
-    solution, final = _final_solution(model, trainer, warnings)
+    before = _sampled_trajectory(model) if options.write and problem.states and not options.resume \
+        and problem.direct is None else None
+    solved = _direct(model, options) if problem.direct is not None else _by_training(model, options, folder)
+    solution, history, warnings = solved.solution, solved.history, solved.warnings
     checks = evaluate_checks(model, solution)
     references = {}
     for reference in problem.references:
@@ -54,15 +53,59 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
     values["t_stop" if problem.stop else "T"] = final_time_value(model) or float(solution.T)
     result = assemble_result(
         model, options, start, status=status_of(checks), steps=len(history.objective),
-        objective=objective_result(model, final, history.objective), values=values,
+        objective=objective_result(model, solved.objective, history.objective), values=values,
         checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
-        solver=model.solver_report(), constraints=constraint_report(al, outer))
+        solver=solved.solver, constraints=solved.constraints)
     if folder is not None:
-        write_results(folder, model, solution, result, before)
-        if outer:
-            write_csv(folder / "history.csv", *history_rows(outer, history.objective, al.names))
+        write_results(folder, model, solution, result, before, solved.nodes)
+        if solved.outer:
+            write_csv(folder / "history.csv", *history_rows(solved.outer, history.objective, solved.names))
         result.out_dir = str(folder)
     return result
+
+
+@dataclass
+class _Solved:
+    """What a solve hands to the results: the solution and objective, the history (per training
+    step or interior point iteration), the augmented-Lagrangian outer iterations and constraint
+    names (training only), the `constraints` and `solver` entries, warnings, and the solver's own
+    trajectory (the direct method's nodes), if any."""
+
+    solution: Solution
+    objective: float
+    history: History
+    constraints: dict[str, ConstraintResult]
+    solver: dict[str, str]
+    warnings: list[str]
+    outer: list[Outer] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    nodes: tuple | None = None
+
+
+def _by_training(model: CompiledProblem, options: RunOptions, folder: Path | None) -> _Solved:
+    """Train (in the augmented-Lagrangian loop when there are constraints)."""
+    al = AugmentedLagrangian(model) if model.problem.constraints else None
+    trainer = _trainer(model, options, folder, al)
+    warnings = _setting_warnings(model, options.quiet)
+    history, outer = _train(trainer, model, folder, al, options.quiet)
+    warnings += trainer.notes
+    solution, final = _final_solution(model, trainer, warnings)
+    return _Solved(solution, final, history, constraint_report(al, outer), model.solver_report(), warnings, outer,
+                   al.names if al else [])
+
+
+def _direct(model: CompiledProblem, options: RunOptions) -> _Solved:
+    """Solve by the direct method (runtime/direct.py); its history is the objective per iteration."""
+    if options.resume:
+        raise RunError("--resume is not supported by the direct method (it keeps no checkpoints)",
+                       "run without --resume", exit_code=2)
+    outcome = solve_direct(model, options.quiet)
+    constraints = {name: ConstraintResult(value=v, violation=x, multiplier=m)
+                   for name, (v, x, m) in outcome.constraints.items()}
+    warnings = [] if outcome.converged else \
+        [f"the direct method stopped at a feasible point without converging: {outcome.note}"]
+    return _Solved(outcome.solution, outcome.objective, History(objective=outcome.history), constraints,
+                   outcome.describe(model.problem.direct.options), warnings, nodes=outcome.trajectory)
 
 
 def _trainer(model: CompiledProblem, options: RunOptions, folder: Path | None,
@@ -171,8 +214,9 @@ def _sampled_trajectory(model: CompiledProblem):
 
 
 def write_results(folder: Path, model: CompiledProblem, solution: Solution, result: Result,
-                  before: torch.Tensor | None = None) -> None:
-    """result.json, history.csv, trajectory.csv and PNG plots in `folder`."""
+                  before: torch.Tensor | None = None, trajectory: tuple | None = None) -> None:
+    """result.json, history.csv, trajectory.csv and PNG plots in `folder`; the trajectory is the
+    solver's own (times, states) when given (the direct method's nodes), else sampled by the model."""
     problem = model.problem
     write_json(folder / "result.json", result)
     write_model(folder, model)
@@ -181,8 +225,10 @@ def write_results(folder: Path, model: CompiledProblem, solution: Solution, resu
     write_history(folder, result.objective.history, problem.objective.sense, reference)
     if not problem.states:
         return
-    times, states = model.trajectory(solution)
+    times, states = trajectory if trajectory is not None else model.trajectory(solution)
     controls = model.controls(times, states)
+    if problem.free_time is not None:   # the dynamics run in the rescaled time t / T
+        times = times * final_time_value(model)
     names = problem.user_states
     header = ["t", "trajectory", *names, *controls]
     rows = []

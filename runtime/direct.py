@@ -1,0 +1,437 @@
+"""The direct method (`solve direct(N=50)`): multiple shooting, solved by the interior point method
+of runtime/ipm.py.
+
+The variables are the states at the N + 1 interval boundaries X_0..X_N, the open-loop controls'
+values (per interval, or per node with a linear hold; their bounds are box constraints) and the
+params (a free final time as T itself, bounded by its range). The constraints are X_0 = the initial
+state, the continuity defects X_{k+1} - F(X_k, u_k, p) = 0, where F integrates interval k with
+`steps` fixed RK4 (3/8 rule) steps of the generated dynamics, and the spec's terminal constraints.
+
+Integral states that nothing else reads (∫ f² dt) are quadratures: each interval integrates its
+increment from 0 and their sum is the value at T, so they are not variables at the nodes.
+
+Derivatives come from plain autograd. The intervals are independent given their own variables
+(the params are copied per interval and their blocks summed), so one batched solve of the N
+intervals and backward passes with batched unit cotangents (one per state for the Jacobians, one
+per local variable for the Hessian blocks of λ·F) give every interval's blocks at once, in three
+autograd calls. (torch.func would do the same with vmap, but its first call imports torch._dynamo
+and scripts forward-mode rules: seconds per process.)
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+from . import library
+from .errors import RunError
+from .ipm import IpmResult, Nlp, solve
+from .model import Solution
+
+FEASIBLE = 1e-6   # largest violation a solve may end with
+
+
+@dataclass
+class DirectResult:
+    """The solution at the optimum, its objective (the spec's sense), the IPM's iterations and
+    objective history, and each `subject to` constraint's (value, violation, multiplier)."""
+
+    solution: Solution
+    objective: float
+    iterations: int
+    history: list[float]
+    constraints: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    defect: float = 0.0                 # the largest continuity defect (and initial-state violation)
+    note: str = ""                      # how the IPM ended
+    converged: bool = True
+    trajectory: tuple[torch.Tensor, torch.Tensor] | None = None   # node times (the dynamics' time) and states
+
+    def describe(self, options) -> dict[str, str]:
+        """result.json `solver` for the direct method."""
+        return {"backend": "direct", "requested": "direct", "gradient": "exact Hessians (autograd)",
+                "note": f"direct method: multiple shooting on {options.N} intervals, {options.steps} RK4 (3/8) "
+                        f"step(s) each; interior point: {self.note}; largest continuity defect {self.defect:.1e}"}
+
+
+class MultipleShooting:
+    """The NLP of a compiled problem solved by the direct method (see the module docstring)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        problem = self.problem = model.problem
+        self.options = problem.direct.options
+        self.dtype, self.device = model.dtype, model.device
+        self.build = library.module(model.program.source, self.dtype, self.device, problem.implicits)["build"]
+        quadratures = problem.direct.quadratures
+        self.columns = len(problem.states)
+        self.differential = torch.tensor([i for i, s in enumerate(problem.states) if s not in quadratures],
+                                         dtype=torch.long)
+        self.quadrature = torch.tensor([problem.states.index(q) for q in quadratures], dtype=torch.long)
+        self.n, self.N = len(self.differential), self.options.N
+        self.controls = list(model.nets)          # the checker allows open-loop controls only
+        self.linear = [c.spec.options.hold == "linear" for c in self.controls]
+        self.params = list(problem.params)
+        self.free = problem.free_time
+        self.horizon = float(problem.horizon)
+        self._layout()
+
+    # -- the variables
+    def _layout(self) -> None:
+        """Offsets of X, of each control's values and of the params in the variable vector, and
+        every interval's local variables (x_k, its controls' values, the params) as indices."""
+        n, N = self.n, self.N
+        self.control_offsets, offset = [], (N + 1) * n
+        for linear in self.linear:
+            self.control_offsets.append(offset)
+            offset += N + linear
+        self.param_offset, self.size = offset, offset + len(self.params)
+        k = torch.arange(N)
+        columns = [k[:, None] * n + torch.arange(n)]
+        for start, linear in zip(self.control_offsets, self.linear):
+            columns.append(start + k[:, None] + (torch.arange(2) if linear else torch.arange(1)))
+        columns.append(self.param_offset + torch.arange(len(self.params)).expand(N, -1))
+        self.local = torch.cat(columns, 1)                                   # N x d
+        self.terminal = torch.cat([torch.arange(n), N * n + torch.arange(n),
+                                   self.param_offset + torch.arange(len(self.params))])
+
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds of the variables (±inf where free): control ranges and a free T's range."""
+        lower = torch.full((self.size,), -math.inf, dtype=self.dtype)
+        upper = torch.full((self.size,), math.inf, dtype=self.dtype)
+        for start, linear, control in zip(self.control_offsets, self.linear, self.controls):
+            if control.spec.low is not None:
+                lower[start:start + self.N + linear] = control.spec.low
+                upper[start:start + self.N + linear] = control.spec.high
+        if self.free is not None:
+            i = self.param_offset + self.params.index(self.free.raw)
+            lower[i], upper[i] = self.free.low, self.free.high
+        return lower, upper
+
+    def initial_guess(self) -> torch.Tensor:
+        """The controls' and params' current values; states by `guess` (linear or simulate)."""
+        z = torch.zeros(self.size, dtype=self.dtype)
+        for start, control in zip(self.control_offsets, self.controls):
+            values = control.values().detach().cpu()
+            z[start:start + values.numel()] = values
+        for j, (name, value) in enumerate(zip(self.params, self.model.params)):
+            v = float(value.detach())
+            if self.free is not None and name == self.free.raw:
+                v = self.free.low + (self.free.high - self.free.low) / (1 + math.exp(-v))
+            z[self.param_offset + j] = v
+        g = z[self.param_offset:]
+        x0 = self.initial_state(g)[self.differential]
+        fraction = torch.linspace(0, 1, self.N + 1, dtype=self.dtype)[:, None]
+        targets = self.problem.direct.targets
+        names = [self.problem.states[i] for i in self.differential.tolist()]
+        end = torch.tensor([targets.get(s, float(x0[i])) for i, s in enumerate(names)], dtype=self.dtype)
+        nodes = x0 + fraction * (end - x0)
+        if self.options.guess == "simulate":
+            nodes = self._simulate(z, x0)
+        z[:(self.N + 1) * self.n] = nodes.reshape(-1)
+        return z
+
+    def _simulate(self, z: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """The nodes of one forward integration with the initial controls (interval after interval)."""
+        V = z[self.local]
+        nodes = [x0]
+        with torch.no_grad():
+            for k in range(self.N):
+                row = V.clone()
+                row[k, :self.n] = nodes[-1]
+                nodes.append(self.shoot(row)[k, self.differential])
+        return torch.stack(nodes)
+
+    # -- the generated functions with the variables in place of params and nets
+    def _param_values(self, g: torch.Tensor) -> list[torch.Tensor]:
+        """The generated code's params from the variables g (..., p): T becomes its raw param."""
+        values = []
+        for j, name in enumerate(self.params):
+            v = g[..., j]
+            if self.free is not None and name == self.free.raw:
+                w = (v - self.free.low) / (self.free.high - self.free.low)
+                v = torch.log(w) - torch.log1p(-w)
+            values.append(v)
+        return values
+
+    def initial_state(self, g: torch.Tensor) -> torch.Tensor:
+        """All states' initial values (columns) at the params' variables g."""
+        functions = self.build(self._param_values(g), [_no_control] * len(self.controls))
+        return torch.stack([torch.as_tensor(v, dtype=self.dtype).expand(()) if not isinstance(v, torch.Tensor)
+                            else v.reshape(()) for v in functions["initial"](None, None)])
+
+    def _full(self, x: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
+        """States (..., columns) from the differential ones x and the quadratures q (else 0)."""
+        full = x.new_zeros(*x.shape[:-1], self.columns).index_copy(-1, self.differential, x)
+        return full if q is None else full.index_copy(-1, self.quadrature, q)
+
+    def terminal_values(self, w: torch.Tensor) -> torch.Tensor:
+        """[objective (minimised), constraints...] at w = (X_0, X_N, the quadratures at T, params)."""
+        n, split = self.n, 2 * self.n + len(self.quadrature)
+        functions = self.build(self._param_values(w[split:]), [_no_control] * len(self.controls))
+        T = torch.tensor(self.horizon, dtype=self.dtype)
+        args = (None, None, self._full(w[:n]), self._full(w[n:2 * n], w[2 * n:split]), T)
+        values = [self.problem.objective.scale * _scalar(functions["objective"](*args)[0], w)]
+        if "constraints" in functions:
+            values += [_scalar(v, w) for v in functions["constraints"](*args)]
+        return torch.stack(values)
+
+    def shoot(self, V: torch.Tensor) -> torch.Tensor:
+        """Each interval's end state (N x columns) from its local variables V (N x d), by `steps`
+        RK4 (3/8) steps: the differential states, and the quadratures' increments (from 0)."""
+        n, N = self.n, self.N
+        x, column = self._full(V[:, :n]), n
+        nets = []
+        for linear in self.linear:
+            width = 2 if linear else 1
+            nets.append(_interval_control(V[:, column:column + width], N))
+            column += width
+        dynamics = self.build(self._param_values(V[:, column:]), nets)["dynamics"]
+        H = self.horizon / N
+        h = H / self.options.steps
+        start = torch.arange(N, dtype=self.dtype) * H
+        for j in range(self.options.steps):
+            t = start + j * h
+            k1 = dynamics(t, x)
+            k2 = dynamics(t + h / 3, x + h / 3 * k1)
+            k3 = dynamics(t + 2 * h / 3, x + h * (k2 - k1 / 3))
+            k4 = dynamics(t + h, x + h * (k1 - k2 + k3))
+            x = x + h / 8 * (k1 + 3 * (k2 + k3) + k4)
+        return x
+
+    # -- the NLP
+    def counts(self) -> tuple[int, int]:
+        """(equalities, inequalities): initial state, defects and terminal equalities; terminal inequalities."""
+        kinds = [c.kind for c in self.problem.constraints]
+        return (self.N + 1) * self.n + kinds.count("eq"), kinds.count("ineq")
+
+    def order(self) -> torch.Tensor:
+        """The terminal constraints' rows in [equalities; inequalities] order (after the defects)."""
+        kinds = [c.kind for c in self.problem.constraints]
+        eq = [i for i, k in enumerate(kinds) if k == "eq"]
+        return torch.tensor(eq + [i for i, k in enumerate(kinds) if k == "ineq"], dtype=torch.long)
+
+    def _terminal_input(self, z: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """w = (X_0, X_N, the quadratures at T, params) from z and the intervals' end states."""
+        n = self.n
+        return torch.cat([z[self.terminal[:2 * n]], ends[:, self.quadrature].sum(0), z[self.terminal[2 * n:]]])
+
+    def evaluate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f, c): the objective (minimised) and the constraints [initial state; defects; terminal]."""
+        X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n)
+        g = z[self.param_offset:]
+        ends = self.shoot(z[self.local])
+        defects = X[1:] - ends[:, self.differential]
+        terminal = self.terminal_values(self._terminal_input(z, ends))
+        c = torch.cat([X[0] - self.initial_state(g)[self.differential], defects.reshape(-1),
+                       terminal[1:][self.order()]])
+        return terminal[0], c
+
+    def values(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """evaluate() without a graph (the line search's)."""
+        with torch.no_grad():
+            return self.evaluate(z)
+
+    def derivatives(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """∇f, the Jacobian J of the constraints and the Hessian of f + yᵀc (dense)."""
+        n, N, size = self.n, self.N, self.size
+        J = torch.zeros(y.numel(), size, dtype=self.dtype)
+        W = torch.zeros(size, size, dtype=self.dtype)
+        self._initial_derivatives(z, y[:n], J, W)
+        V = z[self.local].detach().requires_grad_(True)
+        with torch.enable_grad():
+            ends = self.shoot(V)
+            rows, = torch.autograd.grad(ends, V, _unit_rows(ends), retain_graph=True, is_grads_batched=True)
+        rows = rows.permute(1, 0, 2)                                   # N x columns x d
+        # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
+        order = self.order()
+        weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
+        weights[1 + order] = y[n + N * n:]
+        jac, weighted = _jacobian_and_hessian(self.terminal_values, self._terminal_input(z, ends.detach()), weights)
+        M = self._terminal_map(rows)
+        J[n + N * n:] = jac[1:][order] @ M
+        W += M.T @ weighted @ M
+        # defects X_{k+1} - F(V_k), and the quadratures' curvature (weighted by ∂(f + yᵀc)/∂Q(T))
+        lam = torch.zeros(N, self.columns, dtype=self.dtype)
+        lam[:, self.differential] = y[n:n + N * n].reshape(N, n)
+        lam[:, self.quadrature] = -(weights @ jac[:, 2 * n:2 * n + len(self.quadrature)])
+        hessians = self._interval_hessians(V, ends, lam)               # N x d x d
+        defect_rows = (n + torch.arange(N * n)).reshape(N, n)
+        J[defect_rows.reshape(-1), (n + torch.arange(N * n))] = 1.0
+        jacobians = rows[:, self.differential]
+        J.index_put_((defect_rows[:, :, None].expand_as(jacobians), self.local[:, None, :].expand_as(jacobians)),
+                     -jacobians, accumulate=True)
+        W.index_put_((self.local[:, :, None].expand_as(hessians), self.local[:, None, :].expand_as(hessians)),
+                     -hessians, accumulate=True)
+        return jac[0] @ M, J, W
+
+    def _initial_derivatives(self, z: torch.Tensor, y0: torch.Tensor, J: torch.Tensor, W: torch.Tensor) -> None:
+        """Rows and curvature of X_0 - x0(params)."""
+        n = self.n
+        J[torch.arange(n), torch.arange(n)] = 1.0
+        params = torch.arange(self.param_offset, self.size)
+        if len(params):
+            def initial(g):
+                return self.initial_state(g)[self.differential]
+            jacobian, weighted = _jacobian_and_hessian(initial, z[self.param_offset:], y0)
+            J[:n, params] -= jacobian
+            W[params[:, None], params] -= weighted
+
+    def _terminal_map(self, rows: torch.Tensor) -> torch.Tensor:
+        """M = ∂w/∂z: unit rows for X_0, X_N and the params, the summed interval Jacobians of the
+        quadratures' increments for their values at T."""
+        n, q = self.n, len(self.quadrature)
+        M = torch.zeros(2 * n + q + len(self.params), self.size, dtype=self.dtype)
+        plain = torch.cat([torch.arange(2 * n), 2 * n + q + torch.arange(len(self.params))])
+        M[plain, self.terminal] = 1.0
+        if q:
+            block = rows[:, self.quadrature]                            # N x q x d
+            index = (2 * n + torch.arange(q))[None, :, None].expand_as(block)
+            M.index_put_((index, self.local[:, None, :].expand_as(block)), block, accumulate=True)
+        return M
+
+    def _interval_hessians(self, V: torch.Tensor, ends: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """Per interval, the Hessian of λ_k·F(V_k) (N x d x d). The intervals are independent, so
+        the gradient of Σ_k ∂(λ_k·F_k)/∂V_k[j] is row j of every interval's Hessian: one batched
+        backward pass over the d rows."""
+        empty = torch.zeros(V.shape[0], V.shape[1], V.shape[1], dtype=V.dtype)
+        with torch.enable_grad():
+            gradient, = torch.autograd.grad((lam * ends).sum(), V, create_graph=True)
+            if not gradient.requires_grad:
+                return empty
+            hessian_rows, = torch.autograd.grad(gradient, V, _unit_rows(V), is_grads_batched=True, allow_unused=True)
+        return empty if hessian_rows is None else hessian_rows.permute(1, 0, 2)
+
+    def nlp(self) -> Nlp:
+        """The problem for runtime/ipm.py."""
+        lower, upper = self.bounds()
+        equalities, inequalities = self.counts()
+        return Nlp(lower, upper, equalities, inequalities, self.values, self.derivatives)
+
+    # -- the answer
+    def store(self, z: torch.Tensor) -> None:
+        """Put the solution into the model: params (T as its raw param) and the controls' values."""
+        with torch.no_grad():
+            g = z[self.param_offset:]
+            for value, param in zip(self._param_values(g), self.model.params):
+                param.copy_(value.reshape(param.shape))
+            for start, control in zip(self.control_offsets, self.controls):
+                values = z[start:start + control.raw.numel()]
+                if control.spec.low is not None:
+                    scaled = 2 * (values - control.spec.low) / (control.spec.high - control.spec.low) - 1
+                    values = torch.asin(scaled.clamp(-1.0, 1.0))
+                control.raw.copy_(values.to(control.raw))
+
+    def nodes(self, z: torch.Tensor) -> torch.Tensor:
+        """All states at the N + 1 nodes (N + 1 x columns): the quadratures summed interval by interval."""
+        with torch.no_grad():
+            X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n)
+            increments = self.shoot(z[self.local])[:, self.quadrature]
+            sums = torch.cat([increments.new_zeros(1, len(self.quadrature)), increments.cumsum(0)])
+            return self._full(X, sums).to(self.device)
+
+    def trajectory(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The nodes: times (N + 1) in the dynamics' time and states (N + 1 x 1 x columns), as model.trajectory."""
+        times = torch.linspace(0, self.horizon, self.N + 1, dtype=self.dtype, device=self.device)
+        return times, self.nodes(z)[:, None]
+
+    def solution(self, z: torch.Tensor) -> Solution:
+        """The first and last node (all states) as a Solution, at the (rescaled) horizon."""
+        X = self.nodes(z)
+        return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
+
+
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Batched cotangents (columns x N x columns): the j-th is 1 in column j of every row."""
+    columns = x.shape[1]
+    return torch.eye(columns, dtype=x.dtype)[:, None, :].expand(columns, x.shape[0], columns)
+
+
+def _jacobian_and_hessian(function, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Jacobian of a small vector function at x and the Hessian of weights·function, by plain
+    autograd with batched cotangents (torch.func would import torch._dynamo and script its
+    forward-mode rules: seconds per process)."""
+    size = x.numel()
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        values = function(x)
+        if not values.requires_grad:
+            return torch.zeros(values.numel(), size, dtype=x.dtype), torch.zeros(size, size, dtype=x.dtype)
+        jacobian, = torch.autograd.grad(values, x, torch.eye(values.numel(), dtype=x.dtype), retain_graph=True,
+                                        is_grads_batched=True, allow_unused=True)
+        gradient, = torch.autograd.grad(weights @ values, x, create_graph=True, allow_unused=True)
+        hessian = None
+        if gradient is not None and gradient.requires_grad:
+            hessian, = torch.autograd.grad(gradient, x, torch.eye(size, dtype=x.dtype), is_grads_batched=True,
+                                           allow_unused=True)
+    jacobian = torch.zeros(values.numel(), size, dtype=x.dtype) if jacobian is None else jacobian
+    hessian = torch.zeros(size, size, dtype=x.dtype) if hessian is None else hessian
+    return jacobian.detach(), hessian.detach()
+
+
+def _no_control(x):
+    raise RunError("a terminal expression reads an open-loop control", "constrain states at T instead")
+
+
+def _scalar(value, like: torch.Tensor) -> torch.Tensor:
+    return value.reshape(()) if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=like.dtype)
+
+
+def _interval_control(q: torch.Tensor, N: int):
+    """The control of the N intervals at once: u(s) for the rescaled time s in interval k, from its
+    value q_k (N x 1) or its two nodes' values (N x 2, linear between them)."""
+    k = torch.arange(N, dtype=q.dtype)
+
+    def control(s: torch.Tensor) -> torch.Tensor:
+        if q.shape[1] == 1:
+            return q[:, :1].expand(*s.shape[:-1], 1)
+        w = (s[..., 0] * N - k).clamp(0.0, 1.0)
+        return (q[:, 0] * (1 - w) + q[:, 1] * w).unsqueeze(-1)
+
+    return control
+
+
+def solve_direct(model, quiet: bool = True) -> DirectResult:
+    """Solve the compiled problem by the direct method and store the optimum in the model; a solve
+    that does not reach a feasible point ends with a RunError naming the violated constraints."""
+    if model.device.type != "cpu":
+        raise RunError("the direct method runs on the CPU (its KKT systems are small and dense)",
+                       "run with --device cpu", exit_code=2)
+    shooting = MultipleShooting(model)
+
+    def report(iteration, objective, violation, mu):
+        print(f"direct: iteration {iteration}, objective {objective:.10g}, violation {violation:.3g}, mu {mu:.2g}",
+              file=sys.stderr)
+
+    result = solve(shooting.nlp(), shooting.initial_guess(), shooting.options.tol, shooting.options.max_iter,
+                   None if quiet else report)
+    return _outcome(shooting, result)
+
+
+def _outcome(shooting: MultipleShooting, result: IpmResult) -> DirectResult:
+    problem = shooting.problem
+    n, N = shooting.n, shooting.N
+    c = result.constraints
+    defect = float(c[:(N + 1) * n].abs().max())
+    terminal = c[(N + 1) * n:]
+    multipliers = result.y[(N + 1) * n:]
+    order = shooting.order().tolist()
+    report = {}
+    for row, index in enumerate(order):
+        constraint = problem.constraints[index]
+        value = float(terminal[row])
+        violation = abs(value) if constraint.kind == "eq" else max(value, 0.0)
+        report[constraint.name] = (value, violation, float(multipliers[row]))
+    worst = max([defect, *(v for _, v, _ in report.values())])
+    if not worst <= FEASIBLE:
+        shown = "; ".join(f"'{name}': violation {v:.3g}" for name, (_, v, _) in report.items() if v > FEASIBLE)
+        shown = shown or f"the continuity of the trajectory: violation {defect:.3g}"
+        raise RunError(f"the direct method did not find a feasible point ({result.message}): {shown}",
+                       "the constraints may be inconsistent (e.g. x(T) == 1 and x(T) == 2) or infeasible "
+                       "(out of reach of the controls); else try guess=simulate, a larger max_iter or N")
+    shooting.store(result.x)
+    objective = problem.objective.scale * result.objective
+    history = [problem.objective.scale * v for v in result.history]
+    return DirectResult(shooting.solution(result.x), objective, result.iterations, history, report, defect,
+                        result.message, result.converged, shooting.trajectory(result.x))
