@@ -1,0 +1,79 @@
+"""The native tier at run time: one torch.autograd.Function whose forward is the generated C solve
+and whose backward is the generated C reverse pass, and the solver object the ODE model calls.
+
+All params and net weights travel as one flat float64 vector `theta` (compiler.c_codegen's order:
+params, then each net's nn.Linear weights and biases); torch.cat carries its gradient back to them.
+A stop event is located in C; the event time's gradient (implicit function theorem) is attached
+in torch by runtime.solvers.events.reroute, as on the plain-torch tier."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ...compiler.c_codegen import CSource
+from .events import reroute
+from .native_build import load
+from .native_c import NativeLibrary, SolveInfo
+from .rk import RungeKutta
+from .tableau import TABLEAUS
+
+
+class NativeSolve(torch.autograd.Function):
+    """outputs = solve(y0, theta); `settings` = (library, times, rtol, atol, max_steps, until, report)."""
+
+    @staticmethod
+    def forward(ctx, settings: tuple, y0: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        library, times, rtol, atol, max_steps, until, report = settings
+        y0, theta = y0.detach().contiguous(), theta.detach().contiguous()
+        out, tape, info = library.solve(theta, y0, times, rtol=rtol, atol=atol, max_steps=max_steps, until=until)
+        report.append(info)
+        if any(ctx.needs_input_grad):
+            ctx.library, ctx.tape = library, tape
+            ctx.save_for_backward(y0, theta)
+        else:
+            tape.free()
+        return out
+
+    @staticmethod
+    def backward(ctx, gout: torch.Tensor):
+        y0, theta = ctx.saved_tensors
+        gy0, gth = ctx.library.reverse(ctx.tape, theta, gout, y0)
+        return None, gy0, gth
+
+
+class NativeSolver:
+    """The native solve of one compiled problem (its dynamics module holds it as `native`)."""
+
+    def __init__(self, source: CSource, params: torch.nn.ParameterList, nets: torch.nn.ModuleList) -> None:
+        self.library = NativeLibrary(load(source.source), source.states, source.theta)
+        self.params, self.nets = params, nets
+
+    def theta(self) -> torch.Tensor:
+        """Every param entry, then every net weight, as one differentiable vector."""
+        parts = [p.reshape(-1) for p in self.params]
+        parts += [w.reshape(-1) for net in self.nets for w in net.parameters()]
+        if not parts:
+            return torch.zeros(0, dtype=torch.float64)
+        return torch.cat(parts)
+
+    def _run(self, s0: torch.Tensor, times: list[float], options, until: bool) -> tuple[torch.Tensor, SolveInfo]:
+        report: list[SolveInfo] = []
+        settings = (self.library, times, float(options.rtol), float(options.atol), int(options.max_steps), until,
+                    report)
+        out = NativeSolve.apply(settings, s0, self.theta())
+        return out, report[0]
+
+    def integrate(self, func, s0: torch.Tensor, times: torch.Tensor, options) -> torch.Tensor:
+        """States at `times` (len(times) x s0.shape), differentiable in s0 and theta."""
+        out, info = self._run(s0, [float(t) for t in times.detach().cpu()], options, until=False)
+        func.evaluations += info.evaluations
+        return out
+
+    def integrate_until(self, func, s0: torch.Tensor, t0: float, event: Callable,
+                        options) -> tuple[torch.Tensor, torch.Tensor]:
+        """The event time and state, with the implicit function theorem's gradient of the time."""
+        out, info = self._run(s0, [t0], options, until=True)
+        func.evaluations += info.evaluations
+        rk = RungeKutta(TABLEAUS[options.method], func, s0)
+        return reroute(rk, event, info.event_time, out[0])

@@ -1,0 +1,164 @@
+"""The native tier (generated C solver) against torchdiffeq as the oracle at fixed weights
+(float64, dopri5, rtol 1e-8): objective, gradient, event time and its gradient; gradcheck of its
+autograd function; the fallback without a compiler; the build cache; forced backends."""
+import json
+
+import pytest
+import torch
+
+import impsolve
+from conftest import spec_path
+from impsolve.cli import main
+from impsolve.runtime.errors import RunError
+from impsolve.runtime.solvers import native_build
+from impsolve.runtime.solvers.native import NativeSolve
+from impsolve.runtime.solvers.plan import choose
+
+needs_cc = pytest.mark.skipif(native_build.find_compiler() is None, reason="no C compiler on this machine")
+
+SPEC = """
+param k = 0.7
+state y = 0, x = 0.3
+net g(x, y): mlp(hidden=[8, 5], act={act})
+der(y) = 1 + 0.5*sin(x) + k*g(x, y)^2
+der(x) = -k*x + y*exp(-t)
+{end}
+minimize x(T) + T + integral(x^2 + k*g(x, y))
+solve ode(method=dopri5, rtol=1e-8, atol=1e-10{extra})
+"""
+EVENT, HORIZON = "stop when y >= 1.5 within 10", "horizon 1.2"
+BATCH = """
+state q ~ normal(0, 1), p ~ normal(0, 1)
+batch 7
+net force(q, p): mlp(hidden=[6], act=softplus)
+der(q) = p
+der(p) = force(q, p) - 0.1*q^3
+horizon 1.5
+minimize mean((q(T) - q(0))^2 + p(T)^2)
+solve ode(method=dopri5, rtol=1e-8, atol=1e-10)
+"""
+
+
+def _spec(act: str = "tanh", end: str = EVENT, extra: str = "") -> str:
+    return SPEC.format(act=act, end=end, extra=extra)
+
+
+def _run(text: str, backend: str, overrides: dict | None = None):
+    model = impsolve.load(text, {"solve.backend": backend, **(overrides or {})}).compile(
+        device="cpu", dtype="float64", seed=3)
+    solution = model.solve()
+    value = model.objective(solution)
+    grads = torch.autograd.grad(value, [p for p in model.parameters() if p.requires_grad])
+    return model, solution, float(value.detach()), torch.cat([g.reshape(-1) for g in grads])
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
+    return float((a - b).abs().max()) <= tol * float(b.abs().max())
+
+
+@needs_cc
+@pytest.mark.parametrize("text", [_spec(), _spec("relu"), _spec("silu", HORIZON), _spec("gelu", HORIZON),
+                                  _spec("elu", HORIZON), _spec("sigmoid", HORIZON), BATCH],
+                         ids=["event-tanh", "event-relu", "silu", "gelu", "elu", "sigmoid", "batch"])
+def test_native_tier_matches_torchdiffeq(text):
+    native, solution, value, grad = _run(text, "native")
+    oracle, reference, oracle_value, oracle_grad = _run(text, "torchdiffeq")
+    assert native.solver_plan.backend == "native", native.solver_plan.note
+    assert abs(value - oracle_value) <= 1e-6 * abs(oracle_value)
+    assert _close(grad, oracle_grad, 1e-5)
+    assert abs(float(solution.T.detach()) - float(reference.T.detach())) <= 1e-6 * float(reference.T.detach())
+    assert _close(solution.sT.detach(), reference.sT.detach(), 1e-6)
+
+
+@needs_cc
+def test_event_time_gradient_matches_torchdiffeq():
+    native, oracle = (impsolve.load(_spec(), {"solve.backend": b}).compile(device="cpu", dtype="float64", seed=3)
+                      for b in ("native", "torchdiffeq"))
+    ours = torch.autograd.grad(native.solve().T, list(native.parameters()))
+    theirs = torch.autograd.grad(oracle.solve().T, list(oracle.parameters()))
+    assert _close(torch.cat([g.reshape(-1) for g in ours]), torch.cat([g.reshape(-1) for g in theirs]), 1e-5)
+
+
+@needs_cc
+def test_dense_outputs_match_the_torch_tier():
+    native = impsolve.load(BATCH, {"solve.backend": "native"}).compile(device="cpu", dtype="float64", seed=1)
+    torch_tier = impsolve.load(BATCH, {"solve.backend": "torch"}).compile(device="cpu", dtype="float64", seed=1)
+    times, states = native.trajectory(native.solve(), points=17)
+    _, reference = torch_tier.trajectory(torch_tier.solve(), points=17)
+    assert states.shape == reference.shape == (17, 7, 2)
+    assert _close(states, reference, 1e-12)
+
+
+@needs_cc
+def test_gradcheck_of_the_native_autograd_function():
+    model = impsolve.load(_spec(end=HORIZON)).compile(device="cpu", dtype="float64", seed=0)
+    solver = model.dynamics.native
+    options = model.problem.ode
+    theta = solver.theta().detach().requires_grad_(True)
+    y0 = model.initial_state().detach().requires_grad_(True)
+
+    def solve(y0, theta):
+        settings = (solver.library, [0.0, 0.4, 1.2], 1e-10, 1e-12, options.max_steps, False, [])
+        return NativeSolve.apply(settings, y0, theta)
+
+    assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_without_a_compiler_every_spec_falls_back_with_a_note(monkeypatch):
+    monkeypatch.setenv("IMPSOLVE_CC", "/nonexistent/impsolve-cc")
+    assert native_build.find_compiler() is None
+    for text in (_spec(), BATCH, spec_path("zermelo").read_text()):
+        plan = choose(impsolve.load(text).program.problem)
+        assert plan.backend == "torch" and "no C compiler" in plan.note
+    model, _, value, _ = _run(_spec(), "native")
+    assert model.solver_plan.backend == "torch" and model.dynamics.native is None and value == value
+
+
+@needs_cc
+def test_the_build_is_cached_by_source_hash(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMPSOLVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(native_build, "_loaded", {})
+    model = impsolve.load(_spec("relu")).compile(device="cpu", dtype="float64")
+    built = list(tmp_path.glob("native-*.so")) + list(tmp_path.glob("native-*.dylib"))
+    assert len(built) == 1 and model.solver_plan.backend == "native"
+    monkeypatch.setattr(native_build, "_loaded", {})
+    monkeypatch.setattr(native_build, "_compile", lambda *a: pytest.fail("rebuilt a cached solver"))
+    again = impsolve.load(_spec("relu")).compile(device="cpu", dtype="float64")
+    assert again.solver_plan.backend == "native" and float(again().detach()) == float(model().detach())
+
+
+@needs_cc
+def test_no_spec_text_reaches_the_c_source():
+    text = _spec().replace("net g(", "net system(").replace("g(x, y)", "system(x, y)").replace("param k", "param main")
+    text = text.replace("k*", "main*")
+    source = choose(impsolve.load(text).program.problem).native.source
+    assert "system" not in source.replace("/* Generated", "") and "main" not in source
+
+
+@needs_cc
+def test_forced_and_refused_backends_say_which_tier_ran(tmp_path):
+    problem = impsolve.load(_spec()).program.problem
+    assert choose(problem).backend == "native" and choose(problem, "torch").backend == "torch"
+    adjoint = choose(impsolve.load(_spec(extra=", adjoint=true")).program.problem, "native")
+    assert adjoint.backend == "torchdiffeq" and "adjoint" in adjoint.note
+    rk4 = choose(impsolve.load(_spec(extra=", step_size=0.1").replace("method=dopri5", "method=rk4"))
+                 .program.problem, "native")
+    assert rk4.backend == "torch" and "rk4" in rk4.note
+    piecewise = choose(impsolve.load(_spec().replace("0.5*sin(x)", "max(x, 0.2)")).program.problem, "native")
+    assert piecewise.backend == "torch" and "not generated natively" in piecewise.note
+    float32 = choose(problem, "native", itemsize=4)
+    assert float32.backend == "torch" and "float64" in float32.note
+    spec = tmp_path / "small.imp"
+    spec.write_text(_spec() + "train adam(lr=0.01, steps=2)\n")
+    assert main([str(spec), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu", "--backend", "native"]) == 0
+    solver = json.loads((tmp_path / "out" / "result.json").read_text())["solver"]
+    assert solver["backend"] == "native" and solver["requested"] == "native"
+
+
+@needs_cc
+def test_solver_failures_on_the_native_tier_are_run_errors():
+    model = impsolve.load(_spec(extra=", max_steps=3"), {"solve.backend": "native"}).compile(
+        device="cpu", dtype="float64")
+    assert model.solver_plan.backend == "native"
+    with pytest.raises(RunError, match="more than 3 steps"):
+        model()
