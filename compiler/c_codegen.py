@@ -1,6 +1,6 @@
 """Generate the native tier's C99 source for one spec: the right-hand side, its vector-Jacobian
-product, the MLPs and their reverse pass, the stop event, and (from compiler.c_solver) the whole
-adaptive Runge-Kutta solve with its discrete reverse pass.
+product, the MLPs and their reverse pass, the stop event (the kernel), and (from compiler.c_solver)
+the whole adaptive Runge-Kutta solve with its discrete reverse pass (the solver).
 
 The solver sees one flat parameter vector `th`: every param's entries (the spec's order, row-major),
 then every net's weights and biases layer by layer (nn.Linear's order). A net call's output
@@ -16,7 +16,7 @@ import sympy as sp
 from . import functions as fn
 from . import ir
 from .c_print import Unsupported, block
-from .c_solver import SOLVER, activation_helpers, tableau_constants
+from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
 MAX_ENTRIES = 1 << 16       # batch x states
@@ -32,11 +32,14 @@ class NetCall:
 
 @dataclass(frozen=True)
 class CSource:
-    """A generated native solver: its C source and the sizes its caller packs."""
+    """A generated native solver: its two C translation units and the sizes its caller packs."""
 
-    source: str
+    kernel: str                 # the right-hand side, its VJP, the nets, the event (built with -ffast-math)
+    solver: str                 # the adaptive solve and its reverse pass (IEEE arithmetic)
     states: int
     theta: int
+    params: tuple[int, ...]     # the params packed into th, by index in the problem's order
+    nets: tuple[int, ...]       # the nets packed after them
 
 
 @dataclass(frozen=True)
@@ -69,28 +72,32 @@ class MlpLayout:
         return sum(nout * nin + nout for nin, nout in zip(self.sizes, self.sizes[1:]))
 
 
-def _parameter_names(problem: ir.Problem) -> tuple[dict[sp.Symbol, str], int]:
-    """`th[k]` for each param entry symbol, and the number of param entries."""
-    names, offset = {}, 0
-    for param in problem.params.values():
-        if not param.shape:
-            names[sp.Symbol(param.name, real=True)] = f"th[{offset}]"
-            offset += 1
-        elif len(param.shape) == 1:
-            for i in range(param.shape[0]):
-                names[sp.Symbol(f"{param.name}[{i}]", real=True)] = f"th[{offset}]"
-                offset += 1
-        else:
-            for i in range(param.shape[0]):
-                for k in range(param.shape[1]):
-                    names[sp.Symbol(f"{param.name}[{i},{k}]", real=True)] = f"th[{offset}]"
-                    offset += 1
-    return names, offset
+def _entries(param: ir.Param) -> list[sp.Symbol]:
+    """The symbols of a param's entries, row-major."""
+    if not param.shape:
+        return [sp.Symbol(param.name, real=True)]
+    if len(param.shape) == 1:
+        return [sp.Symbol(f"{param.name}[{i}]", real=True) for i in range(param.shape[0])]
+    return [sp.Symbol(f"{param.name}[{i},{k}]", real=True) for i in range(param.shape[0]) for k in range(param.shape[1])]
 
 
-def _mlps(problem: ir.Problem, offset: int) -> tuple[list[MlpLayout], int]:
+def _parameter_names(problem: ir.Problem, used: set[sp.Symbol]) -> tuple[dict[sp.Symbol, str], tuple[int, ...]]:
+    """`th[k]` for each entry of the params the dynamics use, and those params' indices."""
+    names, indices = {}, []
+    for j, param in enumerate(problem.params.values()):
+        entries = _entries(param)
+        if used.isdisjoint(entries):
+            continue
+        indices.append(j)
+        names.update({e: f"th[{len(names)}]" for e in entries})
+    return names, tuple(indices)
+
+
+def _mlps(problem: ir.Problem, used: list[int], offset: int) -> tuple[list[MlpLayout], int]:
+    """The layouts of the nets with indices `used`, packed from `offset` on, and the end of `th`."""
     layouts = []
-    for net in problem.nets.values():
+    nets = list(problem.nets.values())
+    for net in (nets[k] for k in used):
         if isinstance(net.options, ir.OpenLoop):
             raise Unsupported("an open-loop (piecewise) control")
         sizes = (net.width, *net.options.hidden, net.options.out)
@@ -230,18 +237,24 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     if problem.stop is not None and problem.batch != 1:
         raise Unsupported("a stop event with a batch")
     states = [ir.state_symbol(n) for n in problem.states]
-    names, offset = _parameter_names(problem)
-    params = dict(names)
-    names.update({s: f"s[{i}]" for i, s in enumerate(states)})
-    names[ir.TIME] = "t"
-    mlps, theta = _mlps(problem, offset)
     dynamics = [problem.dynamics[n] for n in problem.states]
     calls, subs = _net_calls(dynamics, list(problem.nets))
+    used_nets = sorted({c.net for c in calls})
+    calls = [NetCall(used_nets.index(c.net), c.args) for c in calls]
     dynamics = [e.xreplace(subs) for e in dynamics]
     if any(e.atoms(sp.core.function.AppliedUndef) for e in dynamics):
         raise Unsupported("a net call used other than through its outputs")
-    parts = [tableau_constants(tableau, len(states), theta), activation_helpers()]
-    parts += [_mlp_source(k, m) for k, m in enumerate(mlps)]
-    parts += [_rhs(dynamics, calls, mlps, names), _vjp(dynamics, calls, mlps, names, states, params),
-              _event(problem, names), SOLVER]
-    return CSource("\n\n".join(parts) + "\n", len(states), theta)
+    used = set().union(*(e.free_symbols for e in dynamics), *(a.free_symbols for c in calls for a in c.args),
+                       problem.stop.function.free_symbols if problem.stop else set())
+    names, used_params = _parameter_names(problem, used)
+    params = dict(names)
+    mlps, theta = _mlps(problem, used_nets, len(names))
+    names.update({s: f"s[{i}]" for i, s in enumerate(states)})
+    names[ir.TIME] = "t"
+    kernel = [kernel_header(len(states), theta), activation_helpers()]
+    kernel += [_mlp_source(k, m) for k, m in enumerate(mlps)]
+    kernel += [_rhs(dynamics, calls, mlps, names), _vjp(dynamics, calls, mlps, names, states, params),
+               _event(problem, names), KERNEL_ENTRIES]
+    solver = [solver_header(tableau, len(states), theta), SOLVER]
+    return CSource("\n\n".join(kernel) + "\n", "\n\n".join(solver) + "\n", len(states), theta, used_params,
+                   tuple(used_nets))

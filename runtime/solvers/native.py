@@ -46,11 +46,12 @@ class NativeSolver:
     """The native solve of one compiled problem (its dynamics module holds it as `native`)."""
 
     def __init__(self, source: CSource, params: torch.nn.ParameterList, nets: torch.nn.ModuleList) -> None:
-        self.library = NativeLibrary(load(source.source), source.states, source.theta)
-        self.params, self.nets = params, nets
+        self.library = NativeLibrary(load(source), source.states, source.theta)
+        self.params = [params[j] for j in source.params]
+        self.nets = [nets[k] for k in source.nets]
 
     def theta(self) -> torch.Tensor:
-        """Every param entry, then every net weight, as one differentiable vector."""
+        """The entries of the params the dynamics use, then their nets' weights, as one vector."""
         parts = [p.reshape(-1) for p in self.params]
         parts += [w.reshape(-1) for net in self.nets for w in net.parameters()]
         if not parts:
