@@ -7,11 +7,13 @@ step's quartic interpolant, and the discrete reverse pass over the stored accept
 
 Exported symbols (ctypes, runtime.solvers.native_c):
 
-    void *imp_solve(th, y0, batch, nout, tout, yout, rtol, atol, max_steps, until, info)
+    void *imp_solve(th, y0, batch, nout, tout, yout, rtol, atol, max_steps, until, info, watch, every)
         outputs at the times tout (tout[0] the initial time) into yout (nout x batch x NS), or,
         with `until`, integrate until event(t, y) >= 0 and write y at the located root into yout
         (nout = 1); info = {status, evaluations, event time, time reached}; status 0 ok,
-        1 step count exceeded, 2 step size underflow, 3 non-finite state. Returns the tape.
+        1 step count exceeded, 2 step size underflow, 3 non-finite state, 4 out of memory, 5 stopped
+        by `watch(t, y)` (called every `every` evaluations when not NULL; nonzero stops the solve:
+        the caller's stiffness, progress and time-limit checks). Returns the tape.
     void imp_reverse(tape, th, gout, gy0, gth)   adds the reverse pass of the outputs' adjoints
     void imp_free(tape)
     int imp_sizes(int *out)                       {NS, NTH}: checked by the loader
@@ -86,7 +88,9 @@ SOLVER = r"""typedef struct {
     long N, n, cap, nfe;
     double *t0, *dt, *y, *k;     /* per accepted step: t0, dt, y0 (N), stages (NST x N) */
     double *yinit;               /* the initial state (N) */
-    int batch, nout;
+    int batch, nout, stop;
+    int (*watch)(double, const double *);   /* the caller's look at the solve, every `every` evaluations */
+    long every;
     double *tout;                /* output times (the located event time with `until`) */
     long *ostep;                 /* the step each output was read from; -1: the initial state */
 } Tape;
@@ -94,6 +98,7 @@ SOLVER = r"""typedef struct {
 static void eval_rhs(Tape *tp, const double *th, double t, const double *y, double *f) {
     imp_rhs_batch(th, t, y, f, tp->batch);
     tp->nfe++;
+    if (tp->watch && !tp->stop && tp->nfe % tp->every == 0 && tp->watch(t, y)) tp->stop = 1;
 }
 
 static double stage_time(double t0, double dt, int i) { return TC[i] == 1.0 ? t0 + dt : t0 + TC[i] * dt; }
@@ -224,8 +229,10 @@ void imp_free(void *handle) {
 int imp_sizes(int *out) { out[0] = NS; out[1] = NTH; return NST; }
 
 void *imp_solve(const double *th, const double *y0, int batch, int nout, const double *tout, double *yout,
-                double rtol, double atol, long max_steps, int until, double *info) {
+                double rtol, double atol, long max_steps, int until, double *info,
+                int (*watch)(double, const double *), long every) {
     Tape *tp = calloc(1, sizeof(Tape));
+    tp->watch = watch; tp->every = every > 0 ? every : 1;
     long N = (long)batch * NS;
     tp->N = N; tp->batch = batch; tp->nout = nout;
     tp->yinit = malloc(sizeof(double) * N);
@@ -260,6 +267,7 @@ void *imp_solve(const double *th, const double *y0, int batch, int nout, const d
                 combine(N, y, TA[i], k, dt, i, z);
                 eval_rhs(tp, th, stage_time(t, dt, i), z, k + (long)i * N);
             }
+            if (tp->stop) { status = 5; goto done; }
             double ratio = error_ratio(N, k, y, z, dt, rtol, atol);
             if (!isfinite(ratio)) { status = 3; goto done; }
             double next = next_step(dt, ratio);

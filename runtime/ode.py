@@ -75,8 +75,10 @@ class SolveWatch:
         self.limited = 0                      # consecutive looks that found the step stability-limited
         self.start = self.reported = time.perf_counter()
 
-    def observe(self, t: torch.Tensor, s: torch.Tensor | None = None, function: Callable | None = None) -> None:
-        self.evaluations += 1
+    def observe(self, t: torch.Tensor, s: torch.Tensor | None = None, function: Callable | None = None,
+                count: int = 1) -> None:
+        """Count `count` evaluations, the last at (t, s); look at the pace every CHECK_EVERY."""
+        self.evaluations += count
         if self.evaluations % CHECK_EVERY:
             return
         self.reach = max(self.reach, abs(float(t.detach()) - self.t0))
@@ -174,7 +176,7 @@ def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, opti
     watch(func, options, float(times[0]), float(times[-1] - times[0]))
     try:
         if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
-            return func.native.integrate(func, s0, times, options)
+            return func.native.integrate(func, s0, times, options, every=CHECK_EVERY)
         if backend in ("torch", "native") and not use_adjoint:
             return torch_odeint(func, s0, times, **_torch_tier_kwargs(options))
         return solver(func, s0, times, **_solver_kwargs(options))
@@ -201,7 +203,7 @@ def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, ma
     watch(func, options, 0.0, max_time)
     try:
         if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
-            return func.native.integrate_until(func, s0, 0.0, bounded, options)
+            return func.native.integrate_until(func, s0, 0.0, bounded, options, every=CHECK_EVERY)
         if backend in ("torch", "native") and not use_adjoint:
             return torch_odeint_until(func, s0, 0.0, bounded, **_torch_tier_kwargs(options))
         t_event, solution = odeint_event(func, s0, t0, event_fn=bounded, odeint_interface=interface,

@@ -39,13 +39,18 @@ class Dynamics(nn.Module):
 
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         self.evaluations += 1
+        self.checkpoint(t, s)
+        return self.function(t, s)
+
+    def checkpoint(self, t: torch.Tensor, s: torch.Tensor, count: int = 1) -> None:
+        """The checks of `count` evaluations, the last at (t, s): the solve's watch (stiffness,
+        progress) and its time limit. The native tier calls it from its C loop every so often."""
         self.last = (t, s)
         if self.watch is not None:
-            self.watch.observe(t, s, self.function)
+            self.watch.observe(t, s, self.function, count)
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise RunError(f"an ODE solve took longer than {self.timeout:g} s (reached t = {float(t):.6g})",
                            "raise solve ode(timeout=...), loosen rtol/atol, or check the dynamics for stiffness")
-        return self.function(t, s)
 
 
 class OdeProblem(CompiledProblem):

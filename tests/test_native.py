@@ -98,7 +98,7 @@ def test_gradcheck_of_the_native_autograd_function():
     y0 = model.initial_state().detach().requires_grad_(True)
 
     def solve(y0, theta):
-        settings = (solver.library, [0.0, 0.4, 1.2], 1e-10, 1e-12, options.max_steps, False, [])
+        settings = (solver.library, [0.0, 0.4, 1.2], 1e-10, 1e-12, options.max_steps, False, [], None, 1)
         return NativeSolve.apply(settings, y0, theta)
 
     assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)
@@ -163,3 +163,24 @@ def test_solver_failures_on_the_native_tier_are_run_errors():
     assert model.solver_plan.backend == "native"
     with pytest.raises(RunError, match="more than 3 steps"):
         model()
+
+
+@needs_cc
+def test_a_watch_sees_the_solve_and_can_stop_it():
+    model = impsolve.load(_spec(end=HORIZON)).compile(device="cpu", dtype="float64")
+    solver, y0 = model.dynamics.native, model.initial_state().detach()
+    theta, seen = solver.theta().detach(), []
+
+    def watch(t, y):
+        seen.append((t, y.shape))
+        if len(seen) == 3:
+            raise KeyError("stop here")
+
+    out, _, info = solver.library.solve(theta, y0, [0.0, 1.2], rtol=1e-8, atol=1e-10, max_steps=10 ** 6,
+                                        until=False, watch=lambda t, y: seen.append((t, y.shape)), every=5)
+    assert len(seen) == info.evaluations // 5 and seen[0][1] == y0.shape and 0 <= seen[-1][0] <= 1.2 + 1
+    seen.clear()
+    with pytest.raises(KeyError, match="stop here"):
+        solver.library.solve(theta, y0, [0.0, 1.2], rtol=1e-8, atol=1e-10, max_steps=10 ** 6, until=False,
+                             watch=watch, every=5)
+    assert len(seen) == 3

@@ -20,13 +20,15 @@ from .tableau import TABLEAUS
 
 
 class NativeSolve(torch.autograd.Function):
-    """outputs = solve(y0, theta); `settings` = (library, times, rtol, atol, max_steps, until, report)."""
+    """outputs = solve(y0, theta); `settings` = (library, times, rtol, atol, max_steps, until, report,
+    watch, every): see NativeLibrary.solve."""
 
     @staticmethod
     def forward(ctx, settings: tuple, y0: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        library, times, rtol, atol, max_steps, until, report = settings
+        library, times, rtol, atol, max_steps, until, report, watch, every = settings
         y0, theta = y0.detach().contiguous(), theta.detach().contiguous()
-        out, tape, info = library.solve(theta, y0, times, rtol=rtol, atol=atol, max_steps=max_steps, until=until)
+        out, tape, info = library.solve(theta, y0, times, rtol=rtol, atol=atol, max_steps=max_steps, until=until,
+                                        watch=watch, every=every)
         report.append(info)
         if any(ctx.needs_input_grad):
             ctx.library, ctx.tape = library, tape
@@ -58,23 +60,28 @@ class NativeSolver:
             return torch.zeros(0, dtype=torch.float64)
         return torch.cat(parts)
 
-    def _run(self, s0: torch.Tensor, times: list[float], options, until: bool) -> tuple[torch.Tensor, SolveInfo]:
+    def _run(self, func, s0: torch.Tensor, times: list[float], options, until: bool,
+             every: int) -> tuple[torch.Tensor, SolveInfo]:
+        """One solve; every `every` evaluations `func.checkpoint` looks at it (as it does on each
+        evaluation of the other tiers)."""
         report: list[SolveInfo] = []
+
+        def watch(t: float, s: torch.Tensor) -> None:
+            func.checkpoint(torch.tensor(t, dtype=torch.float64), s, every)
+
         settings = (self.library, times, float(options.rtol), float(options.atol), int(options.max_steps), until,
-                    report)
+                    report, watch, every)
         out = NativeSolve.apply(settings, s0, self.theta())
+        func.evaluations += report[0].evaluations
         return out, report[0]
 
-    def integrate(self, func, s0: torch.Tensor, times: torch.Tensor, options) -> torch.Tensor:
+    def integrate(self, func, s0: torch.Tensor, times: torch.Tensor, options, every: int = 1000) -> torch.Tensor:
         """States at `times` (len(times) x s0.shape), differentiable in s0 and theta."""
-        out, info = self._run(s0, [float(t) for t in times.detach().cpu()], options, until=False)
-        func.evaluations += info.evaluations
-        return out
+        return self._run(func, s0, [float(t) for t in times.detach().cpu()], options, False, every)[0]
 
-    def integrate_until(self, func, s0: torch.Tensor, t0: float, event: Callable,
-                        options) -> tuple[torch.Tensor, torch.Tensor]:
+    def integrate_until(self, func, s0: torch.Tensor, t0: float, event: Callable, options,
+                        every: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
         """The event time and state, with the implicit function theorem's gradient of the time."""
-        out, info = self._run(s0, [t0], options, until=True)
-        func.evaluations += info.evaluations
+        out, info = self._run(func, s0, [t0], options, True, every)
         rk = RungeKutta(TABLEAUS[options.method], func, s0)
         return reroute(rk, event, info.event_time, out[0])

@@ -106,5 +106,10 @@ def load(source: CSource) -> ctypes.CDLL:
     target = folder / name
     if not target.exists():
         _compile(source, compiler, target)
-    _loaded[name] = ctypes.CDLL(str(target))
-    return _loaded[name]
+    try:
+        library = ctypes.CDLL(str(target))
+    except OSError:   # a damaged cache file: build it again
+        _compile(source, compiler, target)
+        library = ctypes.CDLL(str(target))
+    _loaded[name] = library
+    return library

@@ -108,8 +108,8 @@ def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8,
         notes.append(f"native tier unavailable: {native}")
     refusal = _torch_tier_refusal(problem, gradient)
     if refusal is None:
-        notes.append(f"torch tier{' (fastest available)' if requested == 'auto' and not notes else ''}; "
-                      f"gradient by {mode}")
+        how = {"torch": ", as asked", "auto": "" if notes else " (fastest available)"}.get(requested, "")
+        notes.append(f"torch tier{how}; gradient by {mode}")
         return SolverPlan("torch", requested, gradient, "; ".join(notes))
     notes.append(f"torchdiffeq tier: {refusal}; gradient by {mode}")
     return SolverPlan("torchdiffeq", requested, gradient, "; ".join(notes))
