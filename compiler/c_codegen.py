@@ -129,13 +129,28 @@ def _net_calls(exprs: list[sp.Expr], nets: list[str]) -> tuple[list[NetCall], di
     return result, subs
 
 
-def _forward_lines(calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> list[str]:
-    """Declare each call's work buffer, fill its inputs and run its net."""
-    lines = [f"    double za{c}[{mlps[call.net].buffer}];" for c, call in enumerate(calls)]
+def _offsets(calls: list[NetCall], mlps: list[MlpLayout]) -> tuple[list[int], int]:
+    """Where each call's work buffer starts in a row's work area `zw`, and the area's size."""
+    offsets, size = [], 0
+    for call in calls:
+        offsets.append(size)
+        size += mlps[call.net].buffer
+    return offsets, size
+
+
+def _views(calls: list[NetCall], mlps: list[MlpLayout], qualifier: str) -> list[str]:
+    """`za<c>`: each call's work buffer inside `zw`."""
+    offsets, _ = _offsets(calls, mlps)
+    return [f"    {qualifier}double *za{c} = zw + {offsets[c]};" for c in range(len(calls))]
+
+
+def _forward_nets(calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
+    """forward_nets(th, t, s, zw): fill each call's inputs and run its net (activations into zw)."""
     inputs = [(f"za{c}[{j}]", a) for c, call in enumerate(calls) for j, a in enumerate(call.args)]
-    lines += block(inputs, names, "q")
+    lines = [*_views(calls, mlps, ""), *block(inputs, names, "q")]
     lines += [f"    net{call.net}_forward(th, za{c});" for c, call in enumerate(calls)]
-    return lines
+    return "\n".join(["static void forward_nets(const double *th, double t, const double *s, double *zw) {",
+                      "    (void)t; (void)th; (void)s; (void)zw;", *lines, "}"])
 
 
 def _output_names(calls: list[NetCall], mlps: list[MlpLayout]) -> dict[sp.Symbol, str]:
@@ -144,9 +159,10 @@ def _output_names(calls: list[NetCall], mlps: list[MlpLayout]) -> dict[sp.Symbol
 
 
 def _rhs(dynamics: list[sp.Expr], calls, mlps, names) -> str:
-    lines = _forward_lines(calls, mlps, names)
+    """rhs(th, t, s, ds, zw): the derivatives, the nets' activations left in zw."""
+    lines = ["    forward_nets(th, t, s, zw);", *_views(calls, mlps, "const ")]
     lines += block([(f"ds[{i}]", e) for i, e in enumerate(dynamics)], {**names, **_output_names(calls, mlps)}, "c")
-    return "\n".join(["static void rhs(const double *th, double t, const double *s, double *ds) {",
+    return "\n".join(["static void rhs(const double *th, double t, const double *s, double *ds, double *zw) {",
                       "    (void)t; (void)th;", *lines, "}"])
 
 
@@ -155,7 +171,8 @@ def _gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[st
 
 
 def _vjp(dynamics: list[sp.Expr], calls, mlps, names, states: list[sp.Symbol], params: dict) -> str:
-    """a . df/d(s, th): SymPy derivatives through the expressions, generated loops through the nets."""
+    """a . df/d(s, th): SymPy derivatives through the expressions, generated loops through the nets,
+    whose activations come from `saved` (the forward evaluation's) or are computed again."""
     outputs = _output_names(calls, mlps)
     adjoint = sum((sp.Symbol(f"_a{i}", real=True) * e for i, e in enumerate(dynamics)), sp.Integer(0))
     local = {**names, **outputs, **{sp.Symbol(f"_a{i}", real=True): f"a[{i}]" for i in range(len(dynamics))}}
@@ -163,7 +180,8 @@ def _vjp(dynamics: list[sp.Expr], calls, mlps, names, states: list[sp.Symbol], p
     targets.update({p: f"g{code}+" for p, code in params.items()})
     net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i}]"
                    for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
-    lines = _forward_lines(calls, mlps, names)
+    lines = ["    double work[ZA > 0 ? ZA : 1];", "    const double *zw = saved;",
+             "    if (!zw) { forward_nets(th, t, s, work); zw = work; }", "    (void)zw;", *_views(calls, mlps, "const ")]
     lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]}], gi{c}[{mlps[call.net].sizes[0]}];"
               for c, call in enumerate(calls)]
     lines += block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c")
@@ -174,7 +192,8 @@ def _vjp(dynamics: list[sp.Expr], calls, mlps, names, states: list[sp.Symbol], p
                   for c, call in enumerate(calls) for j in range(len(call.args))})
     lines += block(_gradient(chain, targets), local, "e")
     return "\n".join(["static void rhs_vjp(const double *th, double t, const double *s, const double *a, "
-                      "double *gs, double *gth) {", "    (void)t; (void)th; (void)a;", *lines, "}"])
+                      "double *gs, double *gth, const double *saved) {", "    (void)t; (void)th; (void)a;",
+                      *lines, "}"])
 
 
 def _event(problem: ir.Problem, names: dict) -> str:
@@ -251,10 +270,11 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     mlps, theta = _mlps(problem, used_nets, len(names))
     names.update({s: f"s[{i}]" for i, s in enumerate(states)})
     names[ir.TIME] = "t"
-    kernel = [kernel_header(len(states), theta), activation_helpers()]
+    work = _offsets(calls, mlps)[1]
+    kernel = [kernel_header(len(states), theta, work), activation_helpers()]
     kernel += [_mlp_source(k, m) for k, m in enumerate(mlps)]
-    kernel += [_rhs(dynamics, calls, mlps, names), _vjp(dynamics, calls, mlps, names, states, params),
+    kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names), _vjp(dynamics, calls, mlps, names, states, params),
                _event(problem, names), KERNEL_ENTRIES]
-    solver = [solver_header(tableau, len(states), theta), SOLVER]
+    solver = [solver_header(tableau, len(states), theta, work), SOLVER]
     return CSource("\n\n".join(kernel) + "\n", "\n\n".join(solver) + "\n", len(states), theta, used_params,
                    tuple(used_nets))

@@ -184,3 +184,17 @@ def test_a_watch_sees_the_solve_and_can_stop_it():
         solver.library.solve(theta, y0, [0.0, 1.2], rtol=1e-8, atol=1e-10, max_steps=10 ** 6, until=False,
                              watch=watch, every=5)
     assert len(seen) == 3
+
+
+@needs_cc
+def test_reverse_pass_with_and_without_kept_activations_agree():
+    model = impsolve.load(BATCH).compile(device="cpu", dtype="float64", seed=2)
+    library, y0 = model.dynamics.native.library, model.initial_state().detach().contiguous()
+    theta = model.dynamics.native.theta().detach().contiguous()
+    grads = []
+    for keep in (True, False):
+        out, tape, _ = library.solve(theta, y0, [0.0, 0.5, 1.5], rtol=1e-8, atol=1e-10, max_steps=10 ** 6,
+                                     until=False, keep=keep)
+        gy0, gth = library.reverse(tape, theta, torch.cos(out), y0)
+        grads.append(torch.cat([gy0.reshape(-1), gth]))
+    assert grads[0].abs().max() > 0 and _close(grads[0], grads[1], 1e-13)

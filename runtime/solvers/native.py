@@ -27,10 +27,11 @@ class NativeSolve(torch.autograd.Function):
     def forward(ctx, settings: tuple, y0: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         library, times, rtol, atol, max_steps, until, report, watch, every = settings
         y0, theta = y0.detach().contiguous(), theta.detach().contiguous()
+        keep = any(ctx.needs_input_grad)
         out, tape, info = library.solve(theta, y0, times, rtol=rtol, atol=atol, max_steps=max_steps, until=until,
-                                        watch=watch, every=every)
+                                        watch=watch, every=every, keep=keep)
         report.append(info)
-        if any(ctx.needs_input_grad):
+        if keep:
             ctx.library, ctx.tape = library, tape
             ctx.save_for_backward(y0, theta)
         else:

@@ -68,7 +68,7 @@ class NativeLibrary:
         lib.imp_solve.restype = ctypes.c_void_p
         lib.imp_solve.argtypes = [_DOUBLES, _DOUBLES, ctypes.c_int, ctypes.c_int, _DOUBLES, _DOUBLES,
                                   ctypes.c_double, ctypes.c_double, ctypes.c_long, ctypes.c_int, _DOUBLES,
-                                  WATCH, ctypes.c_long]
+                                  WATCH, ctypes.c_long, ctypes.c_int]
         lib.imp_reverse.restype = None
         lib.imp_reverse.argtypes = [ctypes.c_void_p, _DOUBLES, _DOUBLES, _DOUBLES, _DOUBLES]
         lib.imp_free.restype = None
@@ -81,10 +81,11 @@ class NativeLibrary:
 
     def solve(self, theta: torch.Tensor, y0: torch.Tensor, times: list[float], *, rtol: float, atol: float,
               max_steps: int, until: bool, watch: Callable[[float, torch.Tensor], None] | None = None,
-              every: int = 1000) -> tuple[torch.Tensor, Tape, SolveInfo]:
+              every: int = 1000, keep: bool = True) -> tuple[torch.Tensor, Tape, SolveInfo]:
         """Outputs (len(times) x y0.shape; one row with `until`), the tape and the report; a
         failed solve raises SolverError worded like torchdiffeq's. `watch(t, y)` is called every
-        `every` evaluations (y shaped like y0); an exception it raises stops the solve and is re-raised."""
+        `every` evaluations (y shaped like y0); an exception it raises stops the solve and is re-raised.
+        `keep` keeps the nets' activations for `reverse` (faster reverse pass, more memory)."""
         batch = y0.numel() // self.states
         nout = 1 if until else len(times)
         out = torch.empty((nout, *y0.shape), dtype=torch.float64)
@@ -93,7 +94,8 @@ class NativeLibrary:
         raised: list[BaseException] = []
         callback = WATCH(0) if watch is None else WATCH(_watcher(watch, y0, raised))
         handle = self.lib.imp_solve(_pointer(theta), _pointer(y0), batch, nout, _pointer(tout), _pointer(out),
-                                    rtol, atol, min(max_steps, 2 ** 62), int(until), _pointer(info), callback, every)
+                                    rtol, atol, min(max_steps, 2 ** 62), int(until), _pointer(info), callback, every,
+                                    int(keep))
         tape = Tape(self, handle)
         status, evaluations, event_time, reached = info.tolist()
         if status:
