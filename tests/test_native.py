@@ -58,8 +58,9 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
 
 @needs_cc
 @pytest.mark.parametrize("text", [_spec(), _spec("relu"), _spec("silu", HORIZON), _spec("gelu", HORIZON),
-                                  _spec("elu", HORIZON), _spec("sigmoid", HORIZON), BATCH],
-                         ids=["event-tanh", "event-relu", "silu", "gelu", "elu", "sigmoid", "batch"])
+                                  _spec("elu", HORIZON), _spec("sigmoid", HORIZON), BATCH,
+                                  _spec().replace("dopri5", "bosh3")],
+                         ids=["event-tanh", "event-relu", "silu", "gelu", "elu", "sigmoid", "batch", "bosh3"])
 def test_native_tier_matches_torchdiffeq(text):
     native, solution, value, grad = _run(text, "native")
     oracle, reference, oracle_value, oracle_grad = _run(text, "torchdiffeq")

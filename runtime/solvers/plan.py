@@ -78,14 +78,15 @@ def _native_tier(problem: ir.Problem, gradient: str, itemsize: int, device: str)
         return "only continuous-time dynamics are generated natively"
     if gradient == "adjoint":
         return "the adjoint runs on torchdiffeq"
-    if problem.ode.method != "dopri5":
-        return f"method {problem.ode.method} is not generated natively (dopri5 is)"
+    tableau = TABLEAUS.get(problem.ode.method)
+    if tableau is None or not (tableau.adaptive and tableau.fsal and tableau.mid is not None):
+        return f"method {problem.ode.method} is not generated natively (dopri5 and bosh3 are)"
     if itemsize != 8 or device != "cpu":
         return "the native tier runs float64 on the CPU"
     if find_compiler() is None:
         return "no C compiler found (IMPSOLVE_CC, CC or cc)"
     try:
-        return generate(problem, TABLEAUS["dopri5"])
+        return generate(problem, tableau)
     except Unsupported as err:
         return f"{err} is not generated natively"
 
