@@ -2,8 +2,9 @@
 product, the MLPs and their reverse pass, the stop event (the kernel), and (from compiler.c_solver)
 the whole adaptive Runge-Kutta solve with its discrete reverse pass (the solver).
 
-The solver sees one flat parameter vector `th`: every param's entries (the spec's order, row-major),
-then every net's weights and biases layer by layer (nn.Linear's order). A net call's output
+The solver sees one flat parameter vector `th`: the entries of the params the dynamics (or the
+stop event) use, in the spec's order, row-major, then the weights and biases of the nets they call,
+layer by layer (nn.Linear's order). A net call's output
 entries become plain symbols, so the dynamics' derivatives are SymPy derivatives of plain
 expressions; the nets' own reverse pass is a generated loop nest. Only numbers and mangled names
 reach the source (compiler.c_print). Constructs the generator does not cover raise `Unsupported`."""
@@ -15,7 +16,7 @@ import sympy as sp
 
 from . import functions as fn
 from . import ir
-from .c_print import Unsupported, block
+from .c_print import Unsupported, block, derivative, smooth_pieces
 from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -78,7 +79,8 @@ def _entries(param: ir.Param) -> list[sp.Symbol]:
         return [sp.Symbol(param.name, real=True)]
     if len(param.shape) == 1:
         return [sp.Symbol(f"{param.name}[{i}]", real=True) for i in range(param.shape[0])]
-    return [sp.Symbol(f"{param.name}[{i},{k}]", real=True) for i in range(param.shape[0]) for k in range(param.shape[1])]
+    rows, columns = param.shape
+    return [sp.Symbol(f"{param.name}[{i},{k}]", real=True) for i in range(rows) for k in range(columns)]
 
 
 def _parameter_names(problem: ir.Problem, used: set[sp.Symbol]) -> tuple[dict[sp.Symbol, str], tuple[int, ...]]:
@@ -158,7 +160,7 @@ def _output_names(calls: list[NetCall], mlps: list[MlpLayout]) -> dict[sp.Symbol
             for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
 
 
-def _rhs(dynamics: list[sp.Expr], calls, mlps, names) -> str:
+def _rhs(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
     """rhs(th, t, s, ds, zw): the derivatives, the nets' activations left in zw."""
     lines = ["    forward_nets(th, t, s, zw);", *_views(calls, mlps, "const ")]
     lines += block([(f"ds[{i}]", e) for i, e in enumerate(dynamics)], {**names, **_output_names(calls, mlps)}, "c")
@@ -167,10 +169,12 @@ def _rhs(dynamics: list[sp.Expr], calls, mlps, names) -> str:
 
 
 def _gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:
-    return [(target, sp.diff(scalar, v)) for v, target in variables.items()]
+    """(target, d scalar / d variable) for each variable."""
+    return [(target, derivative(scalar, v)) for v, target in variables.items()]
 
 
-def _vjp(dynamics: list[sp.Expr], calls, mlps, names, states: list[sp.Symbol], params: dict) -> str:
+def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict,
+         states: list[sp.Symbol], params: dict) -> str:
     """a . df/d(s, th): SymPy derivatives through the expressions, generated loops through the nets,
     whose activations come from `saved` (the forward evaluation's) or are computed again."""
     outputs = _output_names(calls, mlps)
@@ -181,7 +185,8 @@ def _vjp(dynamics: list[sp.Expr], calls, mlps, names, states: list[sp.Symbol], p
     net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i}]"
                    for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
     lines = ["    double work[ZA > 0 ? ZA : 1];", "    const double *zw = saved;",
-             "    if (!zw) { forward_nets(th, t, s, work); zw = work; }", "    (void)zw;", *_views(calls, mlps, "const ")]
+             "    if (!zw) { forward_nets(th, t, s, work); zw = work; }", "    (void)zw;",
+             *_views(calls, mlps, "const ")]
     lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]}], gi{c}[{mlps[call.net].sizes[0]}];"
               for c, call in enumerate(calls)]
     lines += block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c")
@@ -197,6 +202,7 @@ def _vjp(dynamics: list[sp.Expr], calls, mlps, names, states: list[sp.Symbol], p
 
 
 def _event(problem: ir.Problem, names: dict) -> str:
+    """event(th, t, s): max(g, t - tmax) for `stop when`, else a constant -1 (never called)."""
     if problem.stop is None:
         body = ["    (void)th; (void)t; (void)s;", "    return -1.0;"]
     else:
@@ -232,7 +238,10 @@ def _mlp_source(k: int, m: MlpLayout) -> str:
                    f"        const double *w = th + {w} + i * {nin};\n"
                    f"        double *gw = gth + {w} + i * {nin};\n"
                    f"        gth[{b} + i] += gi;\n"
-                   f"        for (int j = 0; j < {nin}; ++j) {{ gw[j] += gi * za[{src} + j]; {target}[j] += w[j] * gi; }}\n"
+                   f"        for (int j = 0; j < {nin}; ++j) {{\n"
+                   f"            gw[j] += gi * za[{src} + j];\n"
+                   f"            {target}[j] += w[j] * gi;\n"
+                   "        }\n"
                    "    }")
         if l > 0:
             zprev = m.outputs[l - 1]
@@ -258,9 +267,10 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     states = [ir.state_symbol(n) for n in problem.states]
     dynamics = [problem.dynamics[n] for n in problem.states]
     calls, subs = _net_calls(dynamics, list(problem.nets))
+    calls = [NetCall(c.net, tuple(smooth_pieces(a) for a in c.args)) for c in calls]
     used_nets = sorted({c.net for c in calls})
     calls = [NetCall(used_nets.index(c.net), c.args) for c in calls]
-    dynamics = [e.xreplace(subs) for e in dynamics]
+    dynamics = [smooth_pieces(e.xreplace(subs)) for e in dynamics]
     if any(e.atoms(sp.core.function.AppliedUndef) for e in dynamics):
         raise Unsupported("a net call used other than through its outputs")
     used = set().union(*(e.free_symbols for e in dynamics), *(a.free_symbols for c in calls for a in c.args),
@@ -273,7 +283,8 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     work = _offsets(calls, mlps)[1]
     kernel = [kernel_header(len(states), theta, work), activation_helpers()]
     kernel += [_mlp_source(k, m) for k, m in enumerate(mlps)]
-    kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names), _vjp(dynamics, calls, mlps, names, states, params),
+    kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names),
+               _vjp(dynamics, calls, mlps, names, states, params),
                _event(problem, names), KERNEL_ENTRIES]
     solver = [solver_header(tableau, len(states), theta, work), SOLVER]
     return CSource("\n\n".join(kernel) + "\n", "\n\n".join(solver) + "\n", len(states), theta, used_params,

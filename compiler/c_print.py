@@ -88,10 +88,22 @@ class CPrinter(C99CodePrinter):
 
     _print_Pi = _print_Exp1 = _print_NumberSymbol
 
-    def _print_Heaviside(self, expr):
-        raise Unsupported("a derivative of min, max or a comparison")
+    def _print_Piecewise(self, expr):
+        *pieces, (last, otherwise) = expr.args
+        if otherwise is not sp.true:
+            raise Unsupported("a piecewise value without a final otherwise")
+        out = self._print(last)
+        for value, condition in reversed(pieces):
+            out = f"(({self._print(condition)}) ? ({self._print(value)}) : ({out}))"
+        return out
 
-    _print_DiracDelta = _print_Derivative = _print_Subs = _print_Piecewise = _print_Heaviside
+    def _print_Relational(self, expr):
+        return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
+
+    def _print_Heaviside(self, expr):
+        raise Unsupported("a derivative of a step")
+
+    _print_DiracDelta = _print_Derivative = _print_Subs = _print_Heaviside
 
     def _print_not_supported(self, expr):
         raise Unsupported(f"the construct {type(expr).__name__}")
@@ -99,6 +111,22 @@ class CPrinter(C99CodePrinter):
 
 for _name in [*C_FUNCTIONS, "sech", "sign"]:
     setattr(CPrinter, f"_print_{_name}", CPrinter._print_Function)
+
+
+def smooth_pieces(expr: sp.Expr) -> sp.Expr:
+    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside)."""
+    def fold(args, keep):
+        out = args[0]
+        for a in args[1:]:
+            out = sp.Piecewise((out, keep(out, a)), (a, True))
+        return out
+    return expr.replace(sp.Max, lambda *a: fold(a, sp.GreaterThan)).replace(sp.Min, lambda *a: fold(a, sp.LessThan))
+
+
+def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
+    """d expr / d variable with torch's conventions where SymPy has distributions: the derivative
+    of sign is 0 (DiracDelta dropped)."""
+    return sp.diff(expr, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
 
 
 def block(assignments: list[tuple[str, sp.Expr]], names: dict[sp.Symbol, str], prefix: str,

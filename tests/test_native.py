@@ -1,6 +1,7 @@
 """The native tier (generated C solver) against torchdiffeq as the oracle at fixed weights
 (float64, dopri5, rtol 1e-8): objective, gradient, event time and its gradient; gradcheck of its
 autograd function; the fallback without a compiler; the build cache; forced backends."""
+import ctypes
 import json
 
 import pytest
@@ -37,6 +38,10 @@ horizon 1.5
 minimize mean((q(T) - q(0))^2 + p(T)^2)
 solve ode(method=dopri5, rtol=1e-8, atol=1e-10)
 """
+
+PIECEWISE = (SPEC.format(act="tanh", end=HORIZON, extra="")
+             .replace("0.5*sin(x)", "0.5*max(sin(x), 0.2) - min(y, 0.3*x)")
+             .replace("y*exp(-t)", "where(y > 0.5, y, 0.5*y) + 0.1*abs(x - 0.4)"))
 
 
 def _spec(act: str = "tanh", end: str = EVENT, extra: str = "") -> str:
@@ -146,8 +151,8 @@ def test_forced_and_refused_backends_say_which_tier_ran(tmp_path):
     rk4 = choose(impsolve.load(_spec(extra=", step_size=0.1").replace("method=dopri5", "method=rk4"))
                  .program.problem, "native")
     assert rk4.backend == "torch" and "rk4" in rk4.note
-    piecewise = choose(impsolve.load(_spec().replace("0.5*sin(x)", "max(x, 0.2)")).program.problem, "native")
-    assert piecewise.backend == "torch" and "not generated natively" in piecewise.note
+    nested = choose(impsolve.load(_spec().replace("k*g(x, y)^2", "k*g(x, g(x, y))^2")).program.problem, "native")
+    assert nested.backend == "torch" and "not generated natively" in nested.note
     float32 = choose(problem, "native", itemsize=4)
     assert float32.backend == "torch" and "float64" in float32.note
     spec = tmp_path / "small.imp"
@@ -199,3 +204,32 @@ def test_reverse_pass_with_and_without_kept_activations_agree():
         gy0, gth = library.reverse(tape, theta, torch.cos(out), y0)
         grads.append(torch.cat([gy0.reshape(-1), gth]))
     assert grads[0].abs().max() > 0 and _close(grads[0], grads[1], 1e-13)
+
+
+@needs_cc
+@pytest.mark.parametrize("text", [PIECEWISE, BATCH, _spec("gelu")], ids=["min-max-where-abs", "batch", "event"])
+def test_generated_rhs_and_its_vjp_equal_torch_autograd(text):
+    """At random states: the C right-hand side equals the generated torch one, and its vector-Jacobian
+    product equals autograd's (min, max, where and abs included, away from their kinks)."""
+    model = impsolve.load(text).compile(device="cpu", dtype="float64", seed=4)
+    solver, lib = model.dynamics.native, model.dynamics.native.library.lib
+    pointer = ctypes.POINTER(ctypes.c_double)
+    lib.imp_vjp_batch.argtypes = [pointer, ctypes.c_double, pointer, pointer, pointer, pointer, ctypes.c_int, pointer]
+    lib.imp_rhs_batch.argtypes = [pointer, ctypes.c_double, pointer, pointer, ctypes.c_int, pointer]
+    generator = torch.Generator().manual_seed(0)
+    shape = model.initial_state().shape
+    theta = solver.theta().detach().contiguous()
+    ptr = (lambda x: ctypes.cast(x.data_ptr(), pointer))
+    for t in (0.3, 1.1):
+        s = torch.randn(shape, generator=generator, dtype=torch.float64).requires_grad_(True)
+        a = torch.randn(shape, generator=generator, dtype=torch.float64)
+        f, gs, gth = torch.empty_like(a), torch.zeros_like(a), torch.zeros_like(theta)
+        lib.imp_rhs_batch(ptr(theta), t, ptr(s.detach()), ptr(f), shape[0], None)
+        lib.imp_vjp_batch(ptr(theta), t, ptr(s.detach()), ptr(a), ptr(gs), ptr(gth), shape[0], None)
+        reference = model.dynamics.function(torch.tensor(t, dtype=torch.float64), s)
+        leaves = [s, *solver.params, *(w for net in solver.nets for w in net.parameters())]
+        grads = torch.autograd.grad((reference * a).sum(), leaves, allow_unused=True)
+        expected = torch.cat([(g if g is not None else torch.zeros_like(x)).reshape(-1)
+                              for g, x in zip(grads[1:], leaves[1:])])
+        assert _close(f, reference.detach(), 1e-13)
+        assert _close(gs, grads[0], 1e-12) and _close(gth, expected, 1e-12)
