@@ -247,3 +247,18 @@ def test_shipped_specs_agree_with_the_torch_tier(name):
     assert native.solver_plan.backend == "native" and torch_tier.solver_plan.backend == "torch"
     assert abs(value - reference) <= 1e-9 * abs(reference)
     assert _close(grad, reference_grad, 1e-7)
+
+
+@needs_cc
+def test_a_failed_build_falls_back_to_the_torch_tier_with_a_note(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMPSOLVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(native_build, "_loaded", {})
+
+    def broken(*args):
+        raise native_build.BuildError("the C compiler failed on a generated solver:\nsolver.c:1: error")
+
+    monkeypatch.setattr(native_build, "_compile", broken)
+    model = impsolve.load(_spec()).compile(device="cpu", dtype="float64")
+    assert model.solver_plan.backend == "torch" and model.dynamics.native is None
+    assert model.solver_plan.note.startswith("native tier unavailable: the C compiler failed")
+    assert float(model().detach()) == float(model().detach())
