@@ -72,7 +72,7 @@ class OdeProblem(CompiledProblem):
         try:
             self.dynamics.native = NativeSolver(plan.native, self.params, self.nets)
         except BuildError as err:
-            reason = str(err).splitlines()[0]
+            reason = str(err).splitlines()[0].rstrip(":")
             self.solver_plan = replace(plan, backend="torch", native=None,
                                        note=f"native tier unavailable: {reason}; torch tier; gradient by {plan.gradient}")
 
