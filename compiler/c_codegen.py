@@ -91,7 +91,8 @@ def _parameter_names(problem: ir.Problem, used: set[sp.Symbol]) -> tuple[dict[sp
         if used.isdisjoint(entries):
             continue
         indices.append(j)
-        names.update({e: f"th[{len(names)}]" for e in entries})
+        start = len(names)
+        names.update({e: f"th[{start + i}]" for i, e in enumerate(entries)})
     return names, tuple(indices)
 
 

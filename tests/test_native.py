@@ -10,6 +10,7 @@ import torch
 import impsolve
 from conftest import spec_path
 from impsolve.cli import main
+from impsolve.compiler import tensor_lower
 from impsolve.runtime.errors import RunError
 from impsolve.runtime.solvers import native_build
 from impsolve.runtime.solvers.native import NativeSolve
@@ -235,6 +236,31 @@ def test_generated_rhs_and_its_vjp_equal_torch_autograd(text):
                               for g, x in zip(grads[1:], leaves[1:])])
         assert _close(f, reference.detach(), 1e-13)
         assert _close(gs, grads[0], 1e-12) and _close(gth, expected, 1e-12)
+
+
+SHAPED = """const n = 3
+state x[n] ~ normal(0, 1)
+param W[n, n] = 0.3 * randn()
+param b[n] = [0.1, -0.2, 0.3]
+param a = 0.5
+der(x) = tanh(W @ x + b) - a * x
+horizon 1
+batch 4
+minimize mean(sum(x(T)^2))
+"""
+
+
+@needs_cc
+def test_vector_and_matrix_params_agree_with_the_torch_tier(monkeypatch):
+    """Every entry of a shaped param has its own slot in theta (each was read from the param's
+    first entry: a silently wrong solve, found by the tensor-path agreement tests). Scalarised, as
+    the native tier generates the scalar path."""
+    monkeypatch.setattr(tensor_lower, "MATRICES_AS_TENSORS", False)
+    native, _, value, grad = _run(SHAPED, "native")
+    torch_tier, _, reference, reference_grad = _run(SHAPED, "torch")
+    assert native.solver_plan.backend == "native" and torch_tier.solver_plan.backend == "torch"
+    assert abs(value - reference) <= 1e-9 * abs(reference)
+    assert _close(grad, reference_grad, 1e-7)
 
 
 @needs_cc
