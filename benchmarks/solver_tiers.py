@@ -1,14 +1,15 @@
 """Benchmark: the solver tiers (runtime.solvers) against hand-written torchdiffeq `odeint`.
 
 For each of Zermelo, cart-pole swing-up, cart-pole LQR and isochronism (batch 100), one process
-trains three contenders from the same weights with the spec's first-phase Adam settings:
+trains four contenders from the same weights with the spec's first-phase Adam settings:
 
+  - the compiled spec on the native tier (`solve.backend=native`: the generated C solver),
   - the compiled spec on the plain-torch tier (`solve.backend=torch`),
   - the compiled spec on the torchdiffeq tier (`solve.backend=torchdiffeq`),
   - the hand-written torch + torchdiffeq module of benchmarks/zermelo.py and neural_odes.py
     (`odeint`/`odeint_event`, backprop through the solver, the spec's solver settings).
 
-Steps are interleaved (the order rotates every step) so a shared machine's noise hits all three
+Steps are interleaved (the order rotates every step) so a shared machine's noise hits all four
 alike; reported per tier: the median step time over the hand-written one's (ratio of medians and
 median of per-step ratios), the dynamics evaluations per step, and the objective and gradient
 difference to the hand-written module at the initial weights.
@@ -36,7 +37,7 @@ from zermelo import HandWrittenZermelo
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "solver_tiers.json"
 SPECS = ("zermelo", "cartpole", "cartpole_lqr", "isochronism")
-TIERS = ("torch", "torchdiffeq")
+TIERS = ("native", "torch", "torchdiffeq")
 
 
 def contenders(name: str, seed: int) -> list[Contender]:
@@ -74,12 +75,12 @@ def agreement(name: str, seed: int) -> dict:
 
 
 def step_times(name: str, steps: int, warmup: int, seed: int) -> dict:
-    """Interleaved training steps of the three contenders; ratios to the hand-written one."""
+    """Interleaved training steps of the contenders; ratios to the hand-written one."""
     group = contenders(name, seed)
     options = impsolve.load(ROOT / "specs" / f"{name}.imp").checked.training[0]
     for k in range(warmup + steps):
         lr = learning_rate(options, k)
-        for c in group[k % 3:] + group[:k % 3]:
+        for c in group[k % len(group):] + group[:k % len(group)]:
             c.step(lr)
     timed = {c.name: c.records[warmup:] for c in group}
     summary = {n: summarise(r) for n, r in timed.items()}

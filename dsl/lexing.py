@@ -68,15 +68,24 @@ class BracketNewlines:
             yield token
 
 
-def parser_cache_path(grammar: str) -> Path | None:
-    """Where the grammar's LALR tables are kept between runs: a folder of this user's
-    (`$XDG_CACHE_HOME/impsolve` or `~/.cache/impsolve`, mode 700; never the shared temp folder,
-    since the file is unpickled), named by the grammar's hash and Lark's version. None if the
-    folder cannot be made."""
+def cache_folder() -> Path | None:
+    """This user's impsolve cache folder (`$IMPSOLVE_CACHE`, else `$XDG_CACHE_HOME/impsolve` or
+    `~/.cache/impsolve`), made with mode 700 (never the shared temp folder: the parser tables are
+    unpickled and the native solvers loaded from there). None if it cannot be made."""
     try:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "impsolve"
+        root = Path(os.environ.get("IMPSOLVE_CACHE")
+                    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "impsolve")
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
     except (OSError, RuntimeError):
+        return None
+    return root
+
+
+def parser_cache_path(grammar: str) -> Path | None:
+    """Where the grammar's LALR tables are kept between runs (in `cache_folder()`), named by the
+    grammar's hash and Lark's version. None if the folder cannot be made."""
+    root = cache_folder()
+    if root is None:
         return None
     digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
     return root / f"grammar-{digest}-lark{lark.__version__}.pickle"

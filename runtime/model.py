@@ -56,7 +56,8 @@ class CompiledProblem(nn.Module):
             [build_net(net, dtype, device) for net in self.problem.nets.values()])
         self.functions = generated["build"](list(self.params), list(self.nets))
         self.generator = generator
-        self.solver_plan: SolverPlan = choose(self.problem, itemsize=torch.finfo(dtype).bits // 8)
+        self.solver_plan: SolverPlan = choose(self.problem, itemsize=torch.finfo(dtype).bits // 8,
+                                                device=torch.device(device).type)
 
     def _initial_params(self, generator: torch.Generator, generated: dict) -> list[torch.Tensor]:
         """Every param's initial value, from one seeded draw of the standard normal numbers that

@@ -75,8 +75,10 @@ class SolveWatch:
         self.limited = 0                      # consecutive looks that found the step stability-limited
         self.start = self.reported = time.perf_counter()
 
-    def observe(self, t: torch.Tensor, s: torch.Tensor | None = None, function: Callable | None = None) -> None:
-        self.evaluations += 1
+    def observe(self, t: torch.Tensor, s: torch.Tensor | None = None, function: Callable | None = None,
+                count: int = 1) -> None:
+        """Count `count` evaluations, the last at (t, s); look at the pace every CHECK_EVERY."""
+        self.evaluations += count
         if self.evaluations % CHECK_EVERY:
             return
         self.reach = max(self.reach, abs(float(t.detach()) - self.t0))
@@ -167,12 +169,15 @@ def _torch_tier_kwargs(options: OdeOptions) -> dict:
 def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, options: OdeOptions,
               adjoint: bool | None = None, backend: str = "torchdiffeq") -> torch.Tensor:
     """States at `times` (times x batch x states). The adjoint (eq. 2.40/2.47) when asked;
-    `backend="torch"` runs the plain-torch tier (runtime.solvers) for backprop solves."""
+    `backend="torch"` runs the plain-torch tier (runtime.solvers) for backprop solves, `"native"`
+    the generated C solver that `func.native` holds (the plain-torch tier when it holds none)."""
     use_adjoint = bool(options.adjoint if adjoint is None else adjoint)
     solver = odeint_adjoint if use_adjoint else odeint
     watch(func, options, float(times[0]), float(times[-1] - times[0]))
     try:
-        if backend == "torch" and not use_adjoint:   # solver tier hook (issue 16)
+        if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
+            return func.native.integrate(func, s0, times, options, every=CHECK_EVERY)
+        if backend in ("torch", "native") and not use_adjoint:
             return torch_odeint(func, s0, times, **_torch_tier_kwargs(options))
         return solver(func, s0, times, **_solver_kwargs(options))
     except (AssertionError, SolverError) as err:
@@ -197,7 +202,9 @@ def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, ma
     interface = odeint_adjoint if use_adjoint else odeint
     watch(func, options, 0.0, max_time)
     try:
-        if backend == "torch" and not use_adjoint:   # solver tier hook (issue 16)
+        if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
+            return func.native.integrate_until(func, s0, 0.0, bounded, options, every=CHECK_EVERY)
+        if backend in ("torch", "native") and not use_adjoint:
             return torch_odeint_until(func, s0, 0.0, bounded, **_torch_tier_kwargs(options))
         t_event, solution = odeint_event(func, s0, t0, event_fn=bounded, odeint_interface=interface,
                                          **_solver_kwargs(options))

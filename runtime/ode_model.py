@@ -3,6 +3,7 @@ chosen ODE solver tier to the horizon or the stop event."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -12,6 +13,8 @@ from . import ode
 from .diagnose import describe_non_finite
 from .errors import RunError
 from .model import CompiledProblem, Solution
+from .solvers.native import NativeSolver
+from .solvers.native_build import BuildError
 
 
 class Dynamics(nn.Module):
@@ -28,6 +31,7 @@ class Dynamics(nn.Module):
         self.deadline: float | None = None
         self.watch: "ode.SolveWatch | None" = None   # set by ode.integrate for each solve
         self.report = None   # where a long solve reports progress (the trainer's Progress.note)
+        self.native: NativeSolver | None = None   # the native tier's solver, when that tier runs
 
     def start(self) -> None:
         """Begin a solve: its wall-time limit counts from now."""
@@ -35,13 +39,18 @@ class Dynamics(nn.Module):
 
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         self.evaluations += 1
+        self.checkpoint(t, s)
+        return self.function(t, s)
+
+    def checkpoint(self, t: torch.Tensor, s: torch.Tensor, count: int = 1) -> None:
+        """The checks of `count` evaluations, the last at (t, s): the solve's watch (stiffness,
+        progress) and its time limit. The native tier calls it from its C loop every so often."""
         self.last = (t, s)
         if self.watch is not None:
-            self.watch.observe(t, s, self.function)
+            self.watch.observe(t, s, self.function, count)
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise RunError(f"an ODE solve took longer than {self.timeout:g} s (reached t = {float(t):.6g})",
                            "raise solve ode(timeout=...), loosen rtol/atol, or check the dynamics for stiffness")
-        return self.function(t, s)
 
 
 class OdeProblem(CompiledProblem):
@@ -53,6 +62,19 @@ class OdeProblem(CompiledProblem):
         self.dynamics = Dynamics(self.functions["dynamics"], self.params, self.nets, self.problem.ode.timeout) \
             if "dynamics" in self.functions else None
         self.register_buffer("random_initial", self.sample_initial(self.generator))
+        if self.solver_plan.backend == "native" and self.dynamics is not None:
+            self._build_native()
+
+    def _build_native(self) -> None:
+        """Build (or load from the cache) the generated C solver; a failed build falls back to
+        the plain-torch tier and says so in the plan's note."""
+        plan = self.solver_plan
+        try:
+            self.dynamics.native = NativeSolver(plan.native, self.params, self.nets)
+        except BuildError as err:
+            reason = str(err).splitlines()[0].rstrip(":")
+            self.solver_plan = replace(plan, backend="torch", native=None,
+                                       note=f"native tier unavailable: {reason}; torch tier; gradient by {plan.gradient}")
 
     def initial_state(self) -> torch.Tensor:
         """The batch of initial states (batch x states); fixed values may depend on params."""

@@ -135,9 +135,9 @@ def test_compiled_spec_gives_the_same_objective_and_gradient_on_both_tiers(extra
 
 def test_plan_falls_back_and_says_why():
     problem = impsolve.load(SPEC.format(extra="")).program.problem
-    assert choose(problem).backend == "torch"
-    native = choose(problem, "native")
-    assert native.backend == "torch" and "native" in native.note
+    assert choose(problem, "torch").backend == "torch"
+    float32 = choose(problem, "native", itemsize=4)
+    assert float32.backend == "torch" and "native tier unavailable" in float32.note
     adjoint = choose(impsolve.load(SPEC.format(extra=", adjoint=true")).program.problem, "torch")
     assert adjoint.backend == "torchdiffeq" and adjoint.gradient == "adjoint" and "adjoint" in adjoint.note
     dopri8 = choose(impsolve.load(SPEC.format(extra=", method=dopri8").replace("method=dopri5, ", ""))
@@ -168,8 +168,7 @@ def test_solver_failures_on_the_torch_tier_are_run_errors():
 def test_cli_backend_flag_is_reported_in_result_json(tmp_path):
     spec = tmp_path / "small.imp"
     spec.write_text(SPEC.format(extra="") + "train adam(lr=0.01, steps=2)\n")
-    code = main([str(spec), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu", "--backend", "native"])
+    code = main([str(spec), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu", "--backend", "torch"])
     assert code == 0
     solver = json.loads((tmp_path / "out" / "result.json").read_text())["solver"]
-    assert solver["backend"] == "torch" and solver["requested"] == "native" and solver["gradient"] == "backprop"
-    assert "native tier is not available" in solver["note"]
+    assert solver["backend"] == "torch" and solver["requested"] == "torch" and solver["gradient"] == "backprop"

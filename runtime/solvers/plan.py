@@ -1,7 +1,8 @@
 """Which solver tier integrates a spec, and how its gradient is computed.
 
-Tiers, fastest first: `native` (generated C; not built yet, so it falls back), `torch` (the
-plain-torch Runge-Kutta loops of this package) and `torchdiffeq`. `backend=auto` (the default)
+Tiers, fastest first: `native` (the whole solve and its reverse pass generated as C, built with
+the system's C compiler: compiler.c_codegen, runtime.solvers.native), `torch` (the plain-torch
+Runge-Kutta loops of this package) and `torchdiffeq`. `backend=auto` (the default)
 takes the fastest tier that supports the problem; a forced tier that cannot run falls back in
 the same order, and the plan's note says which tier ran and why.
 
@@ -10,10 +11,13 @@ through the steps is used while the stored trajectory stays small, the adjoint o
 `gradient_mode`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...compiler import ir
+from ...compiler.c_codegen import CSource, generate
+from ...compiler.c_print import Unsupported
 from ...dsl.options import BACKENDS
+from .native_build import find_compiler
 from .tableau import TABLEAUS
 
 NOMINAL_EVALUATIONS = 2000          # right-hand side evaluations assumed per solve
@@ -24,10 +28,11 @@ BACKPROP_BUDGET_BYTES = 256 * 2 ** 20   # stored-trajectory memory allowed for d
 class SolverPlan:
     """The tier that runs, the one asked for, the gradient mode and a one-line reason."""
 
-    backend: str        # "torch" or "torchdiffeq"
+    backend: str        # "native", "torch" or "torchdiffeq"
     requested: str      # "auto", "native", "torch" or "torchdiffeq"
     gradient: str       # "backprop" or "adjoint"
     note: str
+    native: CSource | None = field(default=None, repr=False, compare=False)   # the generated C, when native
 
     @property
     def adjoint(self) -> bool:
@@ -67,7 +72,26 @@ def _torch_tier_refusal(problem: ir.Problem, gradient: str) -> str | None:
     return None
 
 
-def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8) -> SolverPlan:
+def _native_tier(problem: ir.Problem, gradient: str, itemsize: int, device: str) -> CSource | str:
+    """The generated C source for the native tier, or why that tier cannot run this problem."""
+    if problem.time_model != "ode" or not problem.states:
+        return "only continuous-time dynamics are generated natively"
+    if gradient == "adjoint":
+        return "the adjoint runs on torchdiffeq"
+    tableau = TABLEAUS.get(problem.ode.method)
+    if tableau is None or not (tableau.adaptive and tableau.fsal and tableau.mid is not None):
+        return f"method {problem.ode.method} is not generated natively (dopri5 and bosh3 are)"
+    if itemsize != 8 or device != "cpu":
+        return "the native tier runs float64 on the CPU"
+    if find_compiler() is None:
+        return "no C compiler found (IMPSOLVE_CC, CC or cc)"
+    try:
+        return generate(problem, tableau)
+    except Unsupported as err:
+        return f"{err} is not generated natively"
+
+
+def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8, device: str = "cpu") -> SolverPlan:
     """The plan for `problem`; `requested` (e.g. from --backend) overrides the spec's `backend=`."""
     requested = requested or problem.ode.backend
     if requested not in BACKENDS:
@@ -77,11 +101,16 @@ def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8)
     if requested == "torchdiffeq":
         return SolverPlan("torchdiffeq", requested, gradient, f"torchdiffeq tier, as asked; gradient by {mode}")
     notes = []
-    if requested == "native":
-        notes.append("the native tier is not available in this version")
+    if requested in ("auto", "native"):
+        native = _native_tier(problem, gradient, itemsize, device)
+        if isinstance(native, CSource):
+            how = " (fastest available)" if requested == "auto" else ", as asked"
+            return SolverPlan("native", requested, gradient, f"native tier{how}; gradient by {mode}", native)
+        notes.append(f"native tier unavailable: {native}")
     refusal = _torch_tier_refusal(problem, gradient)
     if refusal is None:
-        notes.append(f"torch tier{' (fastest available)' if requested == 'auto' else ''}; gradient by {mode}")
+        how = {"torch": ", as asked", "auto": "" if notes else " (fastest available)"}.get(requested, "")
+        notes.append(f"torch tier{how}; gradient by {mode}")
         return SolverPlan("torch", requested, gradient, "; ".join(notes))
     notes.append(f"torchdiffeq tier: {refusal}; gradient by {mode}")
     return SolverPlan("torchdiffeq", requested, gradient, "; ".join(notes))

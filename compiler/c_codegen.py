@@ -1,0 +1,292 @@
+"""Generate the native tier's C99 source for one spec: the right-hand side, its vector-Jacobian
+product, the MLPs and their reverse pass, the stop event (the kernel), and (from compiler.c_solver)
+the whole adaptive Runge-Kutta solve with its discrete reverse pass (the solver).
+
+The solver sees one flat parameter vector `th`: the entries of the params the dynamics (or the
+stop event) use, in the spec's order, row-major, then the weights and biases of the nets they call,
+layer by layer (nn.Linear's order). A net call's output
+entries become plain symbols, so the dynamics' derivatives are SymPy derivatives of plain
+expressions; the nets' own reverse pass is a generated loop nest. Only numbers and mangled names
+reach the source (compiler.c_print). Constructs the generator does not cover raise `Unsupported`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import functions as fn
+from . import ir
+from .c_print import Unsupported, block, derivative, smooth_pieces
+from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
+
+MAX_WIDTH = 256             # widest MLP layer the native tier generates
+MAX_ENTRIES = 1 << 16       # batch x states
+
+
+@dataclass(frozen=True)
+class NetCall:
+    """One distinct call of a net inside the dynamics: the net's index and the input expressions."""
+
+    net: int
+    args: tuple[sp.Expr, ...]
+
+
+@dataclass(frozen=True)
+class CSource:
+    """A generated native solver: its two C translation units and the sizes its caller packs."""
+
+    kernel: str                 # the right-hand side, its VJP, the nets, the event (built with -ffast-math)
+    solver: str                 # the adaptive solve and its reverse pass (IEEE arithmetic)
+    states: int
+    theta: int
+    params: tuple[int, ...]     # the params packed into th, by index in the problem's order
+    nets: tuple[int, ...]       # the nets packed after them
+
+
+@dataclass(frozen=True)
+class MlpLayout:
+    """Where one MLP's weights sit in `th` and its activations in its work buffer `za`: the input
+    a0 first, then per hidden layer its pre-activations z and activations a, the output last."""
+
+    sizes: tuple[int, ...]
+    act: str
+    weights: tuple[int, ...]     # offset of W (out x in, row-major) per layer; b follows W
+    inputs: tuple[int, ...]      # offset of the layer's input activations in za
+    outputs: tuple[int, ...]     # offset of the layer's pre-activations z in za
+    buffer: int                  # entries of za
+
+    @classmethod
+    def of(cls, sizes: tuple[int, ...], act: str, offset: int) -> "MlpLayout":
+        weights, inputs, outputs = [], [], []
+        position, previous = sizes[0], 0
+        for nin, nout in zip(sizes, sizes[1:]):
+            weights.append(offset)
+            offset += nout * nin + nout
+            inputs.append(previous)
+            outputs.append(position)
+            previous = position + nout
+            position += 2 * nout
+        return cls(sizes, act, tuple(weights), tuple(inputs), tuple(outputs), position)
+
+    @property
+    def size(self) -> int:
+        return sum(nout * nin + nout for nin, nout in zip(self.sizes, self.sizes[1:]))
+
+
+def _entries(param: ir.Param) -> list[sp.Symbol]:
+    """The symbols of a param's entries, row-major."""
+    if not param.shape:
+        return [sp.Symbol(param.name, real=True)]
+    if len(param.shape) == 1:
+        return [sp.Symbol(f"{param.name}[{i}]", real=True) for i in range(param.shape[0])]
+    rows, columns = param.shape
+    return [sp.Symbol(f"{param.name}[{i},{k}]", real=True) for i in range(rows) for k in range(columns)]
+
+
+def _parameter_names(problem: ir.Problem, used: set[sp.Symbol]) -> tuple[dict[sp.Symbol, str], tuple[int, ...]]:
+    """`th[k]` for each entry of the params the dynamics use, and those params' indices."""
+    names, indices = {}, []
+    for j, param in enumerate(problem.params.values()):
+        entries = _entries(param)
+        if used.isdisjoint(entries):
+            continue
+        indices.append(j)
+        start = len(names)
+        names.update({e: f"th[{start + i}]" for i, e in enumerate(entries)})
+    return names, tuple(indices)
+
+
+def _mlps(problem: ir.Problem, used: list[int], offset: int) -> tuple[list[MlpLayout], int]:
+    """The layouts of the nets with indices `used`, packed from `offset` on, and the end of `th`."""
+    layouts = []
+    nets = list(problem.nets.values())
+    for net in (nets[k] for k in used):
+        if isinstance(net.options, ir.OpenLoop):
+            raise Unsupported("an open-loop (piecewise) control")
+        sizes = (net.width, *net.options.hidden, net.options.out)
+        if max(sizes) > MAX_WIDTH:
+            raise Unsupported(f"a net wider than {MAX_WIDTH}")
+        layout = MlpLayout.of(sizes, net.options.act, offset)
+        offset += layout.size
+        layouts.append(layout)
+    return layouts, offset
+
+
+def _net_calls(exprs: list[sp.Expr], nets: list[str]) -> tuple[list[NetCall], dict[sp.Expr, sp.Symbol]]:
+    """The distinct net calls and a substitution of every `net_output(call, i)` by a symbol."""
+    calls: dict[sp.Expr, int] = {}
+    subs: dict[sp.Expr, sp.Symbol] = {}
+    for expr in exprs:
+        for out in expr.atoms(fn.net_output):
+            call, index = out.args
+            name = type(call).__name__
+            if name not in nets:
+                raise Unsupported("a net output of something other than a net call")
+            k = calls.setdefault(call, len(calls))
+            subs[out] = sp.Symbol(f"_n{k}_{int(index)}", real=True)
+    ordered = sorted(calls, key=calls.get)
+    result = [NetCall(nets.index(type(c).__name__), tuple(c.args)) for c in ordered]
+    for call in result:
+        if any(a.atoms(fn.net_output) or a.atoms(sp.core.function.AppliedUndef) for a in call.args):
+            raise Unsupported("a net whose input is another net's output")
+    return result, subs
+
+
+def _offsets(calls: list[NetCall], mlps: list[MlpLayout]) -> tuple[list[int], int]:
+    """Where each call's work buffer starts in a row's work area `zw`, and the area's size."""
+    offsets, size = [], 0
+    for call in calls:
+        offsets.append(size)
+        size += mlps[call.net].buffer
+    return offsets, size
+
+
+def _views(calls: list[NetCall], mlps: list[MlpLayout], qualifier: str) -> list[str]:
+    """`za<c>`: each call's work buffer inside `zw`."""
+    offsets, _ = _offsets(calls, mlps)
+    return [f"    {qualifier}double *za{c} = zw + {offsets[c]};" for c in range(len(calls))]
+
+
+def _forward_nets(calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
+    """forward_nets(th, t, s, zw): fill each call's inputs and run its net (activations into zw)."""
+    inputs = [(f"za{c}[{j}]", a) for c, call in enumerate(calls) for j, a in enumerate(call.args)]
+    lines = [*_views(calls, mlps, ""), *block(inputs, names, "q")]
+    lines += [f"    net{call.net}_forward(th, za{c});" for c, call in enumerate(calls)]
+    return "\n".join(["static void forward_nets(const double *th, double t, const double *s, double *zw) {",
+                      "    (void)t; (void)th; (void)s; (void)zw;", *lines, "}"])
+
+
+def _output_names(calls: list[NetCall], mlps: list[MlpLayout]) -> dict[sp.Symbol, str]:
+    return {sp.Symbol(f"_n{c}_{i}", real=True): f"za{c}[{mlps[call.net].outputs[-1] + i}]"
+            for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
+
+
+def _rhs(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
+    """rhs(th, t, s, ds, zw): the derivatives, the nets' activations left in zw."""
+    lines = ["    forward_nets(th, t, s, zw);", *_views(calls, mlps, "const ")]
+    lines += block([(f"ds[{i}]", e) for i, e in enumerate(dynamics)], {**names, **_output_names(calls, mlps)}, "c")
+    return "\n".join(["static void rhs(const double *th, double t, const double *s, double *ds, double *zw) {",
+                      "    (void)t; (void)th;", *lines, "}"])
+
+
+def _gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:
+    """(target, d scalar / d variable) for each variable."""
+    return [(target, derivative(scalar, v)) for v, target in variables.items()]
+
+
+def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict,
+         states: list[sp.Symbol], params: dict) -> str:
+    """a . df/d(s, th): SymPy derivatives through the expressions, generated loops through the nets,
+    whose activations come from `saved` (the forward evaluation's) or are computed again."""
+    outputs = _output_names(calls, mlps)
+    adjoint = sum((sp.Symbol(f"_a{i}", real=True) * e for i, e in enumerate(dynamics)), sp.Integer(0))
+    local = {**names, **outputs, **{sp.Symbol(f"_a{i}", real=True): f"a[{i}]" for i in range(len(dynamics))}}
+    targets = {s: f"gs[{i}]+" for i, s in enumerate(states)}
+    targets.update({p: f"g{code}+" for p, code in params.items()})
+    net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i}]"
+                   for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
+    lines = ["    double work[ZA > 0 ? ZA : 1];", "    const double *zw = saved;",
+             "    if (!zw) { forward_nets(th, t, s, work); zw = work; }", "    (void)zw;",
+             *_views(calls, mlps, "const ")]
+    lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]}], gi{c}[{mlps[call.net].sizes[0]}];"
+              for c, call in enumerate(calls)]
+    lines += block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c")
+    lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, gth);" for c, call in enumerate(calls)]
+    chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * a for c, call in enumerate(calls)
+                 for j, a in enumerate(call.args)), sp.Integer(0))
+    local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j}]"
+                  for c, call in enumerate(calls) for j in range(len(call.args))})
+    lines += block(_gradient(chain, targets), local, "e")
+    return "\n".join(["static void rhs_vjp(const double *th, double t, const double *s, const double *a, "
+                      "double *gs, double *gth, const double *saved) {", "    (void)t; (void)th; (void)a;",
+                      *lines, "}"])
+
+
+def _event(problem: ir.Problem, names: dict) -> str:
+    """event(th, t, s): max(g, t - tmax) for `stop when`, else a constant -1 (never called)."""
+    if problem.stop is None:
+        body = ["    (void)th; (void)t; (void)s;", "    return -1.0;"]
+    else:
+        g = problem.stop.function
+        if g.atoms(fn.net_output) or g.atoms(sp.core.function.AppliedUndef):
+            raise Unsupported("a stop condition that calls a net")
+        bounded = sp.Max(g, ir.TIME - problem.stop.max_time, evaluate=False)
+        body = ["    (void)th; (void)t; (void)s;", "    double g;", *block([("g", bounded)], names, "c"),
+                "    return g;"]
+    return "\n".join(["static double event(const double *th, double t, const double *s) {", *body, "}"])
+
+
+def _mlp_source(k: int, m: MlpLayout) -> str:
+    """net<k>_forward(th, za) and net<k>_backward(th, za, gout, gx, gth) as loop nests."""
+    layers = len(m.sizes) - 1
+    fwd, bwd = [], []
+    for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
+        w, b, src, z = m.weights[l], m.weights[l] + nout * nin, m.inputs[l], m.outputs[l]
+        hidden = l < layers - 1
+        fwd.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
+                   f"        const double *w = th + {w} + i * {nin};\n"
+                   f"        double acc = th[{b} + i];\n"
+                   f"        for (int j = 0; j < {nin}; ++j) acc += w[j] * za[{src} + j];\n"
+                   f"        za[{z} + i] = acc;\n"
+                   + (f"        za[{z + nout} + i] = act_{m.act}(acc);\n" if hidden else "") + "    }")
+    for l in reversed(range(layers)):
+        nin, nout = m.sizes[l], m.sizes[l + 1]
+        w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
+        target = "gx" if l == 0 else "gp"
+        bwd.append(f"    for (int j = 0; j < {nin}; ++j) {target}[j] = 0.0;\n"
+                   f"    for (int i = 0; i < {nout}; ++i) {{\n"
+                   f"        const double gi = g[i];\n"
+                   f"        const double *w = th + {w} + i * {nin};\n"
+                   f"        double *gw = gth + {w} + i * {nin};\n"
+                   f"        gth[{b} + i] += gi;\n"
+                   f"        for (int j = 0; j < {nin}; ++j) {{\n"
+                   f"            gw[j] += gi * za[{src} + j];\n"
+                   f"            {target}[j] += w[j] * gi;\n"
+                   "        }\n"
+                   "    }")
+        if l > 0:
+            zprev = m.outputs[l - 1]
+            bwd.append(f"    for (int j = 0; j < {nin}; ++j) g[j] = gp[j] * dact_{m.act}(za[{zprev} + j], "
+                       f"za[{zprev + nin} + j]);")
+    widest = max(m.sizes)
+    return "\n".join([
+        f"static void net{k}_forward(const double *th, double *za) {{", *fwd, "}", "",
+        f"static void net{k}_backward(const double *th, const double *za, const double *gout, double *gx, "
+        "double *gth) {",
+        f"    double g[{widest}], gp[{widest}];",
+        f"    for (int i = 0; i < {m.sizes[-1]}; ++i) g[i] = gout[i];", *bwd, "    (void)gp;", "}"])
+
+
+def generate(problem: ir.Problem, tableau) -> CSource:
+    """The native solver's source for `problem` with `tableau` (an explicit, FSAL, adaptive one)."""
+    if problem.tensor is not None or problem.implicits:
+        raise Unsupported("the tensor path or an implicit layer")
+    if problem.batch * len(problem.states) > MAX_ENTRIES:
+        raise Unsupported(f"more than {MAX_ENTRIES} state entries")
+    if problem.stop is not None and problem.batch != 1:
+        raise Unsupported("a stop event with a batch")
+    states = [ir.state_symbol(n) for n in problem.states]
+    dynamics = [problem.dynamics[n] for n in problem.states]
+    calls, subs = _net_calls(dynamics, list(problem.nets))
+    calls = [NetCall(c.net, tuple(smooth_pieces(a) for a in c.args)) for c in calls]
+    used_nets = sorted({c.net for c in calls})
+    calls = [NetCall(used_nets.index(c.net), c.args) for c in calls]
+    dynamics = [smooth_pieces(e.xreplace(subs)) for e in dynamics]
+    if any(e.atoms(sp.core.function.AppliedUndef) for e in dynamics):
+        raise Unsupported("a net call used other than through its outputs")
+    used = set().union(*(e.free_symbols for e in dynamics), *(a.free_symbols for c in calls for a in c.args),
+                       problem.stop.function.free_symbols if problem.stop else set())
+    names, used_params = _parameter_names(problem, used)
+    params = dict(names)
+    mlps, theta = _mlps(problem, used_nets, len(names))
+    names.update({s: f"s[{i}]" for i, s in enumerate(states)})
+    names[ir.TIME] = "t"
+    work = _offsets(calls, mlps)[1]
+    kernel = [kernel_header(len(states), theta, work), activation_helpers()]
+    kernel += [_mlp_source(k, m) for k, m in enumerate(mlps)]
+    kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names),
+               _vjp(dynamics, calls, mlps, names, states, params),
+               _event(problem, names), KERNEL_ENTRIES]
+    solver = [solver_header(tableau, len(states), theta, work), SOLVER]
+    return CSource("\n\n".join(kernel) + "\n", "\n\n".join(solver) + "\n", len(states), theta, used_params,
+                   tuple(used_nets))
