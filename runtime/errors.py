@@ -11,3 +11,8 @@ class RunError(Exception):
         self.hint = hint
         self.exit_code = exit_code
         super().__init__(message + (f"\n  hint: {hint}" if hint else ""))
+
+
+class SolverFailure(RunError):
+    """An ODE solve that could not finish: the step count ran out, the step size underflowed or
+    the dynamics turned out stiff. Training skips a step that meets one (runtime.train)."""

@@ -8,7 +8,7 @@ import torch
 from torchdiffeq import odeint, odeint_adjoint, odeint_event
 
 from ..dsl.options import FIXED_STEP_METHODS, OdeOptions
-from .errors import RunError
+from .errors import RunError, SolverFailure
 from .solvers.errors import SolverError
 from .solvers.integrator import odeint as torch_odeint, odeint_until as torch_odeint_until
 
@@ -107,18 +107,18 @@ class SolveWatch:
         if self.evaluations >= PROJECT_AFTER * self.budget and projected > self.budget:
             raise self.stiff(projected)
 
-    def stiff(self, projected: float, h_rho: float | None = None) -> RunError:
+    def stiff(self, projected: float, h_rho: float | None = None) -> SolverFailure:
         o = self.options
         reached = (f"after {self.evaluations} evaluations of the dynamics it reached t = {self.t0 + self.reach:.4g} "
                    f"of {self.t0 + self.span:.4g}; at this pace it needs about {projected / STAGES[o.method]:.2g} steps")
         if h_rho is None:
-            return RunError(
+            return SolverFailure(
                 f"the ODE solve is not progressing: {reached}, more than max_steps={o.max_steps} ({o.method}, "
                 f"rtol={o.rtol:g}, atol={o.atol:g}). The step size has collapsed: the dynamics are probably stiff",
                 "loosen rtol/atol, use a fixed-step method (method=rk4, step_size=...) with a step the dynamics "
                 "allow, rescale the states or time so their rates are comparable, shorten the horizon, or raise "
                 "solve ode(max_steps=...) to let it run")
-        return RunError(
+        return SolverFailure(
             f"the dynamics are stiff: {reached} ({o.method}). The step is held by stability, not accuracy: "
             f"step x |largest eigenvalue of the Jacobian| = {h_rho:.2g}, at the edge of {o.method}'s stability "
             f"region ({STABILITY[o.method]:g}), so looser tolerances will not help",
@@ -142,7 +142,7 @@ def step_warnings(options: OdeOptions, span: float, what: str = "the horizon") -
     return []
 
 
-def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> RunError:
+def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> SolverFailure:
     text = str(err) or type(err).__name__
     last = getattr(func, "last", None)
     where = ""
@@ -151,14 +151,14 @@ def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> RunE
         first = s.detach().reshape(-1, s.shape[-1])[0]
         where = f" at t = {float(t.detach()):.6g} (state {', '.join(f'{float(v):.4g}' for v in first[:8])})"
     if "max_num_steps" in text:
-        return RunError(f"the ODE solver needed more than {options.max_steps} steps{where} ({options.method}, "
+        return SolverFailure(f"the ODE solver needed more than {options.max_steps} steps{where} ({options.method}, "
                         f"rtol={options.rtol}, atol={options.atol})",
                         "the dynamics may be stiff or blow up: try solve ode(max_steps=...), looser tolerances, "
                         "a fixed-step method (method=rk4, step_size=...) or a shorter horizon")
     if "underflow" in text:
-        return RunError(f"the ODE solver's step size underflowed{where} ({options.method})",
+        return SolverFailure(f"the ODE solver's step size underflowed{where} ({options.method})",
                         "the solution may blow up in finite time: check the dynamics or shorten the horizon")
-    return RunError(f"the ODE solver failed{where}: {text}")
+    return SolverFailure(f"the ODE solver failed{where}: {text}")
 
 
 def _torch_tier_kwargs(options: OdeOptions) -> dict:

@@ -9,6 +9,7 @@ import torch
 
 from ..dsl.options import TrainOptions
 from .diagnose import NonFiniteError, describe_non_finite
+from .errors import SolverFailure
 from .model import CompiledProblem
 from .progress import Progress
 
@@ -149,9 +150,10 @@ class Trainer:
             self.save(self.checkpoint(optimizer))
 
     def _step(self, optimizer: torch.optim.Optimizer, options: TrainOptions) -> tuple[float, str | None]:
-        """One optimiser step. If the objective or a gradient is not finite, the parameters go back to
-        the last ones that evaluated finite and no update is made. Returns the objective and None,
-        or a description of the first non-finite quantity."""
+        """One optimiser step. If the objective or a gradient is not finite, or an ODE solve of the
+        step fails (a step into stiff or exploding dynamics, e.g. an L-BFGS line search), the
+        parameters go back to the last good ones and no update is made. Returns the objective and
+        None, or a description of what went wrong."""
         sign = self.model.problem.objective.scale   # the runtime minimises scale * objective
         evaluated: list[float] = []
 
@@ -167,19 +169,24 @@ class Trainer:
             evaluated.append(self.objective.record(values.detach()))
             return sign * value
 
-        if options.optimizer == "lbfgs":
-            self.last_good = [p.detach().clone() for p in self.params]
-            optimizer.step(closure)
-            problem = self._non_finite(evaluated[0]) or self._non_finite(evaluated[-1], check_params=True)
-        else:
-            closure()
-            problem = self._non_finite(evaluated[0])
-            if problem is None:
+        try:
+            if options.optimizer == "lbfgs":
                 self.last_good = [p.detach().clone() for p in self.params]
-                optimizer.step()
+                optimizer.step(closure)
+                problem = self._non_finite(evaluated[0]) or self._non_finite(evaluated[-1], check_params=True)
+            else:
+                closure()
+                problem = self._non_finite(evaluated[0])
+                if problem is None:
+                    self.last_good = [p.detach().clone() for p in self.params]
+                    optimizer.step()
+        except SolverFailure as err:
+            if self.last_good is None:
+                raise      # the initial parameters already fail: nothing to go back to
+            problem = "the ODE solve failed (" + str(err).split("\n")[0] + ")"
         if problem is not None:
             self.restore_last_good(optimizer)
-        return evaluated[0], problem
+        return (evaluated[0] if evaluated else math.nan), problem
 
     def restore_last_good(self, optimizer: torch.optim.Optimizer | None = None) -> bool:
         """Put back the last parameters whose objective was finite; False if there are none."""

@@ -14,7 +14,7 @@ from .checks import evaluate_checks, range_samples
 from .constraints import AugmentedLagrangian, Outer, final_time_value, history_rows, train_constrained
 from .diagnose import NonFiniteError
 from .direct import solve_direct
-from .errors import RunError
+from .errors import RunError, SolverFailure
 from .model import CompiledProblem, Solution
 from .ode import step_warnings
 from .plots import plot_relation, plot_trajectory
@@ -146,14 +146,21 @@ def constraint_report(al: AugmentedLagrangian | None, outer: list[Outer]) -> dic
 
 
 def _final_solution(model: CompiledProblem, trainer: Trainer, warnings: list[str]) -> tuple[Solution, float]:
-    """The solution and objective after training (at the last good parameters if the last update broke it)."""
+    """The solution and objective after training (at the last good parameters if the last update
+    made the objective non-finite or its ODE solve fail)."""
     with torch.no_grad():
-        solution = model.solve()
-        final = float(model.objective(solution))
+        try:
+            solution = model.solve()
+            final, failure = float(model.objective(solution)), None
+        except SolverFailure as err:
+            final, failure = math.nan, err
         if not math.isfinite(final) and trainer.restore_last_good():
-            warnings.append("the last update made the objective non-finite; the last good parameters are reported")
+            broke = "made the objective non-finite" if failure is None else "made its ODE solve fail"
+            warnings.append(f"the last update {broke}; the last good parameters are reported")
             solution = model.solve()
             final = float(model.objective(solution))
+        elif failure is not None:
+            raise failure
     return solution, final
 
 

@@ -71,6 +71,29 @@ def test_blow_up_reports_time_and_state():
     assert "blow up" in str(err.value)
 
 
+BLOW_UP = """param k = 0.5
+state x = 1
+der(x) = k*x^2
+horizon 1
+maximize x(T)
+solve ode(max_steps=2000)
+train adam(lr=0.3, steps=12)
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchdiffeq"])
+def test_a_step_whose_solve_fails_is_skipped_and_the_last_good_params_are_kept(backend, capsys):
+    """x' = k x^2 blows up at t = 1/k: training pushes k past 1, those steps' solves fail, and each is
+    skipped with the learning rate halved (as a non-finite step is) instead of ending the run."""
+    result = impsolve.solve(BLOW_UP, write=False, quiet=False, overrides={"solve.backend": backend})
+    err = capsys.readouterr().err
+    assert "the ODE solve failed (the ODE solver" in err and "skipped, learning rate halved" in err
+    k = 1 - 1 / result.objective.final             # x(T) = 1 / (1 - k)
+    assert 0.5 < k < 1 and result.objective.final == pytest.approx(max(result.objective.history), rel=0.05)
+    assert any("the last good parameters are reported" in w for w in result.warnings) or \
+        result.objective.final == pytest.approx(result.objective.history[-1], rel=1e-6)
+
+
 def test_stiff_van_der_pol_is_a_clear_error():
     spec = ("const mu = 1000\nstate x = 2, y = 0\nder(x) = y\nder(y) = mu*(1 - x^2)*y - x\nhorizon 3000\n"
             "minimize x(T)^2\nsolve ode(max_steps=3000)\ntrain adam(steps=1)\n")
