@@ -238,6 +238,15 @@ def test_generated_rhs_and_its_vjp_equal_torch_autograd(text):
         assert _close(gs, grads[0], 1e-12) and _close(gth, expected, 1e-12)
 
 
+def _assert_native_equals_torch_tier(text: str) -> None:
+    """Value (1e-9 relative) and gradient (1e-7 of its largest entry) of the native and torch tiers."""
+    native, _, value, grad = _run(text, "native")
+    torch_tier, _, reference, reference_grad = _run(text, "torch")
+    assert native.solver_plan.backend == "native" and torch_tier.solver_plan.backend == "torch"
+    assert abs(value - reference) <= 1e-9 * abs(reference)
+    assert _close(grad, reference_grad, 1e-7)
+
+
 SHAPED = """const n = 3
 state x[n] ~ normal(0, 1)
 param W[n, n] = 0.3 * randn()
@@ -256,23 +265,14 @@ def test_vector_and_matrix_params_agree_with_the_torch_tier(monkeypatch):
     first entry: a silently wrong solve, found by the tensor-path agreement tests). Scalarised, as
     the native tier generates the scalar path."""
     monkeypatch.setattr(tensor_lower, "MATRICES_AS_TENSORS", False)
-    native, _, value, grad = _run(SHAPED, "native")
-    torch_tier, _, reference, reference_grad = _run(SHAPED, "torch")
-    assert native.solver_plan.backend == "native" and torch_tier.solver_plan.backend == "torch"
-    assert abs(value - reference) <= 1e-9 * abs(reference)
-    assert _close(grad, reference_grad, 1e-7)
+    _assert_native_equals_torch_tier(SHAPED)
 
 
 @needs_cc
 @pytest.mark.parametrize("name", ["zermelo", "cartpole", "cartpole_lqr", "isochronism", "decay_design"])
 def test_shipped_specs_agree_with_the_torch_tier(name):
     """The same steps as the plain-torch tier (its own settings, seed 0): value and gradient to round-off."""
-    text = spec_path(name).read_text()
-    native, _, value, grad = _run(text, "native")
-    torch_tier, _, reference, reference_grad = _run(text, "torch")
-    assert native.solver_plan.backend == "native" and torch_tier.solver_plan.backend == "torch"
-    assert abs(value - reference) <= 1e-9 * abs(reference)
-    assert _close(grad, reference_grad, 1e-7)
+    _assert_native_equals_torch_tier(spec_path(name).read_text())
 
 
 @needs_cc
