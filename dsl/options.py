@@ -54,6 +54,11 @@ class TrainOptions(_Options):
     max_iter: PositiveInt = 20       # lbfgs inner iterations per step
     clip: PositiveFloat | None = None  # gradient norm clipping
     resample: bool = False   # draw new random initial states every step (else one fixed batch)
+    window: Annotated[int, Field(ge=2)] | None = None   # a fit: train on windows of this many data rows
+    windows: PositiveInt | None = None   # a fit with window=: windows per step (default WINDOWS)
+
+
+WINDOWS = 20   # windows per training step of a windowed fit (torchdiffeq's ode_demo batch_size)
 
 
 class MlpOptions(_Options):
