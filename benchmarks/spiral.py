@@ -4,7 +4,8 @@ hand-written demo script with the same settings.
 The hand-written contender is the demo's own code (an `nn.Module` vector field net(y**3), `odeint`
 on windows of `batch_time` rows from the data's state at the window start, `batch_size` windows per
 step) with the spec's settings read from the loaded spec: the same MLP (a copy of the compiled
-net's weights), Adam at the spec's lr, the spec's window and windows, the spec's solver tolerances,
+net's weights), the spec's optimiser (RMSprop, as the demo) and learning-rate schedule, the spec's
+window and windows, the spec's solver tolerances,
 and the spec's loss (the Gaussian negative log-likelihood of the windowed values with sigma 0.01).
 Both draw the same windows at every step, so they follow the same loss history to round-off.
 One process, float64, CPU, steps interleaved (AB BA ...).
@@ -40,6 +41,7 @@ import impsolve
 from harness import Contender, environment, interleaved, summarise
 from impsolve.runtime.fit import FitResiduals
 from impsolve.runtime.fit_windows import WindowedNll
+from impsolve.runtime.train import learning_rate, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "spiral.imp"
@@ -100,9 +102,10 @@ def contenders(backend: str | None) -> tuple[Contender, Contender, WindowedNll, 
                 model.problem.ode.atol)
     params = [p for p in model.parameters() if p.requires_grad]
     compiled = Contender("compiled", windowed, lambda: model.dynamics.evaluations, params,
-                         torch.optim.Adam(params, lr=phase.lr))
-    hand = Contender("hand-written", demo.loss, lambda: demo.evaluations, list(demo.field.parameters()),
-                     torch.optim.Adam(demo.field.parameters(), lr=phase.lr))
+                         make_optimizer(params, phase))
+    hand_params = list(demo.field.parameters())
+    hand = Contender("hand-written", demo.loss, lambda: demo.evaluations, hand_params,
+                     make_optimizer(hand_params, phase))
     return compiled, hand, windowed, demo, residuals
 
 
@@ -127,7 +130,7 @@ def run(steps: int, warmup: int, every: int, target: float | None, backend: str 
         shared["starts"] = torch.randint(draws, (phase.windows or 20,), generator=generator)
         demo.starts = shared["starts"]
         for contender in interleaved(step, (compiled, hand)):
-            elapsed[contender.name] += contender.step(phase.lr).seconds
+            elapsed[contender.name] += contender.step(learning_rate(phase, step)).seconds
         if target is not None and (step + 1) % every == 0:
             errors = {"compiled": full_rmse(residuals), "hand-written": demo.rmse()}
             curve.append({"step": step + 1, **errors})
