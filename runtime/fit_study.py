@@ -14,7 +14,7 @@ from .checks import evaluate_checks
 from .fit import FitResiduals, fit_lm
 from .fit_estimates import entry_bounds, estimates
 from .fit_plots import plot_estimates, plot_fit, plot_residuals
-from .fit_windows import WindowedNll
+from .fit_windows import KeepBest, WindowedNll
 from .ode_model import OdeProblem
 from .results import Check, Estimate, ObjectiveResult, Result, write_csv, write_json
 from .results_folder import assemble_result, folder_for, status_of, write_history, write_model
@@ -39,8 +39,13 @@ def _optimise(model: OdeProblem, residuals: FitResiduals, quiet: bool) -> tuple[
         else:
             loss = WindowedNll(residuals, phase) if phase.window else residuals.nll_tensor
             trainer = Trainer(model, [phase], quiet, objective=Objective(loss))
+            keep = KeepBest(residuals, phase.steps) if phase.window else None
+            if keep is not None:
+                trainer.converged = keep.after_step
             history += trainer.run().objective
             notes += trainer.notes
+            if keep is not None:
+                report["window_kept_step"] = keep.restore()
     return history, report, notes
 
 

@@ -41,6 +41,7 @@ def test_a_windowed_fit_lowers_its_loss_and_finds_the_rate(tmp_path: Path) -> No
     assert len(history) == 150
     assert sum(history[-10:]) / 10 < sum(history[:10]) / 10
     assert abs(result.estimates["k"].value - TRUTH_K) < 0.1   # from 0.3
+    assert 1 <= result.fit["window_kept_step"] <= 150   # the params with the best whole-series NLL
 
 
 def test_window_draws_follow_the_seed(tmp_path: Path) -> None:
