@@ -4,7 +4,8 @@ A windowed phase trains on M random windows of K consecutive data rows per step,
 from the data's state at its first row, all M as one batch on one relative time grid (as
 torchdiffeq's ode_demo does). That needs: one experiment whose times are evenly spaced, at
 least K rows, dynamics that do not read t (the windows share the grid), every state fitted
-directly to a column (the window's initial state is read from the data), and no
+directly to a column (the window's initial state is read from the data) except integrals that
+nothing else reads (they start as declared), and no
 Levenberg-Marquardt phase (it fits the whole series through the sensitivity states).
 Each unmet need is a located SpecError; the result is the item that measures each state.
 """
@@ -80,7 +81,8 @@ def _check_data(problem: ir.Problem, checked: CheckedSpec, phase: TrainOptions, 
 
 
 def _check_model(problem: ir.Problem, checked: CheckedSpec, span: ast.Span | None) -> list[int]:
-    """Dynamics without t; each state fitted directly (the item that measures it, per state)."""
+    """Dynamics without t; each state fitted directly (the item that measures it, per state; -1
+    for an integral that nothing else reads)."""
     for state, rate in problem.dynamics.items():
         if ir.TIME in sp.sympify(rate).free_symbols:
             der = checked.ders.get(state.split("[")[0])
@@ -89,6 +91,9 @@ def _check_model(problem: ir.Problem, checked: CheckedSpec, span: ast.Span | Non
     measured = {item.expr: k for k, item in enumerate(problem.fit.items) if isinstance(item.expr, sp.Symbol)}
     items = []
     for state in problem.states:
+        if ir.state_symbol(state) not in measured and _integral_only(problem, state):
+            items.append(-1)   # an integral nothing else reads (e.g. an error measure): starts as declared
+            continue
         if ir.state_symbol(state) not in measured:
             fit = next(s for s in checked.spec.statements if isinstance(s, ast.FitStmt))
             raise spec_error(checked, f"a time window starts from the data's state, but the state '{state}' is "
@@ -96,6 +101,14 @@ def _check_model(problem: ir.Problem, checked: CheckedSpec, span: ast.Span | Non
                              f"fit every state directly (fit {state} to <data>.<column>), or drop window=")
         items.append(measured[ir.state_symbol(state)])
     return items
+
+
+def _integral_only(problem: ir.Problem, state: str) -> bool:
+    """True when no other state's dynamics and no fitted expression read `state`."""
+    symbol = ir.state_symbol(state)
+    readers = [rate for name, rate in problem.dynamics.items() if name != state]
+    readers += [item.expr for item in problem.fit.items]
+    return not any(symbol in sp.sympify(expr).free_symbols for expr in readers)
 
 
 def check_windows(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:

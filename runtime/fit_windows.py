@@ -28,7 +28,7 @@ class WindowedNll:
         self.times = times
         self.grid = torch.arange(self.window, dtype=times.dtype, device=times.device) * \
             ((times[-1] - times[0]) / (times.numel() - 1))
-        self.states = torch.stack([residuals.data[k] for k in fit.state_items], -1)   # rows x states
+        self.items = fit.state_items   # the item measuring each state; -1: an integral, from its initial value
         self.offsets = torch.arange(self.window, device=times.device)
 
     def starts(self) -> torch.Tensor:
@@ -36,12 +36,20 @@ class WindowedNll:
         count = self.times.numel() - self.window + 1
         return torch.randint(count, (self.windows,), generator=self.model.generator).to(self.times.device)
 
+    def initial(self, starts: torch.Tensor) -> torch.Tensor:
+        """The windows' initial states (windows x states): the data's at each start."""
+        declared = self.model.functions["fit_initial_0"](None, None)
+        columns = [self.residuals.data[k][starts] if k >= 0 else
+                   torch.as_tensor(declared[i], dtype=self.model.dtype, device=self.model.device).expand(starts.numel())
+                   for i, k in enumerate(self.items)]
+        return torch.stack(columns, -1)
+
     def __call__(self) -> torch.Tensor:
         """The windowed NLL (differentiable)."""
         model = self.model
         rows = self.starts().unsqueeze(0) + self.offsets.unsqueeze(1)   # K x M
         model.dynamics.start()
-        states = ode.integrate(model.dynamics, self.states[rows[0]], self.grid, model.problem.ode,
+        states = ode.integrate(model.dynamics, self.initial(rows[0]), self.grid, model.problem.ode,
                                model.solver_plan.adjoint, model.solver_plan.backend)   # K x M x states
         outputs = model.functions["fit_observed"](self.times[rows], states)             # K x M x items
         total = torch.zeros((), dtype=model.dtype, device=model.device)

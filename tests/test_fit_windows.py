@@ -50,6 +50,15 @@ def test_window_draws_follow_the_seed(tmp_path: Path) -> None:
     assert first == again and first != other
 
 
+def test_an_integral_nothing_reads_may_stay_unmeasured(tmp_path: Path) -> None:
+    """A window starts an unmeasured integral (here of x^2) at its declared value; the final value
+    is of the whole series."""
+    spec = decay_spec(tmp_path, "state e = 0\nder(e) = x^2\ntrain adam(lr=0.05, steps=3, window=3, windows=2)",
+                      "expect e(T) > 0")
+    result = impsolve.solve(spec, write=False)
+    assert result.status == "ok" and result.checks[0].value > 0
+
+
 def test_rmse_is_the_root_mean_square_error_of_the_fit(tmp_path: Path) -> None:
     result = impsolve.solve(decay_spec(tmp_path, "train lm(steps=20)", "expect rmse < 0.03\nexpect rmse > 0.01"),
                             out=tmp_path / "r")
