@@ -5,6 +5,7 @@ the coverage of the 95 % intervals over noise seeds.
     python benchmarks/lotka_volterra.py --quick         # LM, Adam (300 steps), scipy; 10 seeds
     python benchmarks/lotka_volterra.py                 # Adam 2000 steps; 100 seeds
     python benchmarks/lotka_volterra.py --seeds 0       # no coverage run
+    python benchmarks/lotka_volterra.py --quick --seeds 0 --repeat 5   # + LM vs scipy, alternated
 
 Same data (specs/data/lotka_volterra.csv), same start (the spec's), same ODE tolerances (the spec's
 rtol/atol; scipy's RK45 is dopri5 too), the same log-parametrisation for every contender. "Reached"
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -88,6 +90,31 @@ def run_scipy(rtol: float, atol: float):
     return seconds, fitted.nfev, fitted.njev, nll, dict(zip(NAMES, np.exp(fitted.x)))
 
 
+def interleaved_lm_scipy(repeat: int, rtol: float, atol: float) -> tuple[list[float], list[float]] | None:
+    """Seconds of `repeat` LM fits (one compiled model, reset to the spec's start) and `repeat`
+    scipy fits, alternated (LM first on even rounds) so machine load hits both alike."""
+    if run_scipy(rtol, atol) is None:
+        return None
+    model = compiled()
+    residuals = FitResiduals(model)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    lm, scipy = [], []
+
+    def one_lm() -> None:
+        model.load_state_dict(start)
+        began = time.perf_counter()
+        fit_lm(residuals, 100)
+        lm.append(time.perf_counter() - began)
+
+    def one_scipy() -> None:
+        scipy.append(run_scipy(rtol, atol)[0])
+
+    for k in range(repeat):
+        for contender in (one_lm, one_scipy)[::1 if k % 2 == 0 else -1]:
+            contender()
+    return lm, scipy
+
+
 def coverage(seeds: int) -> tuple[list[int], int, float]:
     """Per param, in how many of `seeds` noise draws its 95 % interval holds the truth."""
     model = compiled()
@@ -119,6 +146,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--adam-steps", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=0, help="interleaved LM / scipy timings (medians)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = args.seeds if args.seeds is not None else (10 if args.quick else 100)
@@ -135,6 +163,11 @@ def main() -> None:
         print(f"scipy least_squares on solve_ivp: {nfev} residual evaluations, {njev} Jacobians, {s_seconds:.2f} s, "
               f"NLL {s_nll:.6f}")
         print("  " + ", ".join(f"{n} = {s_found[n]:.4f}" for n in NAMES))
+    timings = interleaved_lm_scipy(args.repeat, ode.rtol, ode.atol) if args.repeat else None
+    if timings is not None:
+        lm_median, scipy_median = statistics.median(timings[0]), statistics.median(timings[1])
+        print(f"interleaved, {args.repeat} fits each: LM median {lm_median:.3f} s, scipy median {scipy_median:.3f} s, "
+              f"ratio LM / scipy {lm_median / scipy_median:.2f}")
     reached, a_seconds, a_value, a_total = run_adam(adam_steps, nll)
     if reached is None:
         print(f"Adam (lr 0.01): not within {REACHED} of the LM optimum in {adam_steps} steps ({a_total:.1f} s); "

@@ -4,7 +4,7 @@ which adds forward-sensitivity states for Levenberg-Marquardt.
 
 - Every param of the spec is fitted; a bounded one through its raw value (compiler.bounds), so
   the Jacobian is with respect to what the optimiser moves.
-- `nll` and `stderr(k)` are params of the generated code that the runtime sets after the fit, so
+- `nll`, `rmse` and `stderr(k)` are params of the generated code that the runtime sets after the fit, so
   expects read them like any other value.
 - With a `train lm(...)` phase the step adds ∂x/∂p for every state x and fitted param entry p
   (dS/dt = ∂f/∂x S + ∂f/∂p, S(0) = ∂x0/∂p per experiment) and the generated function
@@ -19,10 +19,11 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
-from ..dsl.fitting import NLL, STDERR
+from ..dsl.fitting import NLL, RMSE, STDERR
 from . import ir, kinds
 from .derivative import total_derivative
 from .expressions import AtTime, source_text, spec_error
+from .fit_windows import check_windows
 from .lower import Lowering
 from .passes import check_differentiable, sensitivity_state
 from .values import component_names, entries, is_matrix
@@ -44,8 +45,8 @@ class FitLowering:
         self.experiments: list[ir.Experiment] = []
 
     def declare(self) -> dict[str, ir.Param]:
-        """`nll` and `stderr(k)` of each fitted param, set by the runtime after the fit."""
-        names = [NLL, *(stderr_name(p) for p in self.fitted)]
+        """`nll`, `rmse` and `stderr(k)` of each fitted param, set by the runtime after the fit."""
+        names = [NLL, RMSE, *(stderr_name(p) for p in self.fitted)]
         return {n: ir.Param(n, (), [sp.Float(0.0)]) for n in names}
 
     def handles(self, call: ast.Call) -> bool:
@@ -65,6 +66,7 @@ class FitLowering:
         """nll, the experiments (times and initial states) and the fitted items."""
         low, fit = self.lowering, self.checked.fit
         low.env[NLL] = sp.Symbol(NLL, real=True)
+        low.env[RMSE] = sp.Symbol(RMSE, real=True)
         names = list(fit.datasets)
         for name, dataset in fit.datasets.items():
             initial: dict[str, sp.Expr] = {}
@@ -90,7 +92,7 @@ class FitLowering:
     def finish(self, problem: ir.Problem) -> ir.Problem:
         """The problem with its FitStudy; it ends at the first experiment's last time."""
         study = ir.FitStudy(self.experiments, self.items, self.fitted, NLL,
-                            {p: stderr_name(p) for p in self.fitted})
+                            {p: stderr_name(p) for p in self.fitted}, RMSE)
         return replace(problem, fit=study, horizon=self.experiments[0].times[-1])
 
 
@@ -155,6 +157,7 @@ def _lm_can_fit(problem: ir.Problem, checked: CheckedSpec) -> None:
 def fit_step(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     """The fit's step: sensitivity states when a phase is Levenberg-Marquardt, and the generated
     functions `fit_observed` and `fit_initial_k` of each experiment."""
+    problem = check_windows(problem, checked)
     fit = problem.fit
     values = [item.expr for item in fit.items]
     lm = any(phase.optimizer == "lm" for phase in problem.training)

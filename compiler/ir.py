@@ -218,6 +218,8 @@ class FitStudy:
     params: list[str]
     nll: str
     stderr: dict[str, str]     # fitted param -> the study param holding its standard error
+    rmse: str = "rmse"         # the study param holding the root-mean-square error of the fit
+    state_items: list[int] = field(default_factory=list)   # windowed fits: the item that measures each state
 
 
 @dataclass

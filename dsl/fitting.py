@@ -21,6 +21,7 @@ from .kinds import TIME_MODEL_WORDS, register_study
 from .options import TrainOptions
 
 NLL = "nll"            # the objective of a fit: the negative log-likelihood at the fitted params
+RMSE = "rmse"          # the root-mean-square of model - data over every fitted value (in expects)
 STDERR = "stderr"      # stderr(k): the standard error of a fitted param (in expects)
 DEFAULT_TIME = "t"
 FITTED = {"const", "param", "state", "def", "let", "control"}   # what a fitted expression may use
@@ -139,6 +140,7 @@ def check_fit(checker: Checker, out: CheckedSpec) -> None:
         if lm is not None:
             raise checker.error("lm (Levenberg-Marquardt) fits data: it needs 'data' and 'fit' statements",
                                 lm.call.func_span, "use adam, sgd or lbfgs")
+        _no_windows(checker)
         return
     fit = out.fit
     if not any(isinstance(s, ast.SettingsStmt) and s.kind == "train" for s in checker.spec.statements):
@@ -167,6 +169,16 @@ def check_fit(checker: Checker, out: CheckedSpec) -> None:
                             random.distribution.span)
 
 
+def _no_windows(checker: Checker) -> None:
+    """window=/windows= (time windows of measured data) outside a fit are errors."""
+    for stmt in checker.spec.statements:
+        if isinstance(stmt, ast.SettingsStmt) and stmt.kind == "train":
+            option = next((k for k in stmt.call.kwargs if k.name in ("window", "windows")), None)
+            if option is not None:
+                raise checker.error(f"{option.name}= trains on time windows of measured data; it needs 'data' "
+                                    "and 'fit' statements", option.span, "remove it")
+
+
 # ------------------------------------------------------------------ param bounds (every spec)
 def check_bounds(checker: Checker, out: CheckedSpec) -> None:
     """A bound belongs to a param and is constant."""
@@ -189,9 +201,10 @@ def _in_fit(checker: Checker) -> bool:
 
 
 def check_nll(checker: Checker, name: str, span: ast.Span, where: str, allowed: set[str]) -> None:
-    """`nll`: the fit's negative log-likelihood, in its expects."""
+    """`nll` (the fit's negative log-likelihood) and `rmse` (its root-mean-square error), in its expects."""
+    what = "a negative log-likelihood" if name == NLL else "the root-mean-square error of a fit"
     if not _in_fit(checker):
-        raise checker.error(f"'{name}' (a negative log-likelihood) needs a fit", span,
+        raise checker.error(f"'{name}' ({what}) needs a fit", span,
                             "add 'data' and 'fit' statements")
     if "trajectory" not in allowed:
         raise checker.error(f"'{name}' can only be used in an expect", span)
@@ -240,7 +253,7 @@ def detect(checker: Checker, out: CheckedSpec) -> tuple[ast.Span, str, str] | No
 
 register_statement(ast.DataStmt, declare_data, declares=True)
 register_statement(ast.FitStmt, collect_fit)
-register_name_check({NLL}, check_nll)
+register_name_check({NLL, RMSE}, check_nll)
 register_call_check(is_stderr_call, check_stderr)
 register_check("structure", check_bounds)
 register_check("final", check_fit)

@@ -38,10 +38,10 @@ def settings_problem(ode: OdeOptions) -> tuple[str, str] | None:
 
 
 class TrainOptions(_Options):
-    """`train adam(...)`, `train sgd(...)`, `train lbfgs(...)`: the optimiser and its schedule;
+    """`train adam(...)`, `train sgd(...)`, `train rmsprop(...)`, `train lbfgs(...)`: the optimiser and its schedule;
     `train lm(steps=...)`: Levenberg-Marquardt iterations of a fit (dsl/fitting.py)."""
 
-    optimizer: Literal["adam", "sgd", "lbfgs", "lm"] = "adam"
+    optimizer: Literal["adam", "sgd", "rmsprop", "lbfgs", "lm"] = "adam"
     lr: PositiveFloat = 0.01
     steps: PositiveInt = 300
     schedule: Literal["constant", "cosine", "step"] = "constant"
@@ -49,11 +49,17 @@ class TrainOptions(_Options):
     gamma: PositiveFloat = 0.5   # step schedule: factor
     every: PositiveInt = 100     # step schedule: period
     momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    alpha: float = Field(default=0.99, ge=0.0, lt=1.0)   # rmsprop: smoothing of the squared gradients
     betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
     history_size: PositiveInt = 20   # lbfgs
     max_iter: PositiveInt = 20       # lbfgs inner iterations per step
     clip: PositiveFloat | None = None  # gradient norm clipping
     resample: bool = False   # draw new random initial states every step (else one fixed batch)
+    window: Annotated[int, Field(ge=2)] | None = None   # a fit: train on windows of this many data rows
+    windows: PositiveInt | None = None   # a fit with window=: windows per step (default WINDOWS)
+
+
+WINDOWS = 20   # windows per training step of a windowed fit (torchdiffeq's ode_demo batch_size)
 
 
 class MlpOptions(_Options):
@@ -62,6 +68,7 @@ class MlpOptions(_Options):
     hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default=[16, 16], max_length=32)
     act: Literal["tanh", "relu", "sigmoid", "softplus", "elu", "gelu", "silu"] = "tanh"
     out: PositiveInt = 1     # outputs: 1 gives a number, k > 1 a vector of k entries
+    init: PositiveFloat | None = None   # weights ~ normal(0, init), biases 0; None: nn.Linear's uniform init
 
 
 class NewtonOptions(_Options):
@@ -116,6 +123,7 @@ SETTINGS = {
     ("solve", "direct"): DirectOptions,
     ("train", "adam"): TrainOptions,
     ("train", "sgd"): TrainOptions,
+    ("train", "rmsprop"): TrainOptions,
     ("train", "lbfgs"): TrainOptions,
     ("train", "lm"): TrainOptions,
     ("net", "mlp"): MlpOptions,

@@ -4,6 +4,7 @@ and `stderr(k)`) and the results folder: result.json with `estimates` and `corre
 fit.csv, and plots of the data with the fitted trajectories, the residuals and the estimates."""
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from .checks import evaluate_checks
 from .fit import FitResiduals, fit_lm
 from .fit_estimates import entry_bounds, estimates
 from .fit_plots import plot_estimates, plot_fit, plot_residuals
+from .fit_windows import KeepBest, WindowedNll
 from .ode_model import OdeProblem
 from .results import Check, Estimate, ObjectiveResult, Result, write_csv, write_json
 from .results_folder import assemble_result, folder_for, status_of, write_history, write_model
@@ -35,9 +37,15 @@ def _optimise(model: OdeProblem, residuals: FitResiduals, quiet: bool) -> tuple[
                       "evaluations": report.get("evaluations", 0) + lm.evaluations, "stopped": lm.reason,
                       "last": lm.last}
         else:
-            trainer = Trainer(model, [phase], quiet, objective=Objective(residuals.nll_tensor))
+            loss = WindowedNll(residuals, phase) if phase.window else residuals.nll_tensor
+            trainer = Trainer(model, [phase], quiet, objective=Objective(loss))
+            keep = KeepBest(residuals, phase.steps) if phase.window else None
+            if keep is not None:
+                trainer.converged = keep.after_step
             history += trainer.run().objective
             notes += trainer.notes
+            if keep is not None:
+                report["window_kept_step"] = keep.restore()
     return history, report, notes
 
 
@@ -56,11 +64,12 @@ def _jacobian(residuals: FitResiduals, lm: bool) -> tuple[torch.Tensor, torch.Te
     return r.detach(), torch.stack(rows)
 
 
-def _set_study_params(model: OdeProblem, nll: float, found: dict[str, dict]) -> None:
-    """`nll` and `stderr(k)` for the expects."""
+def _set_study_params(model: OdeProblem, nll: float, rmse: float, found: dict[str, dict]) -> None:
+    """`nll`, `rmse` and `stderr(k)` for the expects."""
     names, fit = list(model.problem.params), model.problem.fit
     with torch.no_grad():
         model.params[names.index(fit.nll)].fill_(nll)
+        model.params[names.index(fit.rmse)].fill_(rmse)
         for param, holder in fit.stderr.items():
             if param in found:
                 model.params[names.index(holder)].fill_(found[param]["stderr"])
@@ -84,10 +93,11 @@ def run_fit(model: OdeProblem, options: RunOptions) -> Result:
         with torch.no_grad():
             r = torch.cat([(q - d) / s for q, d, s in zip(residuals.predictions(), residuals.data, residuals.sigma)])
     nll = residuals.nll(r)
+    rmse = math.sqrt(sum(residuals.item_sums(r)) / n)
     estimated = any(item.sigma is None for item in fit.items)
     inflation = n / (n - p) if estimated and n > p else 1.0
     found, correlation = estimates(problem, residuals.get(), jac, inflation)[:2] if p else ({}, {})
-    _set_study_params(model, nll, found)
+    _set_study_params(model, nll, rmse, found)
     with torch.no_grad():
         checks = evaluate_checks(model, model.solve())
     sigmas = {f"{fit.experiments[i.experiment].name}.{i.column}": s for i, s in zip(fit.items, residuals.sigma)}
@@ -96,7 +106,7 @@ def run_fit(model: OdeProblem, options: RunOptions) -> Result:
     result = assemble_result(
         model, options, start, status=status_of(checks), steps=len(history),
         objective=ObjectiveResult(sense="minimize", expr=OBJECTIVE_TEXT, final=nll, history=history),
-        values={**{k: v["value"] for k, v in found.items()}, "nll": nll},
+        values={**{k: v["value"] for k, v in found.items()}, "nll": nll, "rmse": rmse},
         checks=[Check(**c) for c in checks], warnings=warnings, solver=model.solver_report(),
         estimates={k: Estimate(**v) for k, v in found.items()}, correlation=correlation,
         fit={**summary, "wall_time_fit_s": round(time.perf_counter() - start, 4)})

@@ -30,6 +30,11 @@ def build_mlp(n_inputs: int, options: MlpOptions) -> nn.Sequential:
         layers += [nn.Linear(width, h), ACTIVATIONS[options.act]()]
         width = h
     layers.append(nn.Linear(width, options.out))
+    if options.init is not None:   # torchdiffeq's ode_demo: normal(0, 0.1) weights, zero biases
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, 0.0, options.init)
+                nn.init.zeros_(layer.bias)
     return Mlp(*layers)
 
 
@@ -49,6 +54,9 @@ class BatchedMlp(nn.Module):
             bound = 1 / math.sqrt(fan_in)
             for target, shape in ((self.weights, (copies, fan_in, fan_out)), (self.biases, (copies, 1, fan_out))):
                 draw = torch.rand(shape, generator=generator, dtype=torch.float64) * (2 * bound) - bound
+                if options.init is not None:   # normal(0, init) weights, zero biases
+                    draw = torch.randn(shape, generator=generator, dtype=torch.float64) * options.init \
+                        if target is self.weights else torch.zeros(shape, dtype=torch.float64)
                 target.append(nn.Parameter(draw.to(device=device, dtype=dtype)))
         self.activation = ACTIVATIONS[options.act]()
         self.copies = copies

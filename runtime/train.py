@@ -43,6 +43,8 @@ def make_optimizer(params: list[torch.nn.Parameter], options: TrainOptions) -> t
         return torch.optim.Adam(params, lr=options.lr, betas=options.betas)
     if options.optimizer == "sgd":
         return torch.optim.SGD(params, lr=options.lr, momentum=options.momentum)
+    if options.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=options.lr, alpha=options.alpha)
     return torch.optim.LBFGS(params, lr=options.lr, history_size=options.history_size, max_iter=options.max_iter,
                              line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
 

@@ -18,6 +18,7 @@ def build(params, nets):
     p_10 = params[10]
     p_11 = params[11]
     p_12 = params[12]
+    p_13 = params[13]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
         c0 = torch.exp(p_1)
@@ -49,22 +50,22 @@ def build(params, nets):
         return (c0, c1, 0, 0, 0, 0, 0, 0, 0, 0, c0, 0, 0, c1, )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (torch.abs(torch.exp(p_0) - 1.5), 2*p_7, )
+        return (torch.abs(torch.exp(p_0) - 1.5), 2*p_8, )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
-        return (torch.abs(torch.exp(p_1) - 1), 2*p_8, )
+        return (torch.abs(torch.exp(p_1) - 1), 2*p_9, )
 
     def expect_2(t, s, s0=None, sT=None, T=None):
-        return (torch.abs(torch.exp(p_2) - 3), 2*p_9, )
+        return (torch.abs(torch.exp(p_2) - 3), 2*p_10, )
 
     def expect_3(t, s, s0=None, sT=None, T=None):
-        return (torch.abs(torch.exp(p_3) - 1), 2*p_10, )
+        return (torch.abs(torch.exp(p_3) - 1), 2*p_11, )
 
     def expect_4(t, s, s0=None, sT=None, T=None):
-        return (torch.abs(torch.exp(p_4) - 1), 2*p_11, )
+        return (torch.abs(torch.exp(p_4) - 1), 2*p_12, )
 
     def expect_5(t, s, s0=None, sT=None, T=None):
-        return (torch.abs(torch.exp(p_5) - 1), 2*p_12, )
+        return (torch.abs(torch.exp(p_5) - 1), 2*p_13, )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'fit_observed': fit_observed, 'fit_initial_0': fit_initial_0, 'expect_0': expect_0, 'expect_1': expect_1, 'expect_2': expect_2, 'expect_3': expect_3, 'expect_4': expect_4, 'expect_5': expect_5}
 
