@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import ast
-from .check import CheckedSpec, Dataset, FitSpec, register_override_section
+from .check import CheckedSpec, Dataset, FitSpec, register_override_check, register_override_section
 from .checker import Checker, register_check, register_statement
 from .data_files import check_times, read_table, resolve
 from .errors import SpecError, did_you_mean
@@ -179,6 +179,13 @@ def _no_windows(checker: Checker) -> None:
                                     "and 'fit' statements", option.span, "remove it")
 
 
+def check_overridden_windows(out: CheckedSpec) -> None:
+    """`--set train.window=...` outside a fit is an error, as `window=` in the spec is (it would be ignored)."""
+    if out.study != "fit" and any(t.window is not None or t.windows is not None for t in out.training):
+        raise SpecError("cannot set 'window'/'windows': time windows train on measured data, and this spec has no "
+                        "'data' and 'fit' statements", None, filename="--set", hint="drop the setting")
+
+
 # ------------------------------------------------------------------ param bounds (every spec)
 def check_bounds(checker: Checker, out: CheckedSpec) -> None:
     """A bound belongs to a param and is constant."""
@@ -258,4 +265,5 @@ register_call_check(is_stderr_call, check_stderr)
 register_check("structure", check_bounds)
 register_check("final", check_fit)
 register_override_section("data", override_data)
+register_override_check(check_overridden_windows)
 register_study("fit", {"ode"}, detect=detect, accepts=TIME_MODEL_WORDS["ode"], needs_horizon=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import impsolve
+from impsolve.dsl import SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH_K = 0.7
@@ -69,6 +70,14 @@ def test_rmse_is_the_root_mean_square_error_of_the_fit(tmp_path: Path) -> None:
     assert result.values["rmse"] == pytest.approx(manual, rel=1e-5)
     failed = impsolve.solve(decay_spec(tmp_path, "train lm(steps=20)", "expect rmse < 0.001"), write=False)
     assert failed.status != "ok"
+
+
+@pytest.mark.parametrize("key", ["train.window", "train.windows", "train1.window"])
+def test_setting_windows_on_a_spec_without_data_is_an_error(key: str) -> None:
+    """`--set` reaches options the spec's own check never saw: window= there would be ignored."""
+    zermelo = Path(__file__).resolve().parents[1] / "specs" / "zermelo.imp"
+    with pytest.raises(SpecError, match="cannot set 'window'/'windows': time windows train on measured"):
+        impsolve.load(zermelo, {key: 5})
 
 
 @pytest.mark.slow

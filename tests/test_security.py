@@ -429,7 +429,8 @@ def test_record_corpus_figures():
 
 # ------------------------------------------------------------- no dynamic evaluation of spec text
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-STRING_OR_COMMENT_OR_NAME = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*')
+# numbers first, so the exponent of 1e-6 is not taken for a state named e
+STRING_OR_COMMENT_OR_NAME = re.compile(r'"[^"\n]*"|#[^\n]*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[A-Za-z_][A-Za-z0-9_]*')
 MARKER = "zqx"
 
 

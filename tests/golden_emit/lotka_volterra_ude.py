@@ -16,12 +16,14 @@ def build(params, nets):
     def dynamics(t, s, s0=None, sT=None, T=None):
         c0 = net_0(_stack(s[..., 0], s[..., 1]))
         c1 = c0[..., 0]
-        c2 = -c0[..., 1]
-        c3 = s[..., 0]*s[..., 1]
-        return torch.stack((c1 + s[..., 0]*torch.exp(p_0), -c2 - s[..., 1]*torch.exp(p_1), torch.square(c1 + c3) + torch.square(c2 + c3), ), -1)
+        c2 = c1 + s[..., 0]*torch.exp(p_0)
+        c3 = -c0[..., 1]
+        c4 = c3 + s[..., 1]*torch.exp(p_1)
+        c5 = s[..., 0]*s[..., 1]
+        return torch.stack((c2, -c4, torch.square(c1 + c5) + torch.square(c3 + c5), torch.square(c2 + c5 - 1.5*s[..., 0]) + torch.square(c4 + c5 - 3*s[..., 1]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
-        return (1, 1, 0, )
+        return (1, 1, 0, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
         return (p_2, )
@@ -30,7 +32,7 @@ def build(params, nets):
         return torch.stack((s[..., 0], s[..., 1], ), -1)
 
     def fit_initial_0(t, s, s0=None, sT=None, T=None):
-        return (1, 1, 0, )
+        return (1, 1, 0, 0, )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
         return (p_3, 0.3, )
@@ -38,5 +40,8 @@ def build(params, nets):
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (torch.sqrt(sT[..., 2]/T), 5, )
 
-    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'fit_observed': fit_observed, 'fit_initial_0': fit_initial_0, 'expect_0': expect_0, 'expect_1': expect_1}
+    def expect_2(t, s, s0=None, sT=None, T=None):
+        return (torch.sqrt(sT[..., 3]/T), 1.5, )
+
+    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'fit_observed': fit_observed, 'fit_initial_0': fit_initial_0, 'expect_0': expect_0, 'expect_1': expect_1, 'expect_2': expect_2}
 
