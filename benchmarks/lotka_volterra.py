@@ -152,6 +152,7 @@ def main() -> None:
     seeds = args.seeds if args.seeds is not None else (10 if args.quick else 100)
     adam_steps = args.adam_steps or (300 if args.quick else 2000)
     ode = impsolve.load(SPEC).checked.ode
+    print(f"solver: {compiled().solver_plan.note}")   # the native tier where a C compiler is found
     seconds, iterations, nll, found = run_lm()
     print(f"LM (compiled spec): {iterations} iterations, {seconds:.2f} s, NLL {nll:.6f}")
     print("  " + ", ".join(f"{n} = {found[n].value:.4f} ± {found[n].stderr:.4f}" for n in NAMES))
