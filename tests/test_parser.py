@@ -313,6 +313,7 @@ def test_zermelo_parses_into_every_kind():
 def test_the_parser_cache_is_used_and_a_broken_one_is_rebuilt(tmp_path, monkeypatch) -> None:
     """The LALR tables are kept in the user's cache folder; a damaged file is rebuilt silently."""
     from impsolve.dsl import lexing
+    monkeypatch.delenv("IMPSOLVE_CACHE", raising=False)    # it would take precedence over XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     text = "problem p\nparam a = 1\nminimize a^2\n"
     lexing.lark_parser.cache_clear()
