@@ -34,6 +34,7 @@ der(om) = g/l*sin(th) - c*om + torque
 horizon 3
 minimize integral(10*th^2 + om^2 + 0.1*torque^2)
 train adam(lr=0.01, steps={steps}, schedule=cosine)
+train lbfgs(lr=1, steps=40)      # polish: Adam alone ends at 0.86-1.63 for seeds 0-2, 2-4x the optimum
 reference lqr(Q=[[10, 0], [0, 1]], R=0.1, max_ratio=1.05) at th=0, om=0
 """
 
