@@ -90,6 +90,14 @@ class Lowering(ExpressionLowering):
         raw = [sp.Float(bounds.raw_value(v, low, high)) for v in values]
         return ir.Param(param.name, param.shape, raw, (low, high))
 
+    def stop_time_limit(self) -> float:
+        """The `within T` of `stop when ...`: a positive constant (both lowering paths use it)."""
+        limit = self.checked.stop.max_time
+        max_time = float(self.constant(limit, "the stop time limit"))
+        if max_time <= 0:
+            raise self.error("the stop time limit must be positive", limit.span)
+        return max_time
+
     def declare_named(self) -> None:
         """Lets, controls and implicit unknowns, in dependency order."""
         c = self.checked

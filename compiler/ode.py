@@ -83,10 +83,7 @@ class OdeLowering(Lowering):
         if is_matrix(lhs) or is_matrix(rhs):
             raise self.error("a stop condition compares numbers", cond.span)
         function = lhs - rhs if cond.op in (">", ">=") else rhs - lhs
-        max_time = float(self.constant(c.stop.max_time, "the stop time limit"))
-        if max_time <= 0:
-            raise self.error("the stop time limit must be positive", c.stop.max_time.span)
-        return ir.StopEvent(function, max_time, source_text(c, cond))
+        return ir.StopEvent(function, self.stop_time_limit(), source_text(c, cond))
 
     def horizon(self) -> float | None:
         """The horizon, a positive number, when the spec gives one."""

@@ -277,10 +277,7 @@ class TensorLowering(TensorExpressions):
         if left.shape or right.shape:
             raise self.error("a stop condition compares numbers", cond.span)
         event = tn.elementwise("-", *((left, right) if cond.op in (">", ">=") else (right, left)))
-        max_time = float(self.scalar.constant(c.stop.max_time, "the stop time limit"))
-        if max_time <= 0:
-            raise self.error("the stop time limit must be positive", c.stop.max_time.span)
-        return ir.StopEvent(ir.computed("event"), max_time, source_text(c, cond)), event
+        return ir.StopEvent(ir.computed("event"), self.scalar.stop_time_limit(), source_text(c, cond)), event
 
     def integral(self, call: ast.Call) -> tn.Node:
         """integral(expr): an extra state column whose rate is the integrand; its value at T."""

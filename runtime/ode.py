@@ -152,12 +152,12 @@ def _failure(err: Exception, options: OdeOptions, func: torch.nn.Module) -> Solv
         where = f" at t = {float(t.detach()):.6g} (state {', '.join(f'{float(v):.4g}' for v in first[:8])})"
     if "max_num_steps" in text:
         return SolverFailure(f"the ODE solver needed more than {options.max_steps} steps{where} ({options.method}, "
-                        f"rtol={options.rtol}, atol={options.atol})",
-                        "the dynamics may be stiff or blow up: try solve ode(max_steps=...), looser tolerances, "
-                        "a fixed-step method (method=rk4, step_size=...) or a shorter horizon")
+                             f"rtol={options.rtol}, atol={options.atol})",
+                             "the dynamics may be stiff or blow up: try solve ode(max_steps=...), looser tolerances, "
+                             "a fixed-step method (method=rk4, step_size=...) or a shorter horizon")
     if "underflow" in text:
         return SolverFailure(f"the ODE solver's step size underflowed{where} ({options.method})",
-                        "the solution may blow up in finite time: check the dynamics or shorten the horizon")
+                             "the solution may blow up in finite time: check the dynamics or shorten the horizon")
     return SolverFailure(f"the ODE solver failed{where}: {text}")
 
 
