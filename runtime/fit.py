@@ -33,6 +33,14 @@ class LmReport:
     last: tuple[torch.Tensor, torch.Tensor] | None = None   # (r, J) at the returned params
 
 
+def gaussian_nll(squares: torch.Tensor, n: int, sigma: float | None) -> torch.Tensor:
+    """The Gaussian negative log-likelihood of n residuals whose squares sum to `squares`: with a
+    known sigma, or (sigma None) with the estimated one at its profile optimum, squares / n."""
+    if sigma is None:
+        return 0.5 * n * (torch.log(2 * math.pi * squares / n) + 1)
+    return 0.5 * squares / sigma ** 2 + n * math.log(sigma * math.sqrt(2 * math.pi))
+
+
 class FitResiduals:
     """The residuals of a compiled fit problem as a function of the fitted params' raw entries."""
 
@@ -113,12 +121,7 @@ class FitResiduals:
         """The NLL as a differentiable tensor (Adam, L-BFGS); estimated sigmas at their profile optimum."""
         total = torch.zeros((), dtype=self.model.dtype, device=self.model.device)
         for j, (prediction, item) in enumerate(zip(self.predictions(), self.fit.items)):
-            n = prediction.numel()
-            squares = ((prediction - self.data[j]) ** 2).sum()
-            if item.sigma is None:
-                total = total + 0.5 * n * (torch.log(2 * math.pi * squares / n) + 1)
-            else:
-                total = total + 0.5 * squares / item.sigma ** 2 + n * math.log(item.sigma * math.sqrt(2 * math.pi))
+            total = total + gaussian_nll(((prediction - self.data[j]) ** 2).sum(), prediction.numel(), item.sigma)
         return total
 
     def update_sigmas(self, r: torch.Tensor) -> float:

@@ -14,7 +14,7 @@ import torch
 
 from ..dsl.options import WINDOWS, TrainOptions
 from . import ode
-from .fit import FitResiduals
+from .fit import FitResiduals, gaussian_nll
 
 
 class WindowedNll:
@@ -55,11 +55,7 @@ class WindowedNll:
         total = torch.zeros((), dtype=model.dtype, device=model.device)
         for j, item in enumerate(model.problem.fit.items):
             squares = ((outputs[..., j] - self.residuals.data[j][rows]) ** 2).sum()
-            n = rows.numel()
-            if item.sigma is None:
-                total = total + 0.5 * n * (torch.log(2 * math.pi * squares / n) + 1)
-            else:
-                total = total + 0.5 * squares / item.sigma ** 2 + n * math.log(item.sigma * math.sqrt(2 * math.pi))
+            total = total + gaussian_nll(squares, rows.numel(), item.sigma)
         return total
 
 
