@@ -6,9 +6,10 @@ For each spec a hand-written module solves the same problem the way one would wr
                               1 -> 16 -> 16 -> 1 tanh MLP, horizon 2 pi;
                               loss mean((q(T) - q(0))^2 + (p(T) - p(0))^2).
   cartpole      (report §4.3) the cart-pole of eq. 4.9 with m = M = L = 1, g = 9.8, from hanging
-                              at rest (0, 0, pi, 0), force f = MLP(x, xd, phi, phid)
-                              (4 -> 16 -> 16 -> 1 tanh), horizon 2; loss phi(T)^2 + phid(T)^2.
-  cartpole_lqr  (report §4.3) the same cart-pole from (0, 0, 0.1, 0) with f = 10 MLP(...) and
+                              at rest (0, 0, pi, 0), force f = MLP(x, xd, sin phi, cos phi, phid)
+                              (5 -> 16 -> 16 -> 1 tanh), horizon 2; loss phi(T)^2 + phid(T)^2.
+  cartpole_lqr  (report §4.3) the same cart-pole from (0, 0, 0.1, 0) with f = 10 MLP(x, xd, phi, phid)
+                              (4 -> 16 -> 16 -> 1 tanh) and
                               the running cost c' = q_x x^2 + q_phi phi^2 + r f^2 integrated as
                               a fifth ODE state (q_x = 1e-4, q_phi = 100, r = 1e-2); loss c(T).
 
@@ -127,15 +128,20 @@ class HandWrittenIsochronism(HandWritten):
 
 
 class HandWrittenCartPole(HandWritten):
-    """The cart-pole (eq. 4.9), state (x, xd, phi, phid), phi = 0 upright, force f = net(state);
-    swing up from hanging at rest, loss phi(T)^2 + phid(T)^2."""
+    """The cart-pole (eq. 4.9), state (x, xd, phi, phid), phi = 0 upright, force
+    f = net(x, xd, sin phi, cos phi, phid); swing up from hanging at rest, loss phi(T)^2 + phid(T)^2."""
 
-    def __init__(self, ode: OdeOptions, s0: tuple[float, ...] = (0.0, 0.0, math.pi, 0.0)) -> None:
-        super().__init__(ode, mlp(4), torch.tensor(s0, dtype=DTYPE, device=DEVICE), 2.0)
+    def __init__(self, ode: OdeOptions, s0: tuple[float, ...] = (0.0, 0.0, math.pi, 0.0), inputs: int = 5) -> None:
+        super().__init__(ode, mlp(inputs), torch.tensor(s0, dtype=DTYPE, device=DEVICE), 2.0)
+
+    def features(self, s: torch.Tensor) -> torch.Tensor:
+        """The net's inputs: the angle as its sine and cosine."""
+        phi = s[..., 2]
+        return torch.stack((s[..., 0], s[..., 1], torch.sin(phi), torch.cos(phi), s[..., 3]), -1)
 
     def force(self, s: torch.Tensor) -> torch.Tensor:
         """The horizontal force on the cart."""
-        return self.net(s[..., :4]).squeeze(-1)
+        return self.net(self.features(s)).squeeze(-1)
 
     @staticmethod
     def mechanics(s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -160,7 +166,10 @@ class HandWrittenCartPoleLQR(HandWrittenCartPole):
     q_x x^2 + q_phi phi^2 + r f^2 integrated as a fifth state c; loss c(T)."""
 
     def __init__(self, ode: OdeOptions) -> None:
-        super().__init__(ode, (0.0, 0.0, 0.1, 0.0, 0.0))
+        super().__init__(ode, (0.0, 0.0, 0.1, 0.0, 0.0), inputs=4)
+
+    def features(self, s: torch.Tensor) -> torch.Tensor:
+        return s[..., :4]
 
     def force(self, s: torch.Tensor) -> torch.Tensor:
         return FORCE_UNIT * super().force(s)
