@@ -139,17 +139,23 @@ def train_constrained(trainer: Trainer, al: AugmentedLagrangian, quiet: bool = T
         al.update(values, previous)
         previous = worst
         trainer.phase, trainer.step, trainer.lr_scale = len(trainer.phases) - 1, 0, 1.0
-    _check_feasible(al, rows)
+    _check_feasible(al, rows, trainer.phases[-1].optimizer)
     return rows
 
 
-def _check_feasible(al: AugmentedLagrangian, rows: list[Outer]) -> None:
+def _check_feasible(al: AugmentedLagrangian, rows: list[Outer], last_optimizer: str) -> None:
+    """A RunError naming the constraints still violated after the outer loop, if any."""
     violations = rows[-1].violations
-    if not all(math.isfinite(v) and v <= FEASIBLE for v in violations):
-        raise RunError(f"the constraints are not satisfied after {len(rows)} outer iterations: "
-                       f"{al.describe(violations)}",
-                       "the constraints may be inconsistent (e.g. x(T) == 1 and x(T) == 2) or infeasible "
-                       "(out of reach of the controls); else add training steps")
+    if all(math.isfinite(v) and v <= FEASIBLE for v in violations):
+        return
+    hint = ("the constraints may be inconsistent (e.g. x(T) == 1 and x(T) == 2) or infeasible "
+            "(out of reach of the controls); else add training steps")
+    if last_optimizer != "lbfgs":
+        hint = (f"each outer iteration ends with {last_optimizer}, which rarely meets a constraint to "
+                f"{FEASIBLE:g} as the penalty grows: add a polishing phase, e.g. 'train lbfgs(lr=1, steps=20)'; "
+                f"else {hint}")
+    raise RunError(f"the constraints are not satisfied after {len(rows)} outer iterations: "
+                   f"{al.describe(violations)}", hint)
 
 
 def final_time_value(model: CompiledProblem) -> float | None:

@@ -118,6 +118,13 @@ def test_inconsistent_constraints_end_with_a_message_naming_them():
         impsolve.solve(STATIC.replace("a >= 0.7", "a + b == 2"), device="cpu")
     text = str(err.value)
     assert "'a + b == 1'" in text and "'a + b == 2'" in text and "nan" not in text.lower()
+    assert "polishing phase" not in text   # it ended with L-BFGS: the problem is the constraints
+
+
+def test_an_outer_loop_ending_with_adam_suggests_an_lbfgs_polish():
+    with pytest.raises(RunError) as err:
+        impsolve.solve(STATIC.replace("train lbfgs(lr=1, steps=5)", "train adam(lr=0.001, steps=2)"), device="cpu")
+    assert "ends with adam" in str(err.value) and "train lbfgs(" in err.value.hint
 
 
 def test_an_open_loop_control_meets_a_terminal_condition(tmp_path):
