@@ -33,8 +33,14 @@ def results_folder(out: str | Path | None, name: str) -> Path:
 
 
 def folder_for(options: RunOptions, name: str) -> Path | None:
-    """The results folder of a run that writes, else None."""
-    return results_folder(options.out, name) if options.write else None
+    """The results folder of a run that writes (with spec.imp, a copy of the spec it runs, which
+    `impsolve export` reads), else None."""
+    if not options.write:
+        return None
+    folder = results_folder(options.out, name)
+    if options.spec_source:
+        write_atomic(folder / "spec.imp", options.spec_source.encode())
+    return folder
 
 
 def spec_hash(source: str) -> str:

@@ -55,6 +55,13 @@ def test_torchscript_round_trip_loads_without_impsolve(trained, tmp_path: Path) 
     assert torch.allclose(got, expected, rtol=0, atol=1e-10)
 
 
+def test_the_results_folder_holds_its_spec_so_export_needs_no_spec_option(trained, capsys) -> None:
+    results, spec = trained
+    assert (results / "spec.imp").read_text() == spec.read_text()
+    assert main(["export", str(results), "--format", "torchscript"]) == 0, capsys.readouterr().err
+    assert (results / "controller.pt").exists() and (results / "controller.pt.json").exists()
+
+
 def test_onnx_round_trip_in_float32(trained, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
