@@ -42,7 +42,8 @@ def declare_optimal_control(lowering: ExpressionLowering, params: dict[str, ir.P
 
 def lower_constraints(lowering: ExpressionLowering) -> list[ir.Constraint]:
     """`subject to` statements, entry by entry, as g == 0 or g <= 0; a path constraint adds the
-    running state ∫ max(g, 0)² dt (∫ g² dt for an equality) and constrains its final value to 0."""
+    running state ∫ max(g, 0)² dt (∫ g² dt for an equality) and constrains its final value to 0,
+    except under the direct method, which enforces g <= 0 itself at the points of the trajectory."""
     constraints = []
     for s in lowering.checked.constraints:
         text = source_text(lowering.checked, s).removeprefix("subject").strip().removeprefix("to").strip()
@@ -57,7 +58,9 @@ def lower_constraints(lowering: ExpressionLowering) -> list[ir.Constraint]:
         for i, (a, b) in enumerate(pairs):
             g = b - a if s.op == ">=" else a - b
             name = text if len(pairs) == 1 else f"{text} [{i}]"
-            if s.always:
+            if s.always and lowering.checked.direct is not None:
+                constraints.append(ir.Constraint(name, kind, g, s.span.line, path=True, running=True))
+            elif s.always:
                 state = f"{INTEGRAL_PREFIX}{len(lowering.integrals)}"
                 lowering.integrals[state] = (sp.Max(g, 0) if kind == "ineq" else g) ** 2
                 constraints.append(ir.Constraint(name, "eq", ir.final_symbol(state), s.span.line, path=True))
@@ -87,15 +90,22 @@ def direct_method(lowering: ExpressionLowering, constraints: list[ir.Constraint]
         if symbol.name.endswith("(T)") and slope.is_number and slope != 0 and rest.is_number:
             targets[symbol.name.removesuffix("(T)")] = float(-rest / slope)
     integrands = lowering.integrals
-    read = {symbol.name for e in [*dynamics.values(), *integrands.values()] for symbol in e.free_symbols}
+    running = [c.expr for c in constraints if c.running]
+    read = {symbol.name for e in [*dynamics.values(), *integrands.values(), *running] for symbol in e.free_symbols}
     return ir.Direct(options, targets, [name for name in integrands if name not in read])
 
 
 def constraint_functions(problem: ir.Problem) -> ir.Problem:
-    """The generated function "constraints": the constraint values (terminal signature)."""
-    if not problem.constraints:
-        return problem
-    functions = {**problem.functions, "constraints": ([c.expr for c in problem.constraints], "tuple")}
+    """The generated functions "constraints": the terminal constraints' values (terminal
+    signature), and "path": the direct method's path constraints g at the points (t, s) of the
+    trajectory (stacked, as the dynamics)."""
+    terminal = [c.expr for c in problem.constraints if not c.running]
+    running = [c.expr for c in problem.constraints if c.running]
+    functions = dict(problem.functions)
+    if terminal:
+        functions["constraints"] = (terminal, "tuple")
+    if running:
+        functions["path"] = (running, "stack")
     return replace(problem, functions=functions)
 
 
@@ -119,6 +129,6 @@ def free_final_time(problem: ir.Problem) -> ir.Problem:
     return replace(
         problem, dynamics=dynamics, horizon=1.0, objective=replace(problem.objective, expr=at(problem.objective.expr)),
         controls={n: rescaled(v) for n, v in problem.controls.items()}, expectations=expectations,
-        constraints=[replace(c, expr=at(c.expr)) for c in problem.constraints],
+        constraints=[replace(c, expr=(rescaled if c.running else at)(c.expr)) for c in problem.constraints],
         functions={n: ([at(v) for v in values], how) for n, (values, how) in problem.functions.items()},
         plots=[replace(p, exprs=[rescaled(v) for v in p.exprs]) for p in problem.plots])

@@ -5,7 +5,9 @@ The variables are the states at the N + 1 interval boundaries X_0..X_N, the open
 values (per interval, or per node with a linear hold; their bounds are box constraints) and the
 params (a free final time as T itself, bounded by its range). The constraints are X_0 = the initial
 state, the continuity defects X_{k+1} - F(X_k, u_k, p) = 0, where F integrates interval k with
-`steps` fixed RK4 (3/8 rule) steps of the generated dynamics, and the spec's terminal constraints.
+`steps` fixed RK4 (3/8 rule) steps of the generated dynamics, the spec's terminal constraints, and
+its path constraints g <= 0 (`always`) at every point where a step starts and at the final node:
+each interval's points are functions of its own variables (x_k, its controls, the params), like F.
 
 Integral states that nothing else reads (∫ f² dt) are quadratures: each interval integrates its
 increment from 0 and their sum is the value at T, so they are not variables at the nodes.
@@ -75,6 +77,8 @@ class MultipleShooting:
         self.params = list(problem.params)
         self.free = problem.free_time
         self.horizon = float(problem.horizon)
+        self.terminal_constraints = [c for c in problem.constraints if not c.running]
+        self.path_constraints = [c for c in problem.constraints if c.running]
         self._layout()
 
     # -- the variables
@@ -95,7 +99,21 @@ class MultipleShooting:
         self.local = torch.cat(columns, 1)                                   # N x d
         self.terminal = torch.cat([torch.arange(n), N * n + torch.arange(n),
                                    self.param_offset + torch.arange(len(self.params))])
+        self._path_layout()
 
+    def _path_layout(self) -> None:
+        """Which constraint row each column of an interval's outputs (shoot) is: -1 for the end
+        state; the path values at the start of each step are rows, at the interval's end only the
+        last interval's (the final node; the others are the next interval's start)."""
+        N, steps, P = self.N, self.options.steps, len(self.path_constraints)
+        equalities, inequalities = self.counts()
+        first = equalities + inequalities - (N * steps + 1) * P
+        target = torch.full((N, self.columns + (steps + 1) * P), -1, dtype=torch.long)
+        inner = first + torch.arange(N * steps * P).reshape(N, steps * P)
+        target[:, self.columns:self.columns + steps * P] = inner
+        target[-1, self.columns + steps * P:] = first + N * steps * P + torch.arange(P)
+        self.path_target = target
+        self.path_first = first
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds of the variables (±inf where free): control ranges and a free T's range."""
         lower = torch.full((self.size,), -math.inf, dtype=self.dtype)
@@ -178,8 +196,9 @@ class MultipleShooting:
         return torch.stack(values)
 
     def shoot(self, V: torch.Tensor) -> torch.Tensor:
-        """Each interval's end state (N x columns) from its local variables V (N x d), by `steps`
-        RK4 (3/8) steps: the differential states, and the quadratures' increments (from 0)."""
+        """Each interval's outputs from its local variables V (N x d), by `steps` RK4 (3/8) steps:
+        the end state (N x columns: the differential states, and the quadratures' increments from
+        0), then the path constraints' values (P each) at the start of each step and at the end."""
         n, N = self.n, self.N
         x, column = self._full(V[:, :n]), n
         nets = []
@@ -187,28 +206,36 @@ class MultipleShooting:
             width = 2 if linear else 1
             nets.append(_interval_control(V[:, column:column + width], N))
             column += width
-        dynamics = self.build(self._param_values(V[:, column:]), nets)["dynamics"]
+        functions = self.build(self._param_values(V[:, column:]), nets)
+        dynamics, path = functions["dynamics"], functions.get("path")
         H = self.horizon / N
         h = H / self.options.steps
         start = torch.arange(N, dtype=self.dtype) * H
+        points = []
         for j in range(self.options.steps):
             t = start + j * h
+            if path is not None:
+                points.append(path(t, x))
             k1 = dynamics(t, x)
             k2 = dynamics(t + h / 3, x + h / 3 * k1)
             k3 = dynamics(t + 2 * h / 3, x + h * (k2 - k1 / 3))
             k4 = dynamics(t + h, x + h * (k1 - k2 + k3))
             x = x + h / 8 * (k1 + 3 * (k2 + k3) + k4)
-        return x
+        if path is None:
+            return x
+        return torch.cat([x, *points, path(start + H, x)], 1)
 
     # -- the NLP
     def counts(self) -> tuple[int, int]:
-        """(equalities, inequalities): initial state, defects and terminal equalities; terminal inequalities."""
-        kinds = [c.kind for c in self.problem.constraints]
-        return (self.N + 1) * self.n + kinds.count("eq"), kinds.count("ineq")
+        """(equalities, inequalities): initial state, defects and terminal equalities; terminal
+        inequalities and the path constraints at N * steps + 1 points each."""
+        kinds = [c.kind for c in self.terminal_constraints]
+        points = (self.N * self.options.steps + 1) * len(self.path_constraints)
+        return (self.N + 1) * self.n + kinds.count("eq"), kinds.count("ineq") + points
 
     def order(self) -> torch.Tensor:
         """The terminal constraints' rows in [equalities; inequalities] order (after the defects)."""
-        kinds = [c.kind for c in self.problem.constraints]
+        kinds = [c.kind for c in self.terminal_constraints]
         eq = [i for i, k in enumerate(kinds) if k == "eq"]
         return torch.tensor(eq + [i for i, k in enumerate(kinds) if k == "ineq"], dtype=torch.long)
 
@@ -218,14 +245,16 @@ class MultipleShooting:
         return torch.cat([z[self.terminal[:2 * n]], ends[:, self.quadrature].sum(0), z[self.terminal[2 * n:]]])
 
     def evaluate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f, c): the objective (minimised) and the constraints [initial state; defects; terminal]."""
+        """(f, c): the objective (minimised) and the constraints [initial state; defects; terminal
+        equalities; terminal inequalities; path constraints]."""
         X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n)
         g = z[self.param_offset:]
-        ends = self.shoot(z[self.local])
-        defects = X[1:] - ends[:, self.differential]
-        terminal = self.terminal_values(self._terminal_input(z, ends))
+        outputs = self.shoot(z[self.local])
+        defects = X[1:] - outputs[:, self.differential]
+        terminal = self.terminal_values(self._terminal_input(z, outputs))
+        path = outputs[self.path_target >= 0]            # row-major: in the order of their rows
         c = torch.cat([X[0] - self.initial_state(g)[self.differential], defects.reshape(-1),
-                       terminal[1:][self.order()]])
+                       terminal[1:][self.order()], path])
         return terminal[0], c
 
     def values(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,19 +272,22 @@ class MultipleShooting:
         with torch.enable_grad():
             ends = self.shoot(V)
             rows, = torch.autograd.grad(ends, V, _unit_rows(ends), retain_graph=True, is_grads_batched=True)
-        rows = rows.permute(1, 0, 2)                                   # N x columns x d
+        rows = rows.permute(1, 0, 2)                                   # N x outputs x d
         # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
         order = self.order()
         weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
-        weights[1 + order] = y[n + N * n:]
+        weights[1 + order] = y[n + N * n:self.path_first]
         jac, weighted = _jacobian_and_hessian(self.terminal_values, self._terminal_input(z, ends.detach()), weights)
         M = self._terminal_map(rows)
-        J[n + N * n:] = jac[1:][order] @ M
+        J[n + N * n:self.path_first] = jac[1:][order] @ M
         W += M.T @ weighted @ M
-        # defects X_{k+1} - F(V_k), and the quadratures' curvature (weighted by ∂(f + yᵀc)/∂Q(T))
-        lam = torch.zeros(N, self.columns, dtype=self.dtype)
-        lam[:, self.differential] = y[n:n + N * n].reshape(N, n)
-        lam[:, self.quadrature] = -(weights @ jac[:, 2 * n:2 * n + len(self.quadrature)])
+        # defects X_{k+1} - F(V_k), the quadratures' curvature (weighted by ∂(f + yᵀc)/∂Q(T)) and
+        # the path constraints at the points of each interval
+        lam = torch.zeros_like(ends)
+        lam[:, self.differential] = -y[n:n + N * n].reshape(N, n)
+        lam[:, self.quadrature] = weights @ jac[:, 2 * n:2 * n + len(self.quadrature)]
+        path = self.path_target >= 0
+        lam[path] = y[self.path_target[path]]
         hessians = self._interval_hessians(V, ends, lam)               # N x d x d
         defect_rows = (n + torch.arange(N * n)).reshape(N, n)
         J[defect_rows.reshape(-1), (n + torch.arange(N * n))] = 1.0
@@ -263,7 +295,12 @@ class MultipleShooting:
         J.index_put_((defect_rows[:, :, None].expand_as(jacobians), self.local[:, None, :].expand_as(jacobians)),
                      -jacobians, accumulate=True)
         W.index_put_((self.local[:, :, None].expand_as(hessians), self.local[:, None, :].expand_as(hessians)),
-                     -hessians, accumulate=True)
+                     hessians, accumulate=True)
+        if bool(path.any()):
+            interval, column = path.nonzero(as_tuple=True)
+            block = rows[interval, column]                             # path rows x d
+            J.index_put_((self.path_target[path][:, None].expand_as(block), self.local[interval]), block,
+                         accumulate=True)
         return jac[0] @ M, J, W
 
     def _initial_derivatives(self, z: torch.Tensor, y0: torch.Tensor, J: torch.Tensor, W: torch.Tensor) -> None:
@@ -292,9 +329,9 @@ class MultipleShooting:
         return M
 
     def _interval_hessians(self, V: torch.Tensor, ends: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        """Per interval, the Hessian of λ_k·F(V_k) (N x d x d). The intervals are independent, so
-        the gradient of Σ_k ∂(λ_k·F_k)/∂V_k[j] is row j of every interval's Hessian: one batched
-        backward pass over the d rows."""
+        """Per interval, the Hessian of λ_k·F(V_k) (N x d x d), F the interval's outputs. The
+        intervals are independent, so the gradient of Σ_k ∂(λ_k·F_k)/∂V_k[j] is row j of every
+        interval's Hessian: one batched backward pass over the d rows."""
         empty = torch.zeros(V.shape[0], V.shape[1], V.shape[1], dtype=V.dtype)
         with torch.enable_grad():
             gradient, = torch.autograd.grad((lam * ends).sum(), V, create_graph=True)
@@ -409,20 +446,32 @@ def solve_direct(model, quiet: bool = True) -> DirectResult:
     return _outcome(shooting, result)
 
 
+def _constraint_report(shooting: MultipleShooting, result: IpmResult) -> dict[str, tuple[float, float, float]]:
+    """Each constraint's (value, violation, multiplier), in the spec's order: a terminal one's value
+    and multiplier; a path constraint's worst value over its points (its largest g) and the sum of
+    its multipliers over the points (≥ 0; the discretised measure of its multiplier function)."""
+    first = (shooting.N + 1) * shooting.n
+    c, y = result.constraints, result.y
+    values = {}
+    for row, index in enumerate(shooting.order().tolist()):
+        values[id(shooting.terminal_constraints[index])] = (float(c[first + row]), float(y[first + row]))
+    P = len(shooting.path_constraints)
+    for i, constraint in enumerate(shooting.path_constraints):
+        rows = slice(shooting.path_first + i, None, P)          # its rows: point after point
+        values[id(constraint)] = (float(c[rows].max()), float(y[rows].sum()))
+    report = {}
+    for constraint in shooting.problem.constraints:
+        value, multiplier = values[id(constraint)]
+        violation = abs(value) if constraint.kind == "eq" else max(value, 0.0)
+        report[constraint.name] = (value, violation, multiplier)
+    return report
+
+
 def _outcome(shooting: MultipleShooting, result: IpmResult) -> DirectResult:
     problem = shooting.problem
     n, N = shooting.n, shooting.N
-    c = result.constraints
-    defect = float(c[:(N + 1) * n].abs().max())
-    terminal = c[(N + 1) * n:]
-    multipliers = result.y[(N + 1) * n:]
-    order = shooting.order().tolist()
-    report = {}
-    for row, index in enumerate(order):
-        constraint = problem.constraints[index]
-        value = float(terminal[row])
-        violation = abs(value) if constraint.kind == "eq" else max(value, 0.0)
-        report[constraint.name] = (value, violation, float(multipliers[row]))
+    defect = float(result.constraints[:(N + 1) * n].abs().max())
+    report = _constraint_report(shooting, result)
     worst = max([defect, *(v for _, v, _ in report.values())])
     if not worst <= FEASIBLE:
         shown = "; ".join(f"'{name}': violation {v:.3g}" for name, (_, v, _) in report.items() if v > FEASIBLE)
