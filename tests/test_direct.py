@@ -226,3 +226,14 @@ def test_resume_is_refused(write_spec, tmp_path):
     with pytest.raises(RunError) as err:
         impsolve.solve(write_spec(ENERGY), device="cpu", quiet=True, out=tmp_path / "r", resume=True)
     assert "--resume" in str(err.value)
+
+
+def test_path_constraint_with_a_free_final_time(write_spec):
+    """Minimum time with a speed limit |v| <= 1/2 (in the rescaled time): accelerate for 1/2, coast
+    over 3/4 at v = -1/2, brake for 1/2: T* = 2.5."""
+    text = spec_path("min_time_double_integrator_direct").read_text() \
+        .replace("subject to v(T) == 0", "subject to v(T) == 0\nsubject to v >= -0.5 always") \
+        .replace("expect T == 2*sqrt(x0) tol 1%", "expect T == 2.5 tol 1%")
+    result = impsolve.solve(write_spec(text), device="cpu", quiet=True, write=False)
+    assert result.status == "ok" and abs(result.values["T"] / 2.5 - 1) < 1e-2
+    assert result.constraints["v >= -0.5 always"].violation < 1e-8
