@@ -13,11 +13,12 @@ Integral states that nothing else reads (∫ f² dt) are quadratures: each inter
 increment from 0 and their sum is the value at T, so they are not variables at the nodes.
 
 Derivatives come from plain autograd. The intervals are independent given their own variables
-(the params are copied per interval and their blocks summed), so one batched solve of the N
-intervals and backward passes with batched unit cotangents (one per state for the Jacobians, one
-per local variable for the Hessian blocks of λ·F) give every interval's blocks at once, in three
-autograd calls. (torch.func would do the same with vmap, but its first call imports torch._dynamo
-and scripts forward-mode rules: seconds per process.)
+(the params are copied per interval and their blocks summed), so one batched solve of m + d
+copies of the N intervals (one copy per output for the Jacobian rows, one per local variable for
+the Hessian rows of λ·F), a gradient with its graph and one backward pass give every interval's
+blocks at once (`_derivatives`; the terminal and initial functions likewise, as one row).
+(torch.func would do the same with vmap, but its first call imports torch._dynamo and scripts
+forward-mode rules: seconds per process.)
 """
 from __future__ import annotations
 
@@ -139,7 +140,7 @@ class MultipleShooting:
                 v = self.free.low + (self.free.high - self.free.low) / (1 + math.exp(-v))
             z[self.param_offset + j] = v
         g = z[self.param_offset:]
-        x0 = self.initial_state(g)[self.differential]
+        x0 = self.initial_state(g)[..., self.differential]
         fraction = torch.linspace(0, 1, self.N + 1, dtype=self.dtype)[:, None]
         targets = self.problem.direct.targets
         names = [self.problem.states[i] for i in self.differential.tolist()]
@@ -174,10 +175,9 @@ class MultipleShooting:
         return values
 
     def initial_state(self, g: torch.Tensor) -> torch.Tensor:
-        """All states' initial values (columns) at the params' variables g."""
+        """All states' initial values (..., columns) at the params' variables g (..., p)."""
         functions = self.build(self._param_values(g), [_no_control] * len(self.controls))
-        return torch.stack([torch.as_tensor(v, dtype=self.dtype).expand(()) if not isinstance(v, torch.Tensor)
-                            else v.reshape(()) for v in functions["initial"](None, None)])
+        return torch.stack([_batched(v, g) for v in functions["initial"](None, None)], -1)
 
     def _full(self, x: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
         """States (..., columns) from the differential ones x and the quadratures q (else 0)."""
@@ -185,28 +185,30 @@ class MultipleShooting:
         return full if q is None else full.index_copy(-1, self.quadrature, q)
 
     def terminal_values(self, w: torch.Tensor) -> torch.Tensor:
-        """[objective (minimised), constraints...] at w = (X_0, X_N, the quadratures at T, params)."""
+        """[objective (minimised), constraints...] (..., 1 + c) at w = (X_0, X_N, the quadratures
+        at T, params) (..., size)."""
         n, split = self.n, 2 * self.n + len(self.quadrature)
-        functions = self.build(self._param_values(w[split:]), [_no_control] * len(self.controls))
+        functions = self.build(self._param_values(w[..., split:]), [_no_control] * len(self.controls))
         T = torch.tensor(self.horizon, dtype=self.dtype)
-        args = (None, None, self._full(w[:n]), self._full(w[n:2 * n], w[2 * n:split]), T)
-        values = [self.problem.objective.scale * _scalar(functions["objective"](*args)[0], w)]
+        args = (None, None, self._full(w[..., :n]), self._full(w[..., n:2 * n], w[..., 2 * n:split]), T)
+        values = [self.problem.objective.scale * _batched(functions["objective"](*args)[0], w)]
         if "constraints" in functions:
-            values += [_scalar(v, w) for v in functions["constraints"](*args)]
-        return torch.stack(values)
+            values += [_batched(v, w) for v in functions["constraints"](*args)]
+        return torch.stack(values, -1)
 
     def shoot(self, V: torch.Tensor) -> torch.Tensor:
-        """Each interval's outputs from its local variables V (N x d), by `steps` RK4 (3/8) steps:
-        the end state (N x columns: the differential states, and the quadratures' increments from
-        0), then the path constraints' values (P each) at the start of each step and at the end."""
+        """Each interval's outputs from its local variables V (..., N x d), by `steps` RK4 (3/8)
+        steps: the end state (N x columns: the differential states, and the quadratures' increments
+        from 0), then the path constraints' values (P each) at the start of each step and at the
+        end. Leading dimensions are copies of the N intervals (`_derivatives`)."""
         n, N = self.n, self.N
-        x, column = self._full(V[:, :n]), n
+        x, column = self._full(V[..., :n]), n
         nets = []
         for linear in self.linear:
             width = 2 if linear else 1
-            nets.append(_interval_control(V[:, column:column + width], N))
+            nets.append(_interval_control(V[..., column:column + width], N))
             column += width
-        functions = self.build(self._param_values(V[:, column:]), nets)
+        functions = self.build(self._param_values(V[..., column:]), nets)
         dynamics, path = functions["dynamics"], functions.get("path")
         H = self.horizon / N
         h = H / self.options.steps
@@ -223,7 +225,7 @@ class MultipleShooting:
             x = x + h / 8 * (k1 + 3 * (k2 + k3) + k4)
         if path is None:
             return x
-        return torch.cat([x, *points, path(start + H, x)], 1)
+        return torch.cat([x, *points, path(start + H, x)], -1)
 
     # -- the NLP
     def counts(self) -> tuple[int, int]:
@@ -253,7 +255,7 @@ class MultipleShooting:
         defects = X[1:] - outputs[:, self.differential]
         terminal = self.terminal_values(self._terminal_input(z, outputs))
         path = outputs[self.path_target >= 0]            # row-major: in the order of their rows
-        c = torch.cat([X[0] - self.initial_state(g)[self.differential], defects.reshape(-1),
+        c = torch.cat([X[0] - self.initial_state(g)[..., self.differential], defects.reshape(-1),
                        terminal[1:][self.order()], path])
         return terminal[0], c
 
@@ -268,19 +270,15 @@ class MultipleShooting:
         J = torch.zeros(y.numel(), size, dtype=self.dtype)
         W = torch.zeros(size, size, dtype=self.dtype)
         self._initial_derivatives(z, y[:n], J, W)
-        V = z[self.local].detach().requires_grad_(True)
-        with torch.enable_grad():
+        V = z[self.local]
+        with torch.no_grad():
             ends = self.shoot(V)
-            rows, = torch.autograd.grad(ends, V, _unit_rows(ends), retain_graph=True, is_grads_batched=True)
-        rows = rows.permute(1, 0, 2)                                   # N x outputs x d
         # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
         order = self.order()
         weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
         weights[1 + order] = y[n + N * n:self.path_first]
-        jac, weighted = _jacobian_and_hessian(self.terminal_values, self._terminal_input(z, ends.detach()), weights)
-        M = self._terminal_map(rows)
-        J[n + N * n:self.path_first] = jac[1:][order] @ M
-        W += M.T @ weighted @ M
+        jac, weighted = _derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None])
+        jac, weighted = jac[0], weighted[0]
         # defects X_{k+1} - F(V_k), the quadratures' curvature (weighted by ∂(f + yᵀc)/∂Q(T)) and
         # the path constraints at the points of each interval
         lam = torch.zeros_like(ends)
@@ -288,7 +286,10 @@ class MultipleShooting:
         lam[:, self.quadrature] = weights @ jac[:, 2 * n:2 * n + len(self.quadrature)]
         path = self.path_target >= 0
         lam[path] = y[self.path_target[path]]
-        hessians = self._interval_hessians(V, ends, lam)               # N x d x d
+        rows, hessians = _derivatives(self.shoot, V, lam)          # N x outputs x d, N x d x d
+        M = self._terminal_map(rows)
+        J[n + N * n:self.path_first] = jac[1:][order] @ M
+        W += M.T @ weighted @ M
         defect_rows = (n + torch.arange(N * n)).reshape(N, n)
         J[defect_rows.reshape(-1), (n + torch.arange(N * n))] = 1.0
         jacobians = rows[:, self.differential]
@@ -310,10 +311,10 @@ class MultipleShooting:
         params = torch.arange(self.param_offset, self.size)
         if len(params):
             def initial(g):
-                return self.initial_state(g)[self.differential]
-            jacobian, weighted = _jacobian_and_hessian(initial, z[self.param_offset:], y0)
-            J[:n, params] -= jacobian
-            W[params[:, None], params] -= weighted
+                return self.initial_state(g)[..., self.differential]
+            jacobian, weighted = _derivatives(initial, z[self.param_offset:][None], y0[None])
+            J[:n, params] -= jacobian[0]
+            W[params[:, None], params] -= weighted[0]
 
     def _terminal_map(self, rows: torch.Tensor) -> torch.Tensor:
         """M = ∂w/∂z: unit rows for X_0, X_N and the params, the summed interval Jacobians of the
@@ -327,18 +328,6 @@ class MultipleShooting:
             index = (2 * n + torch.arange(q))[None, :, None].expand_as(block)
             M.index_put_((index, self.local[:, None, :].expand_as(block)), block, accumulate=True)
         return M
-
-    def _interval_hessians(self, V: torch.Tensor, ends: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        """Per interval, the Hessian of λ_k·F(V_k) (N x d x d), F the interval's outputs. The
-        intervals are independent, so the gradient of Σ_k ∂(λ_k·F_k)/∂V_k[j] is row j of every
-        interval's Hessian: one batched backward pass over the d rows."""
-        empty = torch.zeros(V.shape[0], V.shape[1], V.shape[1], dtype=V.dtype)
-        with torch.enable_grad():
-            gradient, = torch.autograd.grad((lam * ends).sum(), V, create_graph=True)
-            if not gradient.requires_grad:
-                return empty
-            hessian_rows, = torch.autograd.grad(gradient, V, _unit_rows(V), is_grads_batched=True, allow_unused=True)
-        return empty if hessian_rows is None else hessian_rows.permute(1, 0, 2)
 
     def nlp(self) -> Nlp:
         """The problem for runtime/ipm.py."""
@@ -379,52 +368,53 @@ class MultipleShooting:
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
 
 
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    """Batched cotangents (columns x N x columns): the j-th is 1 in column j of every row."""
-    columns = x.shape[1]
-    return torch.eye(columns, dtype=x.dtype)[:, None, :].expand(columns, x.shape[0], columns)
-
-
-def _jacobian_and_hessian(function, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Jacobian of a small vector function at x and the Hessian of weights·function, by plain
-    autograd with batched cotangents (torch.func would import torch._dynamo and script its
-    forward-mode rules: seconds per process)."""
-    size = x.numel()
+def _derivatives(function, X: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Jacobians (B x m x d) of a function of B independent rows X (B x d) -> (B x m) and the
+    Hessians (B x d x d) of weights_b·function_b: of the N intervals (shoot), or of one row (the
+    terminal and initial functions). A row of every Jacobian (or Hessian) is one gradient: of
+    Σ_b F_b[i] (or of Σ_b ∂(λ_b·F_b)/∂X_b[j]). Each of the m + d rows gets its own copy of X in one
+    batched forward pass (the function takes leading copy dimensions), and one backward pass of
+    the copies' selected entries gives them all: plain autograd (torch.func would import
+    torch._dynamo and script its forward-mode rules: seconds per process), no vmap over cotangents,
+    whose per-pass overhead dominated at these sizes."""
+    B, d = X.shape
+    m = weights.shape[1]
+    copies = X.detach().expand(m + d, B, d).clone().requires_grad_(True)
     with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        values = function(x)
-        if not values.requires_grad:
-            return torch.zeros(values.numel(), size, dtype=x.dtype), torch.zeros(size, size, dtype=x.dtype)
-        jacobian, = torch.autograd.grad(values, x, torch.eye(values.numel(), dtype=x.dtype), retain_graph=True,
-                                        is_grads_batched=True, allow_unused=True)
-        gradient, = torch.autograd.grad(weights @ values, x, create_graph=True, allow_unused=True)
-        hessian = None
-        if gradient is not None and gradient.requires_grad:
-            hessian, = torch.autograd.grad(gradient, x, torch.eye(size, dtype=x.dtype), is_grads_batched=True,
-                                           allow_unused=True)
-    jacobian = torch.zeros(values.numel(), size, dtype=x.dtype) if jacobian is None else jacobian
-    hessian = torch.zeros(size, size, dtype=x.dtype) if hessian is None else hessian
-    return jacobian.detach(), hessian.detach()
+        outputs = function(copies)                                        # copies x B x m
+        if not outputs.requires_grad:                                     # constant
+            return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
+        selected = outputs[:m].diagonal(0, 0, 2).sum()
+        gradient, = torch.autograd.grad((weights * outputs[m:]).sum(), copies, create_graph=True)
+        if gradient.requires_grad:                                        # else linear: no curvature
+            selected = selected + gradient[m:].diagonal(0, 0, 2).sum()
+        rows, = torch.autograd.grad(selected, copies, allow_unused=True)
+    if rows is None:
+        return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
+    return rows[:m].permute(1, 0, 2), rows[m:].permute(1, 0, 2)
 
 
 def _no_control(x):
     raise RunError("a terminal expression reads an open-loop control", "constrain states at T instead")
 
 
-def _scalar(value, like: torch.Tensor) -> torch.Tensor:
-    return value.reshape(()) if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=like.dtype)
+def _batched(value, like: torch.Tensor) -> torch.Tensor:
+    """A generated function's value (a tensor, or a number) broadcast to like's leading dimensions."""
+    value = value if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=like.dtype)
+    return value.expand(like.shape[:-1])
 
 
 def _interval_control(q: torch.Tensor, N: int):
-    """The control of the N intervals at once: u(s) for the rescaled time s in interval k, from its
-    value q_k (N x 1) or its two nodes' values (N x 2, linear between them)."""
+    """The control of the N intervals at once: u(s) for the rescaled times s (N x 1) of the
+    intervals, from their values q (..., N x 1) or their two nodes' values (..., N x 2, linear
+    between them)."""
     k = torch.arange(N, dtype=q.dtype)
 
     def control(s: torch.Tensor) -> torch.Tensor:
-        if q.shape[1] == 1:
-            return q[:, :1].expand(*s.shape[:-1], 1)
+        if q.shape[-1] == 1:
+            return q[..., :1]
         w = (s[..., 0] * N - k).clamp(0.0, 1.0)
-        return (q[:, 0] * (1 - w) + q[:, 1] * w).unsqueeze(-1)
+        return (q[..., 0] * (1 - w) + q[..., 1] * w).unsqueeze(-1)
 
     return control
 

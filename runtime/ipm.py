@@ -133,11 +133,11 @@ class _Kkt:
         k[:n, n:] = jac.T
         delta, delta_c = 0.0, 0.0
         magnitude = max([1.0, *(float(a.abs().max()) for a in (w, jac) if a.numel())])
+        diagonal = k.diagonal().clone()
         while delta <= 1e40:
-            shifted = k.clone()
-            shifted.diagonal()[:n] += delta
-            shifted.diagonal()[n:] -= delta_c
-            ld, pivots, info = torch.linalg.ldl_factor_ex(shifted)
+            k.diagonal()[:n] = diagonal[:n] + delta       # in place: the factorisation copies k
+            k.diagonal()[n:] = diagonal[n:] - delta_c
+            ld, pivots, info = torch.linalg.ldl_factor_ex(k)
             positive, negative, zero = inertia(ld, pivots, magnitude)
             if int(info) == 0 and (positive, negative, zero) == (n, m, 0):
                 self.last_delta, self.factor = delta, (ld, pivots)
