@@ -46,6 +46,7 @@ def test_zermelo_direct_reaches_the_pontryagin_optimum(tmp_path):
     assert name == "y(T) == l" and constraint.violation < 1e-8 and math.isfinite(constraint.multiplier)
     assert result.solver["backend"] == "direct" and "converged" in result.solver["note"]
     assert 3 <= result.steps <= 30
+    assert 0 < result.solve_time_s <= result.wall_time_s + 1e-3   # the solve alone; wall time adds the checks
     payload = json.loads((tmp_path / "r" / "result.json").read_text())
     assert set(payload["constraints"]["y(T) == l"]) == {"value", "violation", "multiplier"}
     with open(tmp_path / "r" / "trajectory.csv") as f:
