@@ -270,23 +270,27 @@ class MultipleShooting:
         J = torch.zeros(y.numel(), size, dtype=self.dtype)
         W = torch.zeros(size, size, dtype=self.dtype)
         self._initial_derivatives(z, y[:n], J, W)
-        V = z[self.local]
-        with torch.no_grad():
-            ends = self.shoot(V)
-        # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
         order = self.order()
         weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
         weights[1 + order] = y[n + N * n:self.path_first]
-        jac, weighted = _derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None])
-        jac, weighted = jac[0], weighted[0]
-        # defects X_{k+1} - F(V_k), the quadratures' curvature (weighted by ∂(f + yᵀc)/∂Q(T)) and
-        # the path constraints at the points of each interval
-        lam = torch.zeros_like(ends)
-        lam[:, self.differential] = -y[n:n + N * n].reshape(N, n)
-        lam[:, self.quadrature] = weights @ jac[:, 2 * n:2 * n + len(self.quadrature)]
+        terminal = []
+
+        def interval_weights(ends: torch.Tensor) -> torch.Tensor:
+            """λ of the intervals' outputs, from their values: the defects X_{k+1} - F(V_k), the
+            quadratures (weighted by ∂(f + yᵀc)/∂Q(T), from the terminal functions' derivatives,
+            kept in `terminal`) and the path constraints at the points of each interval."""
+            jac, weighted = _derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None])
+            terminal.extend([jac[0], weighted[0]])
+            lam = torch.zeros_like(ends)
+            lam[:, self.differential] = -y[n:n + N * n].reshape(N, n)
+            lam[:, self.quadrature] = weights @ jac[0, :, 2 * n:2 * n + len(self.quadrature)]
+            lam[path] = y[self.path_target[path]]
+            return lam
+
         path = self.path_target >= 0
-        lam[path] = y[self.path_target[path]]
-        rows, hessians = _derivatives(self.shoot, V, lam)          # N x outputs x d, N x d x d
+        rows, hessians = _derivatives(self.shoot, z[self.local], interval_weights, self.path_target.shape[1])
+        # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
+        jac, weighted = terminal
         M = self._terminal_map(rows)
         J[n + N * n:self.path_first] = jac[1:][order] @ M
         W += M.T @ weighted @ M
@@ -368,20 +372,22 @@ class MultipleShooting:
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
 
 
-def _derivatives(function, X: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _derivatives(function, X: torch.Tensor, weights, width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The Jacobians (B x m x d) of a function of B independent rows X (B x d) -> (B x m) and the
     Hessians (B x d x d) of weights_b·function_b: of the N intervals (shoot), or of one row (the
-    terminal and initial functions). A row of every Jacobian (or Hessian) is one gradient: of
+    terminal and initial functions). `weights` (B x m) may be a function of the values at X, m = width. A row of every Jacobian (or Hessian) is one gradient: of
     Σ_b F_b[i] (or of Σ_b ∂(λ_b·F_b)/∂X_b[j]). Each of the m + d rows gets its own copy of X in one
     batched forward pass (the function takes leading copy dimensions), and one backward pass of
     the copies' selected entries gives them all: plain autograd (torch.func would import
     torch._dynamo and script its forward-mode rules: seconds per process), no vmap over cotangents,
     whose per-pass overhead dominated at these sizes."""
+    m = width if callable(weights) else weights.shape[1]
     B, d = X.shape
-    m = weights.shape[1]
     copies = X.detach().expand(m + d, B, d).clone().requires_grad_(True)
     with torch.enable_grad():
         outputs = function(copies)                                        # copies x B x m
+        if callable(weights):
+            weights = weights(outputs[0].detach())
         if not outputs.requires_grad:                                     # constant
             return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
         selected = outputs[:m].diagonal(0, 0, 2).sum()
