@@ -16,7 +16,7 @@ Derivatives come from plain autograd. The intervals are independent given their 
 (the params are copied per interval and their blocks summed), so one batched solve of m + d
 copies of the N intervals (one copy per output for the Jacobian rows, one per local variable for
 the Hessian rows of λ·F), a gradient with its graph and one backward pass give every interval's
-blocks at once (`_derivatives`; the terminal and initial functions likewise, as one row).
+blocks at once (`row_derivatives`; the terminal and initial functions likewise, as one row).
 (torch.func would do the same with vmap, but its first call imports torch._dynamo and scripts
 forward-mode rules: seconds per process.)
 """
@@ -32,6 +32,7 @@ from . import library
 from .errors import RunError
 from .ipm import IpmResult, Nlp, solve
 from .model import Solution
+from .row_derivatives import row_derivatives
 
 FEASIBLE = 1e-6   # largest violation a solve may end with
 
@@ -200,7 +201,7 @@ class MultipleShooting:
         """Each interval's outputs from its local variables V (..., N x d), by `steps` RK4 (3/8)
         steps: the end state (N x columns: the differential states, and the quadratures' increments
         from 0), then the path constraints' values (P each) at the start of each step and at the
-        end. Leading dimensions are copies of the N intervals (`_derivatives`)."""
+        end. Leading dimensions are copies of the N intervals (`row_derivatives`)."""
         n, N = self.n, self.N
         x, column = self._full(V[..., :n]), n
         nets = []
@@ -279,7 +280,7 @@ class MultipleShooting:
             """λ of the intervals' outputs, from their values: the defects X_{k+1} - F(V_k), the
             quadratures (weighted by ∂(f + yᵀc)/∂Q(T), from the terminal functions' derivatives,
             kept in `terminal`) and the path constraints at the points of each interval."""
-            jac, weighted = _derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None])
+            jac, weighted = row_derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None])
             terminal.extend([jac[0], weighted[0]])
             lam = torch.zeros_like(ends)
             lam[:, self.differential] = -y[n:n + N * n].reshape(N, n)
@@ -288,7 +289,7 @@ class MultipleShooting:
             return lam
 
         path = self.path_target >= 0
-        rows, hessians = _derivatives(self.shoot, z[self.local], interval_weights, self.path_target.shape[1])
+        rows, hessians = row_derivatives(self.shoot, z[self.local], interval_weights, self.path_target.shape[1])
         # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
         jac, weighted = terminal
         M = self._terminal_map(rows)
@@ -316,7 +317,7 @@ class MultipleShooting:
         if len(params):
             def initial(g):
                 return self.initial_state(g)[..., self.differential]
-            jacobian, weighted = _derivatives(initial, z[self.param_offset:][None], y0[None])
+            jacobian, weighted = row_derivatives(initial, z[self.param_offset:][None], y0[None])
             J[:n, params] -= jacobian[0]
             W[params[:, None], params] -= weighted[0]
 
@@ -370,34 +371,6 @@ class MultipleShooting:
         """The first and last node (all states) as a Solution, at the (rescaled) horizon."""
         X = self.nodes(z)
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
-
-
-def _derivatives(function, X: torch.Tensor, weights, width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Jacobians (B x m x d) of a function of B independent rows X (B x d) -> (B x m) and the
-    Hessians (B x d x d) of weights_b·function_b: of the N intervals (shoot), or of one row (the
-    terminal and initial functions). `weights` (B x m) may be a function of the values at X, m = width. A row of every Jacobian (or Hessian) is one gradient: of
-    Σ_b F_b[i] (or of Σ_b ∂(λ_b·F_b)/∂X_b[j]). Each of the m + d rows gets its own copy of X in one
-    batched forward pass (the function takes leading copy dimensions), and one backward pass of
-    the copies' selected entries gives them all: plain autograd (torch.func would import
-    torch._dynamo and script its forward-mode rules: seconds per process), no vmap over cotangents,
-    whose per-pass overhead dominated at these sizes."""
-    m = width if callable(weights) else weights.shape[1]
-    B, d = X.shape
-    copies = X.detach().expand(m + d, B, d).clone().requires_grad_(True)
-    with torch.enable_grad():
-        outputs = function(copies)                                        # copies x B x m
-        if callable(weights):
-            weights = weights(outputs[0].detach())
-        if not outputs.requires_grad:                                     # constant
-            return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
-        selected = outputs[:m].diagonal(0, 0, 2).sum()
-        gradient, = torch.autograd.grad((weights * outputs[m:]).sum(), copies, create_graph=True)
-        if gradient.requires_grad:                                        # else linear: no curvature
-            selected = selected + gradient[m:].diagonal(0, 0, 2).sum()
-        rows, = torch.autograd.grad(selected, copies, allow_unused=True)
-    if rows is None:
-        return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
-    return rows[:m].permute(1, 0, 2), rows[m:].permute(1, 0, 2)
 
 
 def _no_control(x):
