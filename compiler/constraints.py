@@ -18,7 +18,7 @@ RAW_FINAL_TIME = "_T"   # the free final time's raw param (a spec name never sta
 def declare_optimal_control(lowering: ExpressionLowering, params: dict[str, ir.Param]
                             ) -> tuple[dict[str, ir.Net], ir.FreeTime | None]:
     """The open-loop controls (as nets of the time) and the free final time's raw param (added to
-    `params`). Each control u becomes net_output(u(t / T), 0): a function on [0, 1] that the
+    `params`; under the direct method the raw param is T itself). Each control u becomes net_output(u(t / T), 0): a function on [0, 1] that the
     runtime binds to its piecewise values (runtime/open_loop.py)."""
     checked = lowering.checked
     free_time = None
@@ -27,8 +27,12 @@ def declare_optimal_control(lowering: ExpressionLowering, params: dict[str, ir.P
         if low <= 0:
             raise lowering.error("the range of a free final time must be positive", checked.free_horizon.span)
         raw = sp.Symbol(RAW_FINAL_TIME, real=True)
-        params[RAW_FINAL_TIME] = ir.Param(RAW_FINAL_TIME, (), [sp.Integer(0)])
-        free_time = ir.FreeTime(low, high, RAW_FINAL_TIME, low + (high - low) * sigmoid(raw))
+        if checked.direct is not None:   # T itself: the method bounds it (no sigmoid in every dynamics call)
+            params[RAW_FINAL_TIME] = ir.Param(RAW_FINAL_TIME, (), [sp.Float((low + high) / 2)])
+            free_time = ir.FreeTime(low, high, RAW_FINAL_TIME, raw, squashed=False)
+        else:
+            params[RAW_FINAL_TIME] = ir.Param(RAW_FINAL_TIME, (), [sp.Integer(0)])
+            free_time = ir.FreeTime(low, high, RAW_FINAL_TIME, low + (high - low) * sigmoid(raw))
     nets = {}
     for name, (s, options) in checked.open_loops.items():
         low, high = lowering.range(s.low, s.high, s.span) if s.low is not None else (None, None)

@@ -250,13 +250,15 @@ class Constraint:
 
 @dataclass
 class FreeTime:
-    """`horizon free in [low, high]`: T = low + (high - low) * sigmoid(raw), `raw` a param; the
-    dynamics run in rescaled time s = t / T on [0, 1] (compiler.constraints.free_final_time)."""
+    """`horizon free in [low, high]`: T = low + (high - low) * sigmoid(raw), `raw` a param (or T =
+    raw under the direct method, which keeps it in the range as a bound); the dynamics run in
+    rescaled time s = t / T on [0, 1] (compiler.constraints.free_final_time)."""
 
     low: float
     high: float
     raw: str
     value: sp.Expr      # T as an expression of the raw param
+    squashed: bool = True   # T = low + (high - low) sigmoid(raw); else T = raw
 
 
 @dataclass

@@ -135,11 +135,8 @@ class MultipleShooting:
         for start, control in zip(self.control_offsets, self.controls):
             values = control.values().detach().cpu()
             z[start:start + values.numel()] = values
-        for j, (name, value) in enumerate(zip(self.params, self.model.params)):
-            v = float(value.detach())
-            if self.free is not None and name == self.free.raw:
-                v = self.free.low + (self.free.high - self.free.low) / (1 + math.exp(-v))
-            z[self.param_offset + j] = v
+        for j, value in enumerate(self.model.params):
+            z[self.param_offset + j] = float(value.detach())
         g = z[self.param_offset:]
         x0 = self.initial_state(g)[..., self.differential]
         fraction = torch.linspace(0, 1, self.N + 1, dtype=self.dtype)[:, None]
@@ -165,15 +162,8 @@ class MultipleShooting:
 
     # -- the generated functions with the variables in place of params and nets
     def _param_values(self, g: torch.Tensor) -> list[torch.Tensor]:
-        """The generated code's params from the variables g (..., p): T becomes its raw param."""
-        values = []
-        for j, name in enumerate(self.params):
-            v = g[..., j]
-            if self.free is not None and name == self.free.raw:
-                w = (v - self.free.low) / (self.free.high - self.free.low)
-                v = torch.log(w) - torch.log1p(-w)
-            values.append(v)
-        return values
+        """The generated code's params from the variables g (..., p) (a free T is its own param)."""
+        return [g[..., j] for j in range(len(self.params))]
 
     def initial_state(self, g: torch.Tensor) -> torch.Tensor:
         """All states' initial values (..., columns) at the params' variables g (..., p)."""
@@ -342,7 +332,7 @@ class MultipleShooting:
 
     # -- the answer
     def store(self, z: torch.Tensor) -> None:
-        """Put the solution into the model: params (T as its raw param) and the controls' values."""
+        """Put the solution into the model: params (a free T is its own) and the controls' values."""
         with torch.no_grad():
             g = z[self.param_offset:]
             for value, param in zip(self._param_values(g), self.model.params):
