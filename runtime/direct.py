@@ -377,13 +377,13 @@ def _interval_control(q: torch.Tensor, N: int):
     """The control of the N intervals at once: u(s) for the rescaled times s (N x 1) of the
     intervals, from their values q (..., N x 1) or their two nodes' values (..., N x 2, linear
     between them)."""
+    if q.shape[-1] == 1:
+        return lambda s: q
     k = torch.arange(N, dtype=q.dtype)
+    start, end = q[..., :1], q[..., 1:]
 
     def control(s: torch.Tensor) -> torch.Tensor:
-        if q.shape[-1] == 1:
-            return q[..., :1]
-        w = (s[..., 0] * N - k).clamp(0.0, 1.0)
-        return (q[..., 0] * (1 - w) + q[..., 1] * w).unsqueeze(-1)
+        return torch.lerp(start, end, (s * N - k[:, None]).clamp(0.0, 1.0))
 
     return control
 
