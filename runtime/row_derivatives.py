@@ -15,8 +15,9 @@ def row_derivatives(function: Callable[[torch.Tensor], torch.Tensor], X: torch.T
     terminal and initial functions). `weights` (B x m) may be a function of the values at X
     (then m = width). A row of every Jacobian (or Hessian) is one gradient: of Σ_b F_b[i] (or of
     Σ_b ∂(λ_b·F_b)/∂X_b[j]). Each of the m + d rows gets its own copy of X in one
-    batched forward pass (the function takes leading copy dimensions), and one backward pass of
-    the copies' selected entries gives them all: plain autograd (torch.func would import
+    batched forward pass (the function takes leading copy dimensions); one backward pass (with
+    its graph) gives the Jacobian rows and the gradients of λ·F, a second one of the latter's
+    selected entries the Hessian rows (skipped when F is linear): plain autograd (torch.func would import
     torch._dynamo and script its forward-mode rules: seconds per process), no vmap over cotangents,
     whose per-pass overhead dominated at these sizes."""
     m = width if callable(weights) else weights.shape[1]
@@ -28,11 +29,11 @@ def row_derivatives(function: Callable[[torch.Tensor], torch.Tensor], X: torch.T
             weights = weights(outputs[0].detach())
         if not outputs.requires_grad:                                     # constant
             return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
-        selected = outputs[:m].diagonal(0, 0, 2).sum()
-        gradient, = torch.autograd.grad((weights * outputs[m:]).sum(), copies, create_graph=True)
-        if gradient.requires_grad:                                        # else linear: no curvature
-            selected = selected + gradient[m:].diagonal(0, 0, 2).sum()
-        rows, = torch.autograd.grad(selected, copies, allow_unused=True)
-    if rows is None:
-        return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
-    return rows[:m].permute(1, 0, 2), rows[m:].permute(1, 0, 2)
+        first = outputs[:m].diagonal(0, 0, 2).sum() + (weights * outputs[m:]).sum()
+        rows, = torch.autograd.grad(first, copies, create_graph=True)    # Jacobian rows; gradients of λ·F
+        hessian = X.new_zeros(B, d, d)
+        if rows.requires_grad:                                            # else linear: no curvature
+            second, = torch.autograd.grad(rows[m:].diagonal(0, 0, 2).sum(), copies, allow_unused=True)
+            if second is not None:
+                hessian = second[m:].permute(1, 0, 2)
+    return rows[:m].detach().permute(1, 0, 2), hessian
