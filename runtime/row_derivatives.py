@@ -1,5 +1,5 @@
 """Jacobians and Hessians of functions whose rows are independent (the direct method's N
-intervals, or a single row), by plain autograd with one forward and two backward passes."""
+intervals, or a single row), by plain autograd: one forward and at most two backward passes."""
 from __future__ import annotations
 
 from typing import Callable
