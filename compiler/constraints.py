@@ -18,7 +18,7 @@ RAW_FINAL_TIME = "_T"   # the free final time's raw param (a spec name never sta
 def declare_optimal_control(lowering: ExpressionLowering, params: dict[str, ir.Param]
                             ) -> tuple[dict[str, ir.Net], ir.FreeTime | None]:
     """The open-loop controls (as nets of the time) and the free final time's raw param (added to
-    `params`). Each control u becomes net_output(u(t / T), 0): a function on [0, 1] that the
+    `params`; under the direct method the raw param is T itself). Each control u becomes net_output(u(t / T), 0): a function on [0, 1] that the
     runtime binds to its piecewise values (runtime/open_loop.py)."""
     checked = lowering.checked
     free_time = None
@@ -27,8 +27,12 @@ def declare_optimal_control(lowering: ExpressionLowering, params: dict[str, ir.P
         if low <= 0:
             raise lowering.error("the range of a free final time must be positive", checked.free_horizon.span)
         raw = sp.Symbol(RAW_FINAL_TIME, real=True)
-        params[RAW_FINAL_TIME] = ir.Param(RAW_FINAL_TIME, (), [sp.Integer(0)])
-        free_time = ir.FreeTime(low, high, RAW_FINAL_TIME, low + (high - low) * sigmoid(raw))
+        if checked.direct is not None:   # T itself: the method bounds it (no sigmoid in every dynamics call)
+            params[RAW_FINAL_TIME] = ir.Param(RAW_FINAL_TIME, (), [sp.Float((low + high) / 2)])
+            free_time = ir.FreeTime(low, high, RAW_FINAL_TIME, raw, squashed=False)
+        else:
+            params[RAW_FINAL_TIME] = ir.Param(RAW_FINAL_TIME, (), [sp.Integer(0)])
+            free_time = ir.FreeTime(low, high, RAW_FINAL_TIME, low + (high - low) * sigmoid(raw))
     nets = {}
     for name, (s, options) in checked.open_loops.items():
         low, high = lowering.range(s.low, s.high, s.span) if s.low is not None else (None, None)
@@ -42,7 +46,8 @@ def declare_optimal_control(lowering: ExpressionLowering, params: dict[str, ir.P
 
 def lower_constraints(lowering: ExpressionLowering) -> list[ir.Constraint]:
     """`subject to` statements, entry by entry, as g == 0 or g <= 0; a path constraint adds the
-    running state ∫ max(g, 0)² dt (∫ g² dt for an equality) and constrains its final value to 0."""
+    running state ∫ max(g, 0)² dt (∫ g² dt for an equality) and constrains its final value to 0,
+    except under the direct method, which enforces g <= 0 itself at the points of the trajectory."""
     constraints = []
     for s in lowering.checked.constraints:
         text = source_text(lowering.checked, s).removeprefix("subject").strip().removeprefix("to").strip()
@@ -57,7 +62,9 @@ def lower_constraints(lowering: ExpressionLowering) -> list[ir.Constraint]:
         for i, (a, b) in enumerate(pairs):
             g = b - a if s.op == ">=" else a - b
             name = text if len(pairs) == 1 else f"{text} [{i}]"
-            if s.always:
+            if s.always and lowering.checked.direct is not None:
+                constraints.append(ir.Constraint(name, kind, g, s.span.line, path=True, running=True))
+            elif s.always:
                 state = f"{INTEGRAL_PREFIX}{len(lowering.integrals)}"
                 lowering.integrals[state] = (sp.Max(g, 0) if kind == "ineq" else g) ** 2
                 constraints.append(ir.Constraint(name, "eq", ir.final_symbol(state), s.span.line, path=True))
@@ -87,15 +94,22 @@ def direct_method(lowering: ExpressionLowering, constraints: list[ir.Constraint]
         if symbol.name.endswith("(T)") and slope.is_number and slope != 0 and rest.is_number:
             targets[symbol.name.removesuffix("(T)")] = float(-rest / slope)
     integrands = lowering.integrals
-    read = {symbol.name for e in [*dynamics.values(), *integrands.values()] for symbol in e.free_symbols}
+    running = [c.expr for c in constraints if c.running]
+    read = {symbol.name for e in [*dynamics.values(), *integrands.values(), *running] for symbol in e.free_symbols}
     return ir.Direct(options, targets, [name for name in integrands if name not in read])
 
 
 def constraint_functions(problem: ir.Problem) -> ir.Problem:
-    """The generated function "constraints": the constraint values (terminal signature)."""
-    if not problem.constraints:
-        return problem
-    functions = {**problem.functions, "constraints": ([c.expr for c in problem.constraints], "tuple")}
+    """The generated functions "constraints": the terminal constraints' values (terminal
+    signature), and "path": the direct method's path constraints g at the points (t, s) of the
+    trajectory (stacked, as the dynamics)."""
+    terminal = [c.expr for c in problem.constraints if not c.running]
+    running = [c.expr for c in problem.constraints if c.running]
+    functions = dict(problem.functions)
+    if terminal:
+        functions["constraints"] = (terminal, "tuple")
+    if running:
+        functions["path"] = (running, "stack")
     return replace(problem, functions=functions)
 
 
@@ -119,6 +133,6 @@ def free_final_time(problem: ir.Problem) -> ir.Problem:
     return replace(
         problem, dynamics=dynamics, horizon=1.0, objective=replace(problem.objective, expr=at(problem.objective.expr)),
         controls={n: rescaled(v) for n, v in problem.controls.items()}, expectations=expectations,
-        constraints=[replace(c, expr=at(c.expr)) for c in problem.constraints],
+        constraints=[replace(c, expr=(rescaled if c.running else at)(c.expr)) for c in problem.constraints],
         functions={n: ([at(v) for v in values], how) for n, (values, how) in problem.functions.items()},
         plots=[replace(p, exprs=[rescaled(v) for v in p.exprs]) for p in problem.plots])

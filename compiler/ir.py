@@ -236,24 +236,29 @@ class OpenLoop:
 class Constraint:
     """`subject to ...`, as `expr == 0` (kind "eq") or `expr <= 0` (kind "ineq") over initial/final
     symbols, T and params. A path constraint g <= 0 `always` is the equality ∫ max(g, 0)² dt == 0
-    (an extra running state, compiler.constraints)."""
+    (an extra running state, compiler.constraints); under the direct method it stays g <= 0 over the
+    states, controls, t and params (`running`), enforced at the points of the trajectory
+    (runtime/direct.py)."""
 
     name: str       # as written in the spec (with [i] per entry of a vector constraint)
     kind: str       # "eq" | "ineq"
     expr: sp.Expr
     line: int
     path: bool = False
+    running: bool = False   # expr is g(t, states, controls, params) of a path constraint (the direct method)
 
 
 @dataclass
 class FreeTime:
-    """`horizon free in [low, high]`: T = low + (high - low) * sigmoid(raw), `raw` a param; the
-    dynamics run in rescaled time s = t / T on [0, 1] (compiler.constraints.free_final_time)."""
+    """`horizon free in [low, high]`: T = low + (high - low) * sigmoid(raw), `raw` a param (or T =
+    raw under the direct method, which keeps it in the range as a bound); the dynamics run in
+    rescaled time s = t / T on [0, 1] (compiler.constraints.free_final_time)."""
 
     low: float
     high: float
     raw: str
     value: sp.Expr      # T as an expression of the raw param
+    squashed: bool = True   # T = low + (high - low) sigmoid(raw); else T = raw
 
 
 @dataclass

@@ -218,5 +218,5 @@ def lower(checked: CheckedSpec) -> ir.Problem:
                       study_settings=dict(checked.study_settings))
     if problem.tensor is None:     # the tensor path takes `at end` values and running costs itself
         problem = running_costs(final_values(problem))
-    problem = free_final_time(constraint_functions(problem))
+    problem = constraint_functions(free_final_time(problem))
     return to_minimize(kinds.study_step(checked.study)(problem, checked))

@@ -75,7 +75,7 @@ def check_structure(checker: Checker, out: CheckedSpec) -> None:
 def check_direct(checker: Checker, out: CheckedSpec) -> None:
     """What the direct method (`solve direct(...)`, runtime/direct.py) can solve: one trajectory of
     a continuous-time spec over a fixed or free horizon, chosen by open-loop controls and params,
-    with terminal constraints."""
+    with terminal constraints and path inequalities."""
     if out.direct is None:
         return
     span = out.direct_span
@@ -89,8 +89,9 @@ def check_direct(checker: Checker, out: CheckedSpec) -> None:
                             out.stop.span if out.stop else span, "end with 'horizon 2' or 'horizon free in [a, b]'")
     refused = [(stmt.span, "a net", "a net has too many weights for its dense KKT system; use an open-loop "
                 "control 'control u in [a, b] piecewise(N=50)'") for stmt, _ in out.nets.values()]
-    refused += [(s.span, "a path constraint ('always')", "constrain the final state x(T), or solve by "
-                 "training (remove 'solve direct')") for s in out.constraints if s.always]
+    refused += [(s.span, "an equality path constraint ('==' always)", "it enforces path inequalities at the "
+                 "points of the trajectory: eliminate a state with the equality (a 'let'), or solve by training "
+                 "(remove 'solve direct')") for s in out.constraints if s.always and s.op == "=="]
     refused += [(span_, "'train'", "the direct method solves by Newton steps; remove the 'train' statement")
                 for span_ in out.train_spans]
     refused += [(b.span, "a random initial state", "give the state a value") for b in out.states.values()

@@ -163,8 +163,8 @@ def final_time_value(model: CompiledProblem) -> float | None:
     free = model.problem.free_time
     if free is None:
         return None
-    raw = model.params[list(model.problem.params).index(free.raw)]
-    return float(free.low + (free.high - free.low) * torch.sigmoid(raw.detach()))
+    raw = model.params[list(model.problem.params).index(free.raw)].detach()
+    return float(free.low + (free.high - free.low) * torch.sigmoid(raw) if free.squashed else raw)
 
 
 def history_rows(rows: list[Outer], objective: list[float], names: list[str]) -> tuple[list[str], list[list]]:

@@ -5,17 +5,20 @@ The variables are the states at the N + 1 interval boundaries X_0..X_N, the open
 values (per interval, or per node with a linear hold; their bounds are box constraints) and the
 params (a free final time as T itself, bounded by its range). The constraints are X_0 = the initial
 state, the continuity defects X_{k+1} - F(X_k, u_k, p) = 0, where F integrates interval k with
-`steps` fixed RK4 (3/8 rule) steps of the generated dynamics, and the spec's terminal constraints.
+`steps` fixed RK4 (3/8 rule) steps of the generated dynamics, the spec's terminal constraints, and
+its path constraints g <= 0 (`always`) at every point where a step starts and at the final node:
+each interval's points are functions of its own variables (x_k, its controls, the params), like F.
 
 Integral states that nothing else reads (∫ f² dt) are quadratures: each interval integrates its
 increment from 0 and their sum is the value at T, so they are not variables at the nodes.
 
 Derivatives come from plain autograd. The intervals are independent given their own variables
-(the params are copied per interval and their blocks summed), so one batched solve of the N
-intervals and backward passes with batched unit cotangents (one per state for the Jacobians, one
-per local variable for the Hessian blocks of λ·F) give every interval's blocks at once, in three
-autograd calls. (torch.func would do the same with vmap, but its first call imports torch._dynamo
-and scripts forward-mode rules: seconds per process.)
+(the params are copied per interval and their blocks summed), so one batched solve of m + d
+copies of the N intervals (one copy per output for the Jacobian rows, one per local variable for
+the Hessian rows of λ·F), a gradient with its graph and one backward pass give every interval's
+blocks at once (`row_derivatives`; the terminal and initial functions likewise, as one row).
+(torch.func would do the same with vmap, but its first call imports torch._dynamo and scripts
+forward-mode rules: seconds per process.)
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from . import library
 from .errors import RunError
 from .ipm import IpmResult, Nlp, solve
 from .model import Solution
+from .row_derivatives import row_derivatives
 
 FEASIBLE = 1e-6   # largest violation a solve may end with
 
@@ -75,6 +79,8 @@ class MultipleShooting:
         self.params = list(problem.params)
         self.free = problem.free_time
         self.horizon = float(problem.horizon)
+        self.terminal_constraints = [c for c in problem.constraints if not c.running]
+        self.path_constraints = [c for c in problem.constraints if c.running]
         self._layout()
 
     # -- the variables
@@ -95,7 +101,21 @@ class MultipleShooting:
         self.local = torch.cat(columns, 1)                                   # N x d
         self.terminal = torch.cat([torch.arange(n), N * n + torch.arange(n),
                                    self.param_offset + torch.arange(len(self.params))])
+        self._path_layout()
 
+    def _path_layout(self) -> None:
+        """Which constraint row each column of an interval's outputs (shoot) is: -1 for the end
+        state; the path values at the start of each step are rows, at the interval's end only the
+        last interval's (the final node; the others are the next interval's start)."""
+        N, steps, P = self.N, self.options.steps, len(self.path_constraints)
+        equalities, inequalities = self.counts()
+        first = equalities + inequalities - (N * steps + 1) * P
+        target = torch.full((N, self.columns + (steps + 1) * P), -1, dtype=torch.long)
+        inner = first + torch.arange(N * steps * P).reshape(N, steps * P)
+        target[:, self.columns:self.columns + steps * P] = inner
+        target[-1, self.columns + steps * P:] = first + N * steps * P + torch.arange(P)
+        self.path_target = target
+        self.path_first = first
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds of the variables (±inf where free): control ranges and a free T's range."""
         lower = torch.full((self.size,), -math.inf, dtype=self.dtype)
@@ -115,13 +135,10 @@ class MultipleShooting:
         for start, control in zip(self.control_offsets, self.controls):
             values = control.values().detach().cpu()
             z[start:start + values.numel()] = values
-        for j, (name, value) in enumerate(zip(self.params, self.model.params)):
-            v = float(value.detach())
-            if self.free is not None and name == self.free.raw:
-                v = self.free.low + (self.free.high - self.free.low) / (1 + math.exp(-v))
-            z[self.param_offset + j] = v
+        for j, value in enumerate(self.model.params):
+            z[self.param_offset + j] = float(value.detach())
         g = z[self.param_offset:]
-        x0 = self.initial_state(g)[self.differential]
+        x0 = self.initial_state(g)[..., self.differential]
         fraction = torch.linspace(0, 1, self.N + 1, dtype=self.dtype)[:, None]
         targets = self.problem.direct.targets
         names = [self.problem.states[i] for i in self.differential.tolist()]
@@ -145,21 +162,13 @@ class MultipleShooting:
 
     # -- the generated functions with the variables in place of params and nets
     def _param_values(self, g: torch.Tensor) -> list[torch.Tensor]:
-        """The generated code's params from the variables g (..., p): T becomes its raw param."""
-        values = []
-        for j, name in enumerate(self.params):
-            v = g[..., j]
-            if self.free is not None and name == self.free.raw:
-                w = (v - self.free.low) / (self.free.high - self.free.low)
-                v = torch.log(w) - torch.log1p(-w)
-            values.append(v)
-        return values
+        """The generated code's params from the variables g (..., p) (a free T is its own param)."""
+        return [g[..., j] for j in range(len(self.params))]
 
     def initial_state(self, g: torch.Tensor) -> torch.Tensor:
-        """All states' initial values (columns) at the params' variables g."""
+        """All states' initial values (..., columns) at the params' variables g (..., p)."""
         functions = self.build(self._param_values(g), [_no_control] * len(self.controls))
-        return torch.stack([torch.as_tensor(v, dtype=self.dtype).expand(()) if not isinstance(v, torch.Tensor)
-                            else v.reshape(()) for v in functions["initial"](None, None)])
+        return torch.stack([_batched(v, g) for v in functions["initial"](None, None)], -1)
 
     def _full(self, x: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor:
         """States (..., columns) from the differential ones x and the quadratures q (else 0)."""
@@ -167,48 +176,59 @@ class MultipleShooting:
         return full if q is None else full.index_copy(-1, self.quadrature, q)
 
     def terminal_values(self, w: torch.Tensor) -> torch.Tensor:
-        """[objective (minimised), constraints...] at w = (X_0, X_N, the quadratures at T, params)."""
+        """[objective (minimised), constraints...] (..., 1 + c) at w = (X_0, X_N, the quadratures
+        at T, params) (..., size)."""
         n, split = self.n, 2 * self.n + len(self.quadrature)
-        functions = self.build(self._param_values(w[split:]), [_no_control] * len(self.controls))
+        functions = self.build(self._param_values(w[..., split:]), [_no_control] * len(self.controls))
         T = torch.tensor(self.horizon, dtype=self.dtype)
-        args = (None, None, self._full(w[:n]), self._full(w[n:2 * n], w[2 * n:split]), T)
-        values = [self.problem.objective.scale * _scalar(functions["objective"](*args)[0], w)]
+        args = (None, None, self._full(w[..., :n]), self._full(w[..., n:2 * n], w[..., 2 * n:split]), T)
+        values = [self.problem.objective.scale * _batched(functions["objective"](*args)[0], w)]
         if "constraints" in functions:
-            values += [_scalar(v, w) for v in functions["constraints"](*args)]
-        return torch.stack(values)
+            values += [_batched(v, w) for v in functions["constraints"](*args)]
+        return torch.stack(values, -1)
 
     def shoot(self, V: torch.Tensor) -> torch.Tensor:
-        """Each interval's end state (N x columns) from its local variables V (N x d), by `steps`
-        RK4 (3/8) steps: the differential states, and the quadratures' increments (from 0)."""
+        """Each interval's outputs from its local variables V (..., N x d), by `steps` RK4 (3/8)
+        steps: the end state (N x columns: the differential states, and the quadratures' increments
+        from 0), then the path constraints' values (P each) at the start of each step and at the
+        end. Leading dimensions are copies of the N intervals (`row_derivatives`)."""
         n, N = self.n, self.N
-        x, column = self._full(V[:, :n]), n
+        x, column = self._full(V[..., :n]), n
         nets = []
         for linear in self.linear:
             width = 2 if linear else 1
-            nets.append(_interval_control(V[:, column:column + width], N))
+            nets.append(_interval_control(V[..., column:column + width], N))
             column += width
-        dynamics = self.build(self._param_values(V[:, column:]), nets)["dynamics"]
+        functions = self.build(self._param_values(V[..., column:]), nets)
+        dynamics, path = functions["dynamics"], functions.get("path")
         H = self.horizon / N
         h = H / self.options.steps
         start = torch.arange(N, dtype=self.dtype) * H
+        points = []
         for j in range(self.options.steps):
             t = start + j * h
+            if path is not None:
+                points.append(path(t, x))
             k1 = dynamics(t, x)
             k2 = dynamics(t + h / 3, x + h / 3 * k1)
             k3 = dynamics(t + 2 * h / 3, x + h * (k2 - k1 / 3))
             k4 = dynamics(t + h, x + h * (k1 - k2 + k3))
             x = x + h / 8 * (k1 + 3 * (k2 + k3) + k4)
-        return x
+        if path is None:
+            return x
+        return torch.cat([x, *points, path(start + H, x)], -1)
 
     # -- the NLP
     def counts(self) -> tuple[int, int]:
-        """(equalities, inequalities): initial state, defects and terminal equalities; terminal inequalities."""
-        kinds = [c.kind for c in self.problem.constraints]
-        return (self.N + 1) * self.n + kinds.count("eq"), kinds.count("ineq")
+        """(equalities, inequalities): initial state, defects and terminal equalities; terminal
+        inequalities and the path constraints at N * steps + 1 points each."""
+        kinds = [c.kind for c in self.terminal_constraints]
+        points = (self.N * self.options.steps + 1) * len(self.path_constraints)
+        return (self.N + 1) * self.n + kinds.count("eq"), kinds.count("ineq") + points
 
     def order(self) -> torch.Tensor:
         """The terminal constraints' rows in [equalities; inequalities] order (after the defects)."""
-        kinds = [c.kind for c in self.problem.constraints]
+        kinds = [c.kind for c in self.terminal_constraints]
         eq = [i for i, k in enumerate(kinds) if k == "eq"]
         return torch.tensor(eq + [i for i, k in enumerate(kinds) if k == "ineq"], dtype=torch.long)
 
@@ -218,14 +238,16 @@ class MultipleShooting:
         return torch.cat([z[self.terminal[:2 * n]], ends[:, self.quadrature].sum(0), z[self.terminal[2 * n:]]])
 
     def evaluate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f, c): the objective (minimised) and the constraints [initial state; defects; terminal]."""
+        """(f, c): the objective (minimised) and the constraints [initial state; defects; terminal
+        equalities; terminal inequalities; path constraints]."""
         X = z[:(self.N + 1) * self.n].reshape(self.N + 1, self.n)
         g = z[self.param_offset:]
-        ends = self.shoot(z[self.local])
-        defects = X[1:] - ends[:, self.differential]
-        terminal = self.terminal_values(self._terminal_input(z, ends))
-        c = torch.cat([X[0] - self.initial_state(g)[self.differential], defects.reshape(-1),
-                       terminal[1:][self.order()]])
+        outputs = self.shoot(z[self.local])
+        defects = X[1:] - outputs[:, self.differential]
+        terminal = self.terminal_values(self._terminal_input(z, outputs))
+        path = outputs[self.path_target >= 0]            # row-major: in the order of their rows
+        c = torch.cat([X[0] - self.initial_state(g)[..., self.differential], defects.reshape(-1),
+                       terminal[1:][self.order()], path])
         return terminal[0], c
 
     def values(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,31 +261,42 @@ class MultipleShooting:
         J = torch.zeros(y.numel(), size, dtype=self.dtype)
         W = torch.zeros(size, size, dtype=self.dtype)
         self._initial_derivatives(z, y[:n], J, W)
-        V = z[self.local].detach().requires_grad_(True)
-        with torch.enable_grad():
-            ends = self.shoot(V)
-            rows, = torch.autograd.grad(ends, V, _unit_rows(ends), retain_graph=True, is_grads_batched=True)
-        rows = rows.permute(1, 0, 2)                                   # N x columns x d
-        # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
         order = self.order()
         weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
-        weights[1 + order] = y[n + N * n:]
-        jac, weighted = _jacobian_and_hessian(self.terminal_values, self._terminal_input(z, ends.detach()), weights)
+        weights[1 + order] = y[n + N * n:self.path_first]
+        terminal = []
+
+        def interval_weights(ends: torch.Tensor) -> torch.Tensor:
+            """λ of the intervals' outputs, from their values: the defects X_{k+1} - F(V_k), the
+            quadratures (weighted by ∂(f + yᵀc)/∂Q(T), from the terminal functions' derivatives,
+            kept in `terminal`) and the path constraints at the points of each interval."""
+            jac, weighted = row_derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None])
+            terminal.extend([jac[0], weighted[0]])
+            lam = torch.zeros_like(ends)
+            lam[:, self.differential] = -y[n:n + N * n].reshape(N, n)
+            lam[:, self.quadrature] = weights @ jac[0, :, 2 * n:2 * n + len(self.quadrature)]
+            lam[path] = y[self.path_target[path]]
+            return lam
+
+        path = self.path_target >= 0
+        rows, hessians = row_derivatives(self.shoot, z[self.local], interval_weights, self.path_target.shape[1])
+        # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
+        jac, weighted = terminal
         M = self._terminal_map(rows)
-        J[n + N * n:] = jac[1:][order] @ M
+        J[n + N * n:self.path_first] = jac[1:][order] @ M
         W += M.T @ weighted @ M
-        # defects X_{k+1} - F(V_k), and the quadratures' curvature (weighted by ∂(f + yᵀc)/∂Q(T))
-        lam = torch.zeros(N, self.columns, dtype=self.dtype)
-        lam[:, self.differential] = y[n:n + N * n].reshape(N, n)
-        lam[:, self.quadrature] = -(weights @ jac[:, 2 * n:2 * n + len(self.quadrature)])
-        hessians = self._interval_hessians(V, ends, lam)               # N x d x d
         defect_rows = (n + torch.arange(N * n)).reshape(N, n)
         J[defect_rows.reshape(-1), (n + torch.arange(N * n))] = 1.0
         jacobians = rows[:, self.differential]
         J.index_put_((defect_rows[:, :, None].expand_as(jacobians), self.local[:, None, :].expand_as(jacobians)),
                      -jacobians, accumulate=True)
         W.index_put_((self.local[:, :, None].expand_as(hessians), self.local[:, None, :].expand_as(hessians)),
-                     -hessians, accumulate=True)
+                     hessians, accumulate=True)
+        if bool(path.any()):
+            interval, column = path.nonzero(as_tuple=True)
+            block = rows[interval, column]                             # path rows x d
+            J.index_put_((self.path_target[path][:, None].expand_as(block), self.local[interval]), block,
+                         accumulate=True)
         return jac[0] @ M, J, W
 
     def _initial_derivatives(self, z: torch.Tensor, y0: torch.Tensor, J: torch.Tensor, W: torch.Tensor) -> None:
@@ -273,10 +306,10 @@ class MultipleShooting:
         params = torch.arange(self.param_offset, self.size)
         if len(params):
             def initial(g):
-                return self.initial_state(g)[self.differential]
-            jacobian, weighted = _jacobian_and_hessian(initial, z[self.param_offset:], y0)
-            J[:n, params] -= jacobian
-            W[params[:, None], params] -= weighted
+                return self.initial_state(g)[..., self.differential]
+            jacobian, weighted = row_derivatives(initial, z[self.param_offset:][None], y0[None])
+            J[:n, params] -= jacobian[0]
+            W[params[:, None], params] -= weighted[0]
 
     def _terminal_map(self, rows: torch.Tensor) -> torch.Tensor:
         """M = ∂w/∂z: unit rows for X_0, X_N and the params, the summed interval Jacobians of the
@@ -291,18 +324,6 @@ class MultipleShooting:
             M.index_put_((index, self.local[:, None, :].expand_as(block)), block, accumulate=True)
         return M
 
-    def _interval_hessians(self, V: torch.Tensor, ends: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        """Per interval, the Hessian of λ_k·F(V_k) (N x d x d). The intervals are independent, so
-        the gradient of Σ_k ∂(λ_k·F_k)/∂V_k[j] is row j of every interval's Hessian: one batched
-        backward pass over the d rows."""
-        empty = torch.zeros(V.shape[0], V.shape[1], V.shape[1], dtype=V.dtype)
-        with torch.enable_grad():
-            gradient, = torch.autograd.grad((lam * ends).sum(), V, create_graph=True)
-            if not gradient.requires_grad:
-                return empty
-            hessian_rows, = torch.autograd.grad(gradient, V, _unit_rows(V), is_grads_batched=True, allow_unused=True)
-        return empty if hessian_rows is None else hessian_rows.permute(1, 0, 2)
-
     def nlp(self) -> Nlp:
         """The problem for runtime/ipm.py."""
         lower, upper = self.bounds()
@@ -311,7 +332,7 @@ class MultipleShooting:
 
     # -- the answer
     def store(self, z: torch.Tensor) -> None:
-        """Put the solution into the model: params (T as its raw param) and the controls' values."""
+        """Put the solution into the model: params (a free T is its own) and the controls' values."""
         with torch.no_grad():
             g = z[self.param_offset:]
             for value, param in zip(self._param_values(g), self.model.params):
@@ -342,52 +363,27 @@ class MultipleShooting:
         return Solution(X[:1], X[-1:], torch.tensor(self.horizon, dtype=self.dtype, device=self.device))
 
 
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    """Batched cotangents (columns x N x columns): the j-th is 1 in column j of every row."""
-    columns = x.shape[1]
-    return torch.eye(columns, dtype=x.dtype)[:, None, :].expand(columns, x.shape[0], columns)
-
-
-def _jacobian_and_hessian(function, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Jacobian of a small vector function at x and the Hessian of weights·function, by plain
-    autograd with batched cotangents (torch.func would import torch._dynamo and script its
-    forward-mode rules: seconds per process)."""
-    size = x.numel()
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        values = function(x)
-        if not values.requires_grad:
-            return torch.zeros(values.numel(), size, dtype=x.dtype), torch.zeros(size, size, dtype=x.dtype)
-        jacobian, = torch.autograd.grad(values, x, torch.eye(values.numel(), dtype=x.dtype), retain_graph=True,
-                                        is_grads_batched=True, allow_unused=True)
-        gradient, = torch.autograd.grad(weights @ values, x, create_graph=True, allow_unused=True)
-        hessian = None
-        if gradient is not None and gradient.requires_grad:
-            hessian, = torch.autograd.grad(gradient, x, torch.eye(size, dtype=x.dtype), is_grads_batched=True,
-                                           allow_unused=True)
-    jacobian = torch.zeros(values.numel(), size, dtype=x.dtype) if jacobian is None else jacobian
-    hessian = torch.zeros(size, size, dtype=x.dtype) if hessian is None else hessian
-    return jacobian.detach(), hessian.detach()
-
-
 def _no_control(x):
     raise RunError("a terminal expression reads an open-loop control", "constrain states at T instead")
 
 
-def _scalar(value, like: torch.Tensor) -> torch.Tensor:
-    return value.reshape(()) if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=like.dtype)
+def _batched(value, like: torch.Tensor) -> torch.Tensor:
+    """A generated function's value (a tensor, or a number) broadcast to like's leading dimensions."""
+    value = value if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=like.dtype)
+    return value.expand(like.shape[:-1])
 
 
 def _interval_control(q: torch.Tensor, N: int):
-    """The control of the N intervals at once: u(s) for the rescaled time s in interval k, from its
-    value q_k (N x 1) or its two nodes' values (N x 2, linear between them)."""
+    """The control of the N intervals at once: u(s) for the rescaled times s (N x 1) of the
+    intervals, from their values q (..., N x 1) or their two nodes' values (..., N x 2, linear
+    between them)."""
+    if q.shape[-1] == 1:
+        return lambda s: q
     k = torch.arange(N, dtype=q.dtype)
+    start, end = q[..., :1], q[..., 1:]
 
     def control(s: torch.Tensor) -> torch.Tensor:
-        if q.shape[1] == 1:
-            return q[:, :1].expand(*s.shape[:-1], 1)
-        w = (s[..., 0] * N - k).clamp(0.0, 1.0)
-        return (q[:, 0] * (1 - w) + q[:, 1] * w).unsqueeze(-1)
+        return torch.lerp(start, end, (s * N - k[:, None]).clamp(0.0, 1.0))
 
     return control
 
@@ -409,20 +405,32 @@ def solve_direct(model, quiet: bool = True) -> DirectResult:
     return _outcome(shooting, result)
 
 
+def _constraint_report(shooting: MultipleShooting, result: IpmResult) -> dict[str, tuple[float, float, float]]:
+    """Each constraint's (value, violation, multiplier), in the spec's order: a terminal one's value
+    and multiplier; a path constraint's worst value over its points (its largest g) and the sum of
+    its multipliers over the points (≥ 0; the discretised measure of its multiplier function)."""
+    first = (shooting.N + 1) * shooting.n
+    c, y = result.constraints, result.y
+    values = {}
+    for row, index in enumerate(shooting.order().tolist()):
+        values[id(shooting.terminal_constraints[index])] = (float(c[first + row]), float(y[first + row]))
+    P = len(shooting.path_constraints)
+    for i, constraint in enumerate(shooting.path_constraints):
+        rows = slice(shooting.path_first + i, None, P)          # its rows: point after point
+        values[id(constraint)] = (float(c[rows].max()), float(y[rows].sum()))
+    report = {}
+    for constraint in shooting.problem.constraints:
+        value, multiplier = values[id(constraint)]
+        violation = abs(value) if constraint.kind == "eq" else max(value, 0.0)
+        report[constraint.name] = (value, violation, multiplier)
+    return report
+
+
 def _outcome(shooting: MultipleShooting, result: IpmResult) -> DirectResult:
     problem = shooting.problem
     n, N = shooting.n, shooting.N
-    c = result.constraints
-    defect = float(c[:(N + 1) * n].abs().max())
-    terminal = c[(N + 1) * n:]
-    multipliers = result.y[(N + 1) * n:]
-    order = shooting.order().tolist()
-    report = {}
-    for row, index in enumerate(order):
-        constraint = problem.constraints[index]
-        value = float(terminal[row])
-        violation = abs(value) if constraint.kind == "eq" else max(value, 0.0)
-        report[constraint.name] = (value, violation, float(multipliers[row]))
+    defect = float(result.constraints[:(N + 1) * n].abs().max())
+    report = _constraint_report(shooting, result)
     worst = max([defect, *(v for _, v, _ in report.values())])
     if not worst <= FEASIBLE:
         shown = "; ".join(f"'{name}': violation {v:.3g}" for name, (_, v, _) in report.items() if v > FEASIBLE)

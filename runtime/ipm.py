@@ -85,11 +85,17 @@ class _Slacked:
         return grad, full, hessian
 
 
-def inertia(ld: torch.Tensor, pivots: torch.Tensor) -> tuple[int, int, int]:
-    """(positive, negative, zero) eigenvalue counts of a Bunch-Kaufman LDLᵀ factor's D."""
+def inertia(ld: torch.Tensor, pivots: torch.Tensor, magnitude: float | None = None) -> tuple[int, int, int]:
+    """(positive, negative, zero) eigenvalue counts of a Bunch-Kaufman LDLᵀ factor's D. A pivot is
+    zero below 1e-14 times `magnitude`, the size of the entries whose cancellation makes a pivot
+    vanish (default: the largest pivot). The KKT matrix passes the largest entry of W and J: its
+    barrier terms Σ reach 1e12 near the optimum, and the small pivots they leave (1/Σ, eliminating
+    an active slack) are exact, not the rounding of a singular matrix."""
     diagonal, below, piv = ld.diagonal().tolist(), ld.diagonal(-1).tolist(), pivots.tolist()
     counts, i, size = [0, 0, 0], 0, len(diagonal)
-    scale = max(1.0, max(abs(d) for d in diagonal)) * 1e-14
+    if magnitude is None:
+        magnitude = max(abs(d) for d in diagonal) if diagonal else 1.0
+    scale = max(1.0, magnitude) * 1e-14
     while i < size:
         if piv[i] > 0 or i + 1 == size:
             d = diagonal[i]
@@ -126,12 +132,13 @@ class _Kkt:
         k[n:, :n] = jac
         k[:n, n:] = jac.T
         delta, delta_c = 0.0, 0.0
+        magnitude = max([1.0, *(float(a.abs().max()) for a in (w, jac) if a.numel())])
+        diagonal = k.diagonal().clone()
         while delta <= 1e40:
-            shifted = k.clone()
-            shifted.diagonal()[:n] += delta
-            shifted.diagonal()[n:] -= delta_c
-            ld, pivots, info = torch.linalg.ldl_factor_ex(shifted)
-            positive, negative, zero = inertia(ld, pivots)
+            k.diagonal()[:n] = diagonal[:n] + delta       # in place: the factorisation copies k
+            k.diagonal()[n:] = diagonal[n:] - delta_c
+            ld, pivots, info = torch.linalg.ldl_factor_ex(k)
+            positive, negative, zero = inertia(ld, pivots, magnitude)
             if int(info) == 0 and (positive, negative, zero) == (n, m, 0):
                 self.last_delta, self.factor = delta, (ld, pivots)
                 return

@@ -5,7 +5,6 @@ import time
 from typing import Callable
 
 import torch
-from torchdiffeq import odeint, odeint_adjoint, odeint_event
 
 from ..dsl.options import FIXED_STEP_METHODS, OdeOptions
 from .errors import RunError, SolverFailure
@@ -172,13 +171,14 @@ def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, opti
     `backend="torch"` runs the plain-torch tier (runtime.solvers) for backprop solves, `"native"`
     the generated C solver that `func.native` holds (the plain-torch tier when it holds none)."""
     use_adjoint = bool(options.adjoint if adjoint is None else adjoint)
-    solver = odeint_adjoint if use_adjoint else odeint
     watch(func, options, float(times[0]), float(times[-1] - times[0]))
     try:
         if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
             return func.native.integrate(func, s0, times, options, every=CHECK_EVERY)
         if backend in ("torch", "native") and not use_adjoint:
             return torch_odeint(func, s0, times, **_torch_tier_kwargs(options))
+        import torchdiffeq   # here: its import (scipy.integrate, 0.6 s) is paid only by its tier
+        solver = torchdiffeq.odeint_adjoint if use_adjoint else torchdiffeq.odeint
         return solver(func, s0, times, **_solver_kwargs(options))
     except (AssertionError, SolverError) as err:
         raise _failure(err, options, func) from None
@@ -199,15 +199,16 @@ def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, ma
         return torch.maximum(event(t, s), t - max_time)
 
     use_adjoint = bool(options.adjoint if adjoint is None else adjoint)
-    interface = odeint_adjoint if use_adjoint else odeint
     watch(func, options, 0.0, max_time)
     try:
         if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
             return func.native.integrate_until(func, s0, 0.0, bounded, options, every=CHECK_EVERY)
         if backend in ("torch", "native") and not use_adjoint:
             return torch_odeint_until(func, s0, 0.0, bounded, **_torch_tier_kwargs(options))
-        t_event, solution = odeint_event(func, s0, t0, event_fn=bounded, odeint_interface=interface,
-                                         **_solver_kwargs(options))
+        import torchdiffeq
+        interface = torchdiffeq.odeint_adjoint if use_adjoint else torchdiffeq.odeint
+        t_event, solution = torchdiffeq.odeint_event(func, s0, t0, event_fn=bounded, odeint_interface=interface,
+                                                     **_solver_kwargs(options))
     except (AssertionError, SolverError) as err:
         raise _failure(err, options, func) from None
     return t_event, solution[-1]

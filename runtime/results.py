@@ -59,7 +59,8 @@ class Estimate(BaseModel):
 
 class ConstraintResult(BaseModel):
     """One `subject to` constraint at the end: its value c (wanted c == 0 or c <= 0; a path
-    constraint's is ∫ max(g, 0)² dt), its violation and its Lagrange multiplier estimate."""
+    constraint's is ∫ max(g, 0)² dt when trained, its largest g over the points under the direct
+    method), its violation and its Lagrange multiplier estimate (summed over the points)."""
 
     value: float | None
     violation: float | None
@@ -75,7 +76,7 @@ class Result(BaseModel):
     dtype: str
     seed: int
     steps: int
-    wall_time_s: float
+    wall_time_s: float                 # the run after compiling: solve, checks, references (not the file writing)
     objective: ObjectiveResult
     values: dict[str, float | None]
     checks: list[Check]
@@ -90,6 +91,7 @@ class Result(BaseModel):
     correlation: dict[str, dict[str, float | None]] = {}   # fit studies: the estimates' correlation matrix
     fit: dict[str, Any] = {}           # fit studies: optimiser iterations, observations, sigmas
     constraints: dict[str, ConstraintResult] = {}   # `subject to` constraints (runtime.constraints); else empty
+    solve_time_s: float | None = None  # train studies: the solve alone (training or the direct method), no checks
     out_dir: str | None = None
 
     @property

@@ -36,7 +36,9 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
     start = time.perf_counter()
     before = _sampled_trajectory(model) if options.write and problem.states and not options.resume \
         and problem.direct is None else None
+    solving = time.perf_counter()
     solved = _direct(model, options) if problem.direct is not None else _by_training(model, options, folder)
+    solve_time = time.perf_counter() - solving
     solution, history, warnings = solved.solution, solved.history, solved.warnings
     checks = evaluate_checks(model, solution)
     references = {}
@@ -55,7 +57,7 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
         model, options, start, status=status_of(checks), steps=len(history.objective),
         objective=objective_result(model, solved.objective, history.objective), values=values,
         checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
-        solver=solved.solver, constraints=solved.constraints)
+        solver=solved.solver, constraints=solved.constraints, solve_time_s=round(solve_time, 4))
     if folder is not None:
         write_results(folder, model, solution, result, before, solved.nodes)
         if solved.outer:

@@ -46,6 +46,7 @@ def test_zermelo_direct_reaches_the_pontryagin_optimum(tmp_path):
     assert name == "y(T) == l" and constraint.violation < 1e-8 and math.isfinite(constraint.multiplier)
     assert result.solver["backend"] == "direct" and "converged" in result.solver["note"]
     assert 3 <= result.steps <= 30
+    assert 0 < result.solve_time_s <= result.wall_time_s + 1e-3   # the solve alone; wall time adds the checks
     payload = json.loads((tmp_path / "r" / "result.json").read_text())
     assert set(payload["constraints"]["y(T) == l"]) == {"value", "violation", "multiplier"}
     with open(tmp_path / "r" / "trajectory.csv") as f:
@@ -90,10 +91,13 @@ def test_maximize_and_params(write_spec):
     assert result.objective.final == pytest.approx(-12.0, abs=1e-8)
 
 
-def test_derivatives_equal_autograd_of_the_values():
+@pytest.mark.parametrize("steps", [1, 2])
+def test_derivatives_equal_autograd_of_the_values(steps):
     text = "param k = 0.3\n" + ENERGY.replace("N=4", "N=3").replace("horizon 1", "horizon free in [0.5, 2]") \
         .replace("der(v) = u", "der(v) = u - k*sin(x)*v").replace("state x = 0", "state x = k^2") \
-        + "subject to v(T) <= 1\nsubject to integral(x^2)^2 + v(T)*integral(u^2) <= 30\n"
+        .replace("solve direct()", f"solve direct(steps={steps})") \
+        + "subject to v(T) <= 1\nsubject to integral(x^2)^2 + v(T)*integral(u^2) <= 30\n" \
+        + "subject to x*v + k*u^2 <= 3 + t always\nsubject to v >= -2 always\n"
     shooting = MultipleShooting(_model(text))
     torch.manual_seed(0)
     z = shooting.initial_guess() + 0.1 * torch.rand(shooting.size, dtype=torch.float64)
@@ -112,6 +116,43 @@ def test_derivatives_equal_autograd_of_the_values():
     assert torch.allclose(gradient, exact_g, atol=1e-10)
     assert torch.allclose(J, exact_J, atol=1e-10)
     assert torch.allclose(W, exact_W, atol=1e-9)
+    assert inequalities == 2 + 2 * (3 * steps + 1)                  # two path constraints at 3 steps + 1 points
+
+
+def test_path_constraint_holds_at_the_nodes_and_in_between(tmp_path):
+    """Bryson-Denham: x'' = u from (0, 1) to (0, -1) at T = 1, x <= l = 1/9, min ∫u²/2: J* = 4/(9l) = 4
+    on a boundary arc x = l for t in [3l, 1 - 3l]. The optimal u is piecewise linear with kinks at the
+    nodes 1/3 and 2/3, so the linear hold on 36 intervals holds it and the nodes' optimum is J*."""
+    result = impsolve.solve(spec_path("bryson_denham_direct"), device="cpu", out=tmp_path / "r", quiet=True)
+    assert result.status == "ok" and "converged" in result.solver["note"]
+    assert result.objective.final == pytest.approx(4.0, rel=1e-6)
+    path = result.constraints["x <= l always"]
+    assert path.violation == 0.0 and abs(path.value) < 1e-8 and path.multiplier > 1.0   # active, summed multiplier
+    with open(tmp_path / "r" / "trajectory.csv") as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    assert max(r["x"] for r in rows) <= 1 / 9 + 1e-8                          # at every node
+    # the boundary arc: its inner nodes carry (almost) no multiplier, so the barrier leaves them ~4e-6 below l
+    assert sum(abs(r["x"] - 1 / 9) < 1e-5 for r in rows if 1 / 3 - 1e-9 < r["t"] < 2 / 3 + 1e-9) == 13
+    # simulated afterwards: x is cubic between the nodes under the linear hold (exact)
+    x, v, worst = 0.0, 1.0, -math.inf
+    for a, b in zip(rows, rows[1:]):
+        h, slope = b["t"] - a["t"], (b["u"] - a["u"]) / (b["t"] - a["t"])
+        s = torch.linspace(0, h, 101, dtype=torch.float64)
+        worst = max(worst, float((x + v * s + a["u"] * s ** 2 / 2 + slope * s ** 3 / 6).max()) - 1 / 9)
+        x, v = x + v * h + a["u"] * h ** 2 / 2 + slope * h ** 3 / 6, v + a["u"] * h + slope * h ** 2 / 2
+    assert worst < 1e-6                                                      # 3.7e-8 between the nodes
+    assert abs(x) < 1e-8 and abs(v + 1) < 1e-8
+
+
+def test_path_constraint_inner_points_and_infeasibility(write_spec):
+    """steps=3 puts the bound at the inner RK points as well; an unreachable bound is a named error."""
+    text = spec_path("bryson_denham_direct").read_text().replace("N=36", "N=12").replace("steps=1", "steps=3")
+    result = impsolve.solve(write_spec(text), device="cpu", quiet=True, write=False)
+    assert result.objective.final == pytest.approx(4.0, rel=1e-6)
+    assert result.constraints["x <= l always"].violation == 0.0
+    with pytest.raises(RunError) as err:
+        impsolve.solve(write_spec(text.replace("x <= l always", "x <= -0.1 always")), device="cpu", quiet=True)
+    assert "'x <= -0.1 always': violation" in str(err.value) and "nan" not in str(err.value)
 
 
 def test_inconsistent_constraints_name_their_violations(write_spec):
@@ -152,7 +193,7 @@ def test_inertia_counts_two_by_two_blocks():
 ERRORS = [
     ("net", ENERGY.replace("control u piecewise(N=4, hold=linear)", "net k(t): mlp()\nlet u = k(t)"), 2, 1,
      "does not support a net"),
-    ("path constraint", ENERGY + "subject to x <= 2 always\n", 11, 1, "path constraint"),
+    ("equality path constraint", ENERGY + "subject to x == 2 always\n", 11, 1, "equality path constraint"),
     ("train", ENERGY + "train lbfgs(steps=3)\n", 11, 1, "does not support 'train'"),
     ("random initial state", ENERGY.replace("state x = 0", "state x ~ normal(0, 1)"), 1, 7,
      "random initial state"),
@@ -186,3 +227,14 @@ def test_resume_is_refused(write_spec, tmp_path):
     with pytest.raises(RunError) as err:
         impsolve.solve(write_spec(ENERGY), device="cpu", quiet=True, out=tmp_path / "r", resume=True)
     assert "--resume" in str(err.value)
+
+
+def test_path_constraint_with_a_free_final_time(write_spec):
+    """Minimum time with a speed limit |v| <= 1/2 (in the rescaled time): accelerate for 1/2, coast
+    over 3/4 at v = -1/2, brake for 1/2: T* = 2.5."""
+    text = spec_path("min_time_double_integrator_direct").read_text() \
+        .replace("subject to v(T) == 0", "subject to v(T) == 0\nsubject to v >= -0.5 always") \
+        .replace("expect T == 2*sqrt(x0) tol 1%", "expect T == 2.5 tol 1%")
+    result = impsolve.solve(write_spec(text), device="cpu", quiet=True, write=False)
+    assert result.status == "ok" and abs(result.values["T"] / 2.5 - 1) < 1e-2
+    assert result.constraints["v >= -0.5 always"].violation < 1e-8

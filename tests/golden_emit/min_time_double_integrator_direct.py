@@ -9,14 +9,13 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        c0 = 4.5*torch.sigmoid(p_0) + 0.5
-        return torch.stack((c0*s[..., 1], _like(c0*net_0(_column(t))[..., 0], s[..., 0]), ), -1)
+        return torch.stack((p_0*s[..., 1], _like(p_0*net_0(_column(t))[..., 0], s[..., 0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (1, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (4.5*torch.sigmoid(p_0) + 0.5, )
+        return (p_0, )
 
     def controls(t, s, s0=None, sT=None, T=None):
         return (net_0(_column(t))[..., 0], )
@@ -25,7 +24,7 @@ def build(params, nets):
         return (sT[..., 0], sT[..., 1], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (4.5*torch.sigmoid(p_0) + 0.5, 2, )
+        return (p_0, 2, )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0}
 
