@@ -33,6 +33,7 @@ class TensorExpressions:
         self.net_sizes: dict[str, tuple[int, ...]] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}     # declared shapes by name (set by the lowering)
         self.rule = "shaped values above the scalarisation limit are compiled as tensors"   # why this path
+        self.study = None      # the study's part (e.g. tensor_fit.TensorFit: its calls, such as stderr(k))
 
     def error(self, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
         """A SpecError located in this spec."""
@@ -101,6 +102,8 @@ class TensorExpressions:
             return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])), at_time)
         if n.func in self.checked.nets:
             return self.net_call(n, [go(a) for a in n.args])
+        if self.study is not None and self.study.handles(n):
+            return self.study.call(n)
         if n.func == "d" or n.func in DESIGN_FUNCTIONS:
             raise self.unsupported(f"{n.func}(...)", n.span)
         if n.func in ("integral", "mean", "total") or n.func in self.checked.states:

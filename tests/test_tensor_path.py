@@ -308,7 +308,6 @@ der(u) = -k*u
 @pytest.mark.parametrize("extra, study, line", [
     ("param theta ~ normal(2, 1)\ntruth theta = 1.7\ndesign tobs in [0, 5]\nobserve u(tobs)[0] + normal(0, 0.1)\n"
      "maximize information_gain", "design", 5),
-    ('data d = csv("d.csv", time=t)\nfit u[0] to d.a sigma 0.1', "fit", 5),
 ])
 def test_a_study_the_tensor_path_lacks_is_located_at_its_statement(extra: str, study: str, line: int,
                                                                   tmp_path) -> None:
