@@ -147,6 +147,22 @@ def linear_algebra(name: str, args: list[Node]) -> Node:
     raise ShapeError(f"{name}() is not supported on the tensor path yet")
 
 
+def derivative(value: Node, target: Node) -> Node:
+    """`d(value, target)`, taken by automatic differentiation at run time (the generated code
+    calls `_derivative` with a nested function of the target). Its shape is the scalar path's: a
+    number for one entry each, the target's shape for a scalar value, the value's for a scalar
+    target, else the Jacobian with one row per entry of the value."""
+    if value.size == 1 and target.size == 1:
+        shape: Shape = ()
+    elif value.size == 1:
+        shape = target.shape
+    elif target.size == 1:
+        shape = value.shape
+    else:
+        shape = (value.size, target.size)
+    return _combine("d", (target, value), shape)
+
+
 def walk(outputs: list[Node]) -> list[Node]:
     """Every node the outputs read, operands before their users (each once)."""
     order: list[Node] = []
