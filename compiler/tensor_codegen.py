@@ -57,14 +57,13 @@ class Emitter:
                 done[id(node)] = self.bound[id(node)]
             elif id(node) in self.hoisted:
                 done[id(node)] = self.hoisted[id(node)]
-            elif node.op == "d":
-                done[id(node)] = self.derivative(node, done[id(node.args[0])])
             elif node.op == "unknown":
                 done[id(node)] = self.unknown(node)
             elif not node.args:
                 done[id(node)] = leaf(node)
             else:
-                code = operation(node, [done[id(a)] for a in node.args], self.nets)
+                code = self.derivative(node, done[id(node.args[0])]) if node.op in ("d", "sens") else \
+                    operation(node, [done[id(a)] for a in node.args], self.nets)
                 if uses[id(node)] > 1:
                     local = f"c{len(self.lines)}"
                     self.lines.append(f"{self.indent}{local} = {code}")
@@ -83,7 +82,10 @@ class Emitter:
         inner.names = {key: code for key, code in self.names.items()}
         inner.bound = {**self.bound, id(at): "v"}
         code = inner.code([value])[0]
-        self.lines += [f"{self.indent}def {name}(v):", *inner.lines, f"{self.indent}    return {code}"]
+        arguments = "v" if node.op == "d" else "v, s0, sT"     # sens(): the states at 0 and T move too
+        self.lines += [f"{self.indent}def {name}({arguments}):", *inner.lines, f"{self.indent}    return {code}"]
+        if node.op == "sens":
+            return f"_sensitivity({name}, {target}, s0, sT, {node.attr})"
         return f"_derivative({name}, {target}, {len(value.shape)}, {len(at.shape)})"
 
 

@@ -104,7 +104,7 @@ class TensorExpressions:
         if n.func in self.checked.nets:
             return self.net_call(n, [go(a) for a in n.args])
         if self.study is not None and self.study.handles(n):
-            return self.study.call(n)
+            return self.study.call(n, go)
         if n.func == "d":
             return self.derivative(go(n.args[0]), n.args[1], n.span)
         if n.func in DESIGN_FUNCTIONS:

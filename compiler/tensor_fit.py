@@ -53,7 +53,7 @@ class TensorFit:
         declared = {*c.consts, *c.params, *c.states, *c.defs, *c.lets, *c.nets, *c.implicits}
         return call.func == STDERR and STDERR not in declared
 
-    def call(self, call: ast.Call) -> tn.Node:
+    def call(self, call: ast.Call, go=None) -> tn.Node:
         """stderr(k) of a scalar fitted param."""
         name = call.args[0].id
         if self.checked.params[name].shape:
@@ -101,9 +101,11 @@ class TensorFit:
         functions["initial"] = functions["fit_initial_0"]
         return functions
 
-    def study(self) -> ir.FitStudy:
-        return ir.FitStudy(self.experiments, self.items, self.fitted, NLL, {p: stderr_name(p) for p in self.fitted},
-                           RMSE)
+    def finish(self, problem: ir.Problem) -> ir.Problem:
+        """The problem with its FitStudy; it ends at the first experiment's last time."""
+        study = ir.FitStudy(self.experiments, self.items, self.fitted, NLL, {p: stderr_name(p) for p in self.fitted},
+                            RMSE)
+        return replace(problem, fit=study, horizon=self.experiments[0].times[-1])
 
 
 def tensor_fit_step(problem: ir.Problem, checked: CheckedSpec, lm_can_fit) -> ir.Problem:

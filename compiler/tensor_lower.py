@@ -20,6 +20,7 @@ from . import tensors as tn
 from .expressions import ExpressionLowering, source_text
 from .lower import Lowering
 from .tensor_expressions import TensorExpressions
+from .tensor_design import TensorDesign
 from .tensor_fit import TensorFit
 from .tensor_jacobian import jacobian
 from .values import component_names, entries, is_matrix, shaped, show
@@ -82,7 +83,7 @@ class TensorLowering(TensorExpressions):
         self.bounds: dict[str, tuple[float | None, float | None]] = {}   # bounded params (raw on the path)
         self.integrands: list[tn.Node] = []
         self.user_columns = 0                          # the states' columns (integrals come after)
-        self.study = TensorFit(self) if checked.study == "fit" else None
+        self.study = {"fit": TensorFit, "design": TensorDesign}.get(checked.study, lambda _: None)(self)
 
     def run(self) -> ir.Problem:
         """The problem (the passes of the scalar path are done here, on nodes)."""
@@ -122,24 +123,24 @@ class TensorLowering(TensorExpressions):
         controls = {comp: ir.computed(comp) for u in c.controls
                     for comp in component_names(u, self.env[u].shape)}
         user = self.columns[:self.user_columns]
-        fit = self.study.study() if self.study else None
-        horizon = fit.experiments[0].times[-1] if fit else self.horizon
-        return ir.Problem(
+        problem = ir.Problem(
             name=c.name, title=c.title, states=list(self.columns), initial=self.initial,
             params={name: ir.Param(name, dims, [], self.bounds.get(name)) for name, dims, _ in self.params},
             nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
-            dynamics={}, controls=controls, horizon=horizon, stop=stop, objective=objective,
+            dynamics={}, controls=controls, horizon=self.horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user,
-            final_time=sp.Float(self.horizon) if self.horizon is not None else ir.FINAL_TIME, tensor=model, fit=fit)
+            final_time=sp.Float(self.horizon) if self.horizon is not None else ir.FINAL_TIME, tensor=model)
+        return self.study.finish(problem) if self.study else problem
 
     def refuse_unsupported(self) -> None:
         """Located errors for what the tensor path does not do yet (never a wrong number)."""
         c = self.checked
-        if c.study not in ("train", "fit"):
+        if c.study not in ("train", "fit", "design"):
             raise self.unsupported(f"the '{c.study}' study", c.study_span)
+        uncertain = c.study != "design" and next((b.span for b in c.params.values() if b.distribution), None)
         for what, span in [("an LQR reference", c.references and c.references[0].span),
                            ("plot", c.plots and c.plots[0].span),
-                           ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
+                           ("an uncertain param", uncertain),
                            ("a 'subject to' constraint", c.constraints and c.constraints[0].span),
                            ("an open-loop control", next((s.span for s, _ in c.open_loops.values()), None)),
                            ("a free final time", c.free_horizon and c.free_horizon.span),
@@ -173,6 +174,8 @@ class TensorLowering(TensorExpressions):
     def declare_params(self) -> None:
         for name, b in self.checked.params.items():
             dims = self.dims(b)
+            if b.distribution is not None:     # an uncertain param: declared by the design study
+                continue
             if b.bound is not None:
                 self.declare_bounded_param(b, dims)
                 continue

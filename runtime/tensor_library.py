@@ -61,9 +61,27 @@ def derivative(function: Callable, x: torch.Tensor, value_rank: int, target_rank
     return result if outer else result.detach()
 
 
+def sensitivity(function: Callable, theta: torch.Tensor, s0: torch.Tensor | None, sT: torch.Tensor | None,
+                columns: tuple[int, int] | None) -> torch.Tensor:
+    """sens(e, theta) of a design study: d/dv e(v, s0 + (v - theta) S(0), sT + (v - theta) S(T)) at
+    v = theta, S = ∂x/∂theta the `columns` = (start, count) of the states' sensitivity (None: no
+    states), which move the first `count` columns: ∂e/∂theta + ∂e/∂x(0) S(0) + ∂e/∂x(T) S(T)."""
+    def moved(s: torch.Tensor | None, shift: torch.Tensor) -> torch.Tensor | None:
+        if s is None or columns is None:
+            return s
+        start, count = columns
+        return torch.cat([s[..., :count] + shift[..., None] * s[..., start:start + count], s[..., count:]], -1)
+
+    def along(v: torch.Tensor) -> torch.Tensor:
+        shift = v - theta.detach()
+        return function(v, moved(s0, shift), moved(sT, shift))
+    return derivative(along, theta, 0, 0)
+
+
 def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device: torch.device) -> dict:
     """`_fill`, `_param`, `_rows`, `_cat`, `_state_blocks`, `_entries`, `_pair`, `_repeat_rows`, `_eye`,
-    `_solve_tensor` (Newton with the generated Jacobian, or torch.func's where there is none), `_derivative`."""
+    `_solve_tensor` (Newton with the generated Jacobian, or torch.func's where there is none), `_derivative`,
+    `_sensitivity`."""
 
     def fill(v, dims):
         v = tensor(v)
@@ -106,4 +124,4 @@ def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device
 
     return {"_fill": fill, "_param": param, "_rows": rows, "_cat": cat, "_state_blocks": state_blocks,
             "_entries": entries, "_pair": pair, "_repeat_rows": repeat_rows, "_eye": eye, "_solve_tensor": solve,
-            "_derivative": derivative}
+            "_derivative": derivative, "_sensitivity": sensitivity}

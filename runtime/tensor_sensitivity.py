@@ -11,14 +11,15 @@ generated functions so that the runtime sees the same columns and outputs as on 
   (item-major).
 
 Each is a Jacobian-vector product J v_k with v_k = (S_k, e_k), taken in reverse mode by the double
-vector-Jacobian product: g(w) = Jᵀw (one backward pass with a graph), then J v_k = ∂(g·v_k)/∂w (one
-small backward pass per direction). Not forward-mode AD: in torch 2.13 an operation between a dual
+vector-Jacobian product: g(w) = Jᵀw (one backward pass with a graph), then J v_k, the product of
+∂g/∂w with v_k (one small backward pass per direction). Not forward-mode AD: in torch 2.13 an operation between a dual
 tensor and a plain one (a Python number, a const) goes through a zero tensor whose shape is found
 by a Python meta kernel, ~150 µs an operation against ~2 µs.
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 
@@ -38,28 +39,41 @@ class ForwardSensitivities:
     def jvps(self, function: Callable[[torch.Tensor | None], torch.Tensor], x: torch.Tensor | None,
              tangents: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """y = function(x) and J v_k for every direction k ([..., directions, outputs]): v_k moves the
-        fitted params' entry k by 1 and x's first `states` columns by tangents[..., k, :]."""
+        fitted params' entry k by 1 and x's first `states` columns by tangents[..., k, :].
+
+        Both are taken on detached copies of x and the tangents and attached to the originals by
+        `_Reattached`: an `autograd.grad` whose graph reaches the solve's history walks all of it
+        (each step would cost as much as every step before it)."""
         outer = torch.is_grad_enabled()
-        with torch.enable_grad():
-            if x is not None and not x.requires_grad:
-                x = x.detach().requires_grad_(True)
-            y = function(x)
+        frozen = [p for p in self.fitted if not p.requires_grad]   # a design study's theta: not trained
+        with torch.enable_grad(), _requiring_grad(frozen):
+            local_x = None if x is None else x.detach().requires_grad_(True)
+            local_t = None if tangents is None else tangents.detach().requires_grad_(outer)
+            y = function(local_x)
             if not y.requires_grad:
-                return y, y.new_zeros(*y.shape[:-1], self.count, y.shape[-1])
+                return y.detach(), y.new_zeros(*y.shape[:-1], self.count, y.shape[-1])
             w = torch.zeros_like(y, requires_grad=True)
-            inputs = [x, *self.fitted] if x is not None else self.fitted
+            inputs = [local_x, *self.fitted] if x is not None else self.fitted
             grads = torch.autograd.grad(y, inputs, w, create_graph=True, allow_unused=True)
             g_x = grads[0][..., :self.spec.states] if x is not None and grads[0] is not None else None
             g_p = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                              for g, p in zip(grads[len(inputs) - len(self.fitted):], self.fitted)])
+            unit = torch.eye(self.count, dtype=y.dtype, device=y.device)
             columns = []
             for k in range(self.count):
-                along = g_p[k] if g_x is None else g_p[k] + (g_x * tangents[..., k, :]).sum()
-                found = torch.autograd.grad(along, w, retain_graph=True, create_graph=outer, allow_unused=True)[0] \
-                    if along.requires_grad else None
+                outputs, cotangents = [g_p], [unit[k]]
+                if g_x is not None:
+                    outputs.append(g_x)
+                    cotangents.append(local_t[..., k, :])
+                needed = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+                found = torch.autograd.grad([o for o, _ in needed], w, [c for _, c in needed], retain_graph=True,
+                                            create_graph=outer, allow_unused=True)[0] if needed else None
                 columns.append(found if found is not None else torch.zeros_like(y))
-        value, derivatives = y, torch.stack(columns, -2)
-        return (value, derivatives) if outer else (value.detach(), derivatives.detach())
+            derivatives = torch.stack(columns, -2)
+        if not outer:
+            return y.detach(), derivatives.detach()
+        joined = _Reattached.apply(torch.cat([y.unsqueeze(-2), derivatives], -2), [local_x, local_t], x, tangents)
+        return joined[..., 0, :], joined[..., 1:, :]
 
     def tangents(self, s: torch.Tensor) -> torch.Tensor:
         """The sensitivity columns of an augmented state as [..., directions, states]."""
@@ -98,6 +112,36 @@ class ForwardSensitivities:
         if "fit_observed" in wrapped:
             wrapped["fit_observed"] = self.observed
         return wrapped
+
+
+class _Reattached(torch.autograd.Function):
+    """A value computed from detached copies of some tensors, attached to the originals: backward
+    sends the gradient into the value's own graph (params) and, through it, to each original as
+    the gradient of its copy."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor, copies: list, *originals: torch.Tensor | None) -> torch.Tensor:
+        ctx.local, ctx.copies = local, copies
+        return local.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        pairs = [c for c in ctx.copies if c is not None and c.requires_grad]
+        with torch.enable_grad():
+            found = iter(torch.autograd.grad(ctx.local, pairs, grad, retain_graph=True, allow_unused=True))
+        return (grad, None, *(next(found) if c is not None and c.requires_grad else None for c in ctx.copies))
+
+
+@contextmanager
+def _requiring_grad(tensors: list[torch.Tensor]) -> Iterator[None]:
+    """The leaves require grad inside (so autograd reaches them), as before after."""
+    for t in tensors:
+        t.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for t in tensors:
+            t.requires_grad_(False)
 
 
 def with_sensitivities(functions: Functions, params: list[torch.Tensor], spec: Sensitivities | None) -> Functions:

@@ -296,27 +296,3 @@ def test_a_free_final_time_is_refused_on_the_tensor_path() -> None:
                                                                                      "minimize sum(z(T)^2) + T")
     with pytest.raises(SpecError, match="a free final time is not supported on the tensor path yet"):
         impsolve.load(text)
-
-
-BIG_DECAY = """const n = 70
-param k > 0 = 0.5
-state u[n] = 1
-der(u) = -k*u
-"""
-
-
-@pytest.mark.parametrize("extra, study, line", [
-    ("param theta ~ normal(2, 1)\ntruth theta = 1.7\ndesign tobs in [0, 5]\nobserve u(tobs)[0] + normal(0, 0.1)\n"
-     "maximize information_gain", "design", 5),
-])
-def test_a_study_the_tensor_path_lacks_is_located_at_its_statement(extra: str, study: str, line: int,
-                                                                  tmp_path) -> None:
-    """The error names the statement that selects the study (it had no line when no `study` statement
-    was written)."""
-    (tmp_path / "d.csv").write_text("t,a\n0.5,1\n1,0.5\n1.5,0.3\n")
-    spec = tmp_path / "s.imp"
-    spec.write_text(BIG_DECAY + extra + "\n")
-    with pytest.raises(SpecError) as info:
-        impsolve.load(spec)
-    assert f"the '{study}' study is not supported on the tensor path yet" in str(info.value)
-    assert f"s.imp:{line}:" in str(info.value)
