@@ -26,6 +26,7 @@ from .expressions import AtTime, source_text, spec_error
 from .fit_windows import check_windows
 from .lower import Lowering
 from .passes import check_differentiable, sensitivity_state
+from .tensor_fit import tensor_fit_step
 from .values import component_names, entries, is_matrix
 
 
@@ -140,7 +141,7 @@ class _Sensitivities:
         return [self.derivative(item.expr, p, span) for item in self.problem.fit.items for p in self.params]
 
 
-def _lm_can_fit(problem: ir.Problem, checked: CheckedSpec) -> None:
+def lm_can_fit(problem: ir.Problem, checked: CheckedSpec) -> None:
     """Levenberg-Marquardt moves params by symbolic sensitivities: no nets, at least one param."""
     lm = next((s.call.func_span for s in checked.spec.statements if isinstance(s, ast.SettingsStmt)
                and s.call.func == "lm"), None)   # None: lm is the default, located at the fit
@@ -156,13 +157,16 @@ def _lm_can_fit(problem: ir.Problem, checked: CheckedSpec) -> None:
 
 def fit_step(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     """The fit's step: sensitivity states when a phase is Levenberg-Marquardt, and the generated
-    functions `fit_observed` and `fit_initial_k` of each experiment."""
+    functions `fit_observed` and `fit_initial_k` of each experiment (on the tensor path the
+    lowering made those; the runtime adds the sensitivities: compiler.tensor_fit)."""
+    lm = any(phase.optimizer == "lm" for phase in problem.training)
+    if problem.tensor is not None:
+        return tensor_fit_step(problem, checked, lm_can_fit)
     problem = check_windows(problem, checked)
     fit = problem.fit
     values = [item.expr for item in fit.items]
-    lm = any(phase.optimizer == "lm" for phase in problem.training)
     if lm:
-        _lm_can_fit(problem, checked)
+        lm_can_fit(problem, checked)
     sensitivities = _Sensitivities(problem, checked)
     dynamics = sensitivities.dynamics() if lm else dict(problem.dynamics)
     states = list(dynamics)

@@ -118,6 +118,13 @@ def _symbols(expr: object) -> set:
     return expr.free_symbols if isinstance(expr, sp.Basic) else set()
 
 
+def refuse_windows(problem: ir.Problem, checked: CheckedSpec, message: str) -> None:
+    """A located SpecError (`message`) at the first windowed phase, where windows are not supported."""
+    windowed = _check_phases(problem, checked)
+    if windowed:
+        raise spec_error(checked, message, _option_span(checked, windowed[0], "window"))
+
+
 def check_windows(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     """A new problem with `fit.state_items` set when a phase trains on windows (else the same one)."""
     windowed = _check_phases(problem, checked)

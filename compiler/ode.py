@@ -105,38 +105,61 @@ class OdeLowering(Lowering):
             for name in c.order:
                 if name in c.lets:
                     s = c.lets[name]
-                    self.env[name] = sp.Symbol(name, real=True) if s.kind == "control" else self.expr(s.value)
+                    self.env[name] = self.control_symbols(name) if s.kind == "control" else self.expr(s.value)
             implicits = []
             for i in self.implicits:
                 stmt = c.implicits[i.name]
                 residual = entries(elementwise(lambda a, b: a - b, self.expr(stmt.lhs), self.expr(stmt.rhs)))
                 jacobian = None if i.jacobian is None else residual_jacobian(residual, i.unknowns)
                 implicits.append(replace(i, residual=residual, jacobian=jacobian))
-            return {name: self.expr(c.ders[name].value) for name in c.states}, implicits
+            dynamics = {}
+            for name, b in c.states.items():
+                dims = self.dims(b.shape, b.span)
+                value = self.declared(f"der({name})", dims, self.expr(c.ders[name].value), c.ders[name].value.span)
+                dynamics.update(zip(component_names(name, dims), entries(value)))
+            return dynamics, implicits
         finally:
             self.env = closed_env
 
+    def control_symbols(self, name: str) -> sp.Expr:
+        """A control as free symbols (one per entry) for the linearisation."""
+        value = self.env[name]
+        symbols = [sp.Symbol(comp, real=True) for comp in component_names(name, shape(value))]
+        return sp.ImmutableMatrix(value.rows, value.cols, symbols) if is_matrix(value) else symbols[0]
+
     def lqr(self, r: ast.ReferenceStmt) -> ir.LqrReference:
+        """Linearise at the `at` point (states and controls entry by entry), check the weights and the
+        Riccati problem (compiler.lqr_check)."""
         c = self.checked
-        if any(is_matrix(self.env[s]) for s in c.states) or any(is_matrix(self.env[u]) for u in c.controls):
-            raise self.error("an LQR reference needs scalar states and controls", r.span)
+        states = [comp for s, b in c.states.items() for comp in component_names(s, self.dims(b.shape, b.span))]
+        controls = [comp for u in c.controls for comp in component_names(u, shape(self.env[u]))]
         options = {k.name: k.value for k in r.call.kwargs}
         Q, R = self.matrix(options["Q"]), self.matrix(options["R"])
+        for what, weights, size, of in (("Q", Q, len(states), "state"), ("R", R, len(controls), "control")):
+            if len(weights) != size or any(len(row) != size for row in weights):
+                raise self.error(f"{what} (one row per {of} entry): expected a {size}x{size} matrix, got "
+                                 f"{len(weights)} row(s) of {', '.join(sorted({str(len(w)) for w in weights}))}",
+                                 options[what].span,
+                                 f"the {of} entries: {', '.join(states if of == 'state' else controls)}")
         if problem := weight_problem(Q, R):
             raise self.error(problem, r.call.span)
-        equilibrium = {name: 0.0 for name in c.states}
-        for name, value, _ in r.at:
-            equilibrium[name] = float(self.constant(value, "equilibrium value"))
+        equilibrium = {name: 0.0 for name in states}
+        for name, value, span in r.at:
+            dims = self.dims(c.states[name].shape, c.states[name].span)
+            point = self.declared(name, dims, self.expr(value), span)
+            for comp, entry in zip(component_names(name, dims), entries(point)):
+                if entry.free_symbols or not entry.is_real:
+                    raise self.error("the equilibrium value must be a constant", value.span)
+                equilibrium[comp] = float(entry)
         try:
-            lin = linearize(*self.open_loop_dynamics(), list(c.states), c.controls, equilibrium)
+            lin = linearize(*self.open_loop_dynamics(), states, controls, equilibrium)
         except ValueError as err:
             raise self.error(f"cannot linearise the dynamics: {err}", r.span,
                              "the dynamics must be differentiable at the point, and call nets only through controls") from None
-        if problem := equilibrium_problem(lin.rates, list(c.states)) or \
-                riccati_problem(lin.A, lin.B, Q, R, list(c.states)):
+        if problem := equilibrium_problem(lin.rates, states) or riccati_problem(lin.A, lin.B, Q, R, states):
             raise self.error(problem, r.span, "LQR linearises at the `at` point with every control 0")
         max_ratio = float(self.constant(options["max_ratio"], "max_ratio")) if "max_ratio" in options else None
-        return ir.LqrReference(Q, R, [equilibrium[s] for s in c.states], lin.A, lin.B, max_ratio, source_text(c, r.call))
+        return ir.LqrReference(Q, R, [equilibrium[s] for s in states], lin.A, lin.B, max_ratio, source_text(c, r.call))
 
     def matrix(self, node: ast.Expr) -> list[list[float]]:
         """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""

@@ -75,6 +75,8 @@ def sensitivity_states(problem: ir.Problem, checked: CheckedSpec) -> ir.Problem:
     S(0) = ∂x0/∂theta for every state and uncertain param; time rescaled to s = t / tau on [0, 1],
     tau the observation time, which is put in for T everywhere (objective, expects, the study's
     generated functions)."""
+    if problem.tensor is not None:   # the tensor path's lowering did this on nodes (compiler.tensor_design)
+        return problem
     study = problem.design
     dynamics, initial = dict(problem.dynamics), dict(problem.initial)
     tau = study.observation_time

@@ -31,6 +31,7 @@ class Emitter:
         self.nets, self.hoisted, self.names = nets, hoisted, dict(given)
         self.implicits, self.indent = implicits, indent
         self.lines: list[str] = []
+        self.bound: dict[int, str] = {}     # nodes given by name (the argument of a derivative's function)
 
     def unknown(self, node: tn.Node) -> str:
         """The source of an implicit unknown, solving it (and what it depends on) first."""
@@ -52,20 +53,40 @@ class Emitter:
             Counter(id(n.args[0]) for n in order if n.op in REPEATS_OPERAND)
         done: dict[int, str] = {}
         for node in order:
-            if id(node) in self.hoisted:
+            if id(node) in self.bound:
+                done[id(node)] = self.bound[id(node)]
+            elif id(node) in self.hoisted:
                 done[id(node)] = self.hoisted[id(node)]
             elif node.op == "unknown":
                 done[id(node)] = self.unknown(node)
             elif not node.args:
                 done[id(node)] = leaf(node)
             else:
-                code = operation(node, [done[id(a)] for a in node.args], self.nets)
+                code = self.derivative(node, done[id(node.args[0])]) if node.op in ("d", "sens") else \
+                    operation(node, [done[id(a)] for a in node.args], self.nets)
                 if uses[id(node)] > 1:
                     local = f"c{len(self.lines)}"
                     self.lines.append(f"{self.indent}{local} = {code}")
                     code = local
                 done[id(node)] = code
         return [done[id(n)] for n in outputs]
+
+
+    def derivative(self, node: tn.Node, target: str) -> str:
+        """`d(value, target)`: a nested function of the target (the value's lines written again, the
+        target read from its argument `v`; implicit unknowns already solved are shared) and the call
+        of `_derivative`, which differentiates it by autograd (runtime.tensor_library)."""
+        at, value = node.args
+        name = f"d_{len(self.lines)}"
+        inner = Emitter(self.nets, self.hoisted, {}, self.implicits, self.indent + "    ")
+        inner.names = {key: code for key, code in self.names.items()}
+        inner.bound = {**self.bound, id(at): "v"}
+        code = inner.code([value])[0]
+        arguments = "v" if node.op == "d" else "v, s0, sT"     # sens(): the states at 0 and T move too
+        self.lines += [f"{self.indent}def {name}({arguments}):", *inner.lines, f"{self.indent}    return {code}"]
+        if node.op == "sens":
+            return f"_sensitivity({name}, {target}, s0, sT, {node.attr})"
+        return f"_derivative({name}, {target}, {len(value.shape)}, {len(at.shape)})"
 
 
 def dependencies(implicits: list[tn.TensorImplicit], k: int) -> list[tn.Node]:

@@ -33,6 +33,8 @@ class TensorExpressions:
         self.net_sizes: dict[str, tuple[int, ...]] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}     # declared shapes by name (set by the lowering)
         self.rule = "shaped values above the scalarisation limit are compiled as tensors"   # why this path
+        self.study = None      # the study's part (e.g. tensor_fit.TensorFit: its calls, such as stderr(k))
+        self.implicits: list[tn.TensorImplicit] = []    # the implicit layers lowered so far
 
     def error(self, message: str, span: ast.Span | None, hint: str | None = None) -> SpecError:
         """A SpecError located in this spec."""
@@ -101,7 +103,11 @@ class TensorExpressions:
             return self.expr(d.body, dict(zip(d.params, [go(a) for a in n.args])), at_time)
         if n.func in self.checked.nets:
             return self.net_call(n, [go(a) for a in n.args])
-        if n.func == "d" or n.func in DESIGN_FUNCTIONS:
+        if self.study is not None and self.study.handles(n):
+            return self.study.call(n, go)
+        if n.func == "d":
+            return self.derivative(go(n.args[0]), n.args[1], n.span)
+        if n.func in DESIGN_FUNCTIONS:
             raise self.unsupported(f"{n.func}(...)", n.span)
         if n.func in ("integral", "mean", "total") or n.func in self.checked.states:
             if at_time is None:
@@ -117,6 +123,31 @@ class TensorExpressions:
                 raise self.unsupported("eig()", n.span)
             return tn.linear_algebra(n.func, args)
         return tn.elementwise(n.func, *args)
+
+    def derivative(self, value: tn.Node, name: ast.Name, span: ast.Span) -> tn.Node:
+        """`d(value, name)` by automatic differentiation at run time (docs/design.md, "Tensor
+        values"). As on the scalar path, a value of the solution that moves with the target (a state
+        differentiated by a param; a state at 0 or T, or an integral, by a state) is an error, never 0;
+        an implicit unknown whose equation reads the target is not followed here yet (located)."""
+        target = self.env[name.id]
+        by_state = target.op == "state"
+        todo, seen = [(value, None)], set()
+        while todo:
+            node, equation = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node is target and equation is not None:
+                raise self.unsupported(f"d() through the implicit equation of '{equation}'", span)
+            if node.op == "state" and node is not target and not (by_state and node.attr[2] == "s"):
+                raise self.error(f"cannot differentiate: the value reads a value of the solution, which changes "
+                                 f"with '{name.id}' in a way d() does not follow (a sensitivity of the dynamics)",
+                                 span, "d() treats states as independent only in d(expr, state) at the same time")
+            if node.op == "unknown":
+                implicit = self.implicits[node.attr]
+                todo.append((implicit.residual, implicit.name))
+            todo.extend((a, equation) for a in node.args)
+        return tn.derivative(value, target)
 
     def net_call(self, n: ast.Call, args: list[tn.Node]) -> tn.Node:
         """A net on the concatenation of its arguments (out=k > 1: a vector), or mapped entry by

@@ -20,6 +20,8 @@ from . import tensors as tn
 from .expressions import ExpressionLowering, source_text
 from .lower import Lowering
 from .tensor_expressions import TensorExpressions
+from .tensor_design import TensorDesign
+from .tensor_fit import TensorFit
 from .tensor_jacobian import jacobian
 from .values import component_names, entries, is_matrix, shaped, show
 
@@ -78,17 +80,23 @@ class TensorLowering(TensorExpressions):
         self.fixed: list[tn.Node] = []                # fixed initial values, in column order
         self.params: list[tuple[str, tuple[int, ...], tn.Node]] = []
         self.implicits: list[tn.TensorImplicit] = []
+        self.bounds: dict[str, tuple[float | None, float | None]] = {}   # bounded params (raw on the path)
         self.integrands: list[tn.Node] = []
         self.user_columns = 0                          # the states' columns (integrals come after)
+        self.study = {"fit": TensorFit, "design": TensorDesign}.get(checked.study, lambda _: None)(self)
 
     def run(self) -> ir.Problem:
         """The problem (the passes of the scalar path are done here, on nodes)."""
         self.refuse_unsupported()
         self.declare_consts()
         self.declare_params()
+        if self.study:
+            self.study.declare()
         self.declare_states()
         self.user_columns = len(self.columns)
         self.declare_named()
+        if self.study:
+            self.study.lower_statements()
         stop, event = self.stop_event()
         dynamics = [self.dynamics(name) for name in self.checked.states]
         objective, value = self.objective()
@@ -104,6 +112,8 @@ class TensorLowering(TensorExpressions):
             functions["controls"] = ([self.env[u] for u in self.checked.controls], "entries")
         for i, (left, right, _) in enumerate(expects):
             functions[f"expect_{i}"] = ([left, right], "pair")
+        if self.study:
+            functions.update(self.study.functions())
         return self.problem(objective, [e for _, _, e in expects], functions, stop)
 
     def problem(self, objective: ir.Objective, expectations: list[ir.Expectation],
@@ -113,22 +123,24 @@ class TensorLowering(TensorExpressions):
         controls = {comp: ir.computed(comp) for u in c.controls
                     for comp in component_names(u, self.env[u].shape)}
         user = self.columns[:self.user_columns]
-        return ir.Problem(
+        problem = ir.Problem(
             name=c.name, title=c.title, states=list(self.columns), initial=self.initial,
-            params={name: ir.Param(name, dims, []) for name, dims, _ in self.params},
+            params={name: ir.Param(name, dims, [], self.bounds.get(name)) for name, dims, _ in self.params},
             nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
             dynamics={}, controls=controls, horizon=self.horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user,
             final_time=sp.Float(self.horizon) if self.horizon is not None else ir.FINAL_TIME, tensor=model)
+        return self.study.finish(problem) if self.study else problem
 
     def refuse_unsupported(self) -> None:
         """Located errors for what the tensor path does not do yet (never a wrong number)."""
         c = self.checked
-        if c.study != "train":
+        if c.study not in ("train", "fit", "design"):
             raise self.unsupported(f"the '{c.study}' study", c.study_span)
+        uncertain = c.study != "design" and next((b.span for b in c.params.values() if b.distribution), None)
         for what, span in [("an LQR reference", c.references and c.references[0].span),
                            ("plot", c.plots and c.plots[0].span),
-                           ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
+                           ("an uncertain param", uncertain),
                            ("a 'subject to' constraint", c.constraints and c.constraints[0].span),
                            ("an open-loop control", next((s.span for s, _ in c.open_loops.values()), None)),
                            ("a free final time", c.free_horizon and c.free_horizon.span),
@@ -162,6 +174,8 @@ class TensorLowering(TensorExpressions):
     def declare_params(self) -> None:
         for name, b in self.checked.params.items():
             dims = self.dims(b)
+            if b.distribution is not None:     # an uncertain param: declared by the design study
+                continue
             if b.bound is not None:
                 self.declare_bounded_param(b, dims)
                 continue
@@ -179,6 +193,7 @@ class TensorLowering(TensorExpressions):
         symbols = [sp.Symbol(c, real=True) for c in component_names(b.name, dims)]
         raw = self.scalar.bounded_param(ir.Param(b.name, dims, entries(value)), b, symbols)
         (low, high), leaf = raw.bounds, tn.leaf("param", dims, len(self.params))
+        self.bounds[b.name] = raw.bounds
         self.params.append((b.name, dims, _const_node(shaped(dims, raw.initial) if dims else raw.initial[0])))
         if low is not None and high is not None:
             scaled = tn.elementwise("*", tn.number(high - low), tn.elementwise("sigmoid", leaf))

@@ -147,6 +147,22 @@ def linear_algebra(name: str, args: list[Node]) -> Node:
     raise ShapeError(f"{name}() is not supported on the tensor path yet")
 
 
+def derivative(value: Node, target: Node) -> Node:
+    """`d(value, target)`, taken by automatic differentiation at run time (the generated code
+    calls `_derivative` with a nested function of the target). Its shape is the scalar path's: a
+    number for one entry each, the target's shape for a scalar value, the value's for a scalar
+    target, else the Jacobian with one row per entry of the value."""
+    if value.size == 1 and target.size == 1:
+        shape: Shape = ()
+    elif value.size == 1:
+        shape = target.shape
+    elif target.size == 1:
+        shape = value.shape
+    else:
+        shape = (value.size, target.size)
+    return _combine("d", (target, value), shape)
+
+
 def walk(outputs: list[Node]) -> list[Node]:
     """Every node the outputs read, operands before their users (each once)."""
     order: list[Node] = []
@@ -217,17 +233,29 @@ def signature(outputs: list[Node]) -> tuple:
     return nodes, tuple(index[id(o)] for o in outputs)
 
 
+@dataclass(frozen=True)
+class Sensitivities:
+    """Forward sensitivities that the runtime adds as state columns (runtime.tensor_sensitivity):
+    ∂x/∂θ of the first `states` columns with respect to every entry of the params at `params`
+    (indices into the params), after the model's `columns` base columns, parameter-major."""
+
+    params: tuple[int, ...]
+    states: int
+    columns: int
+
+
 @dataclass(eq=False)
 class TensorModel:
     """What the tensor code generator prints: the functions (name -> (outputs, mode)), the params'
     initial values (in terms of `randn` leaves into `draws` standard normal numbers), the implicit
-    layers, and the state columns."""
+    layers, the state columns, and the forward sensitivities the runtime adds (None: none)."""
 
     columns: list[str]
     functions: dict[str, tuple[list[Node], str]]
     params: list[tuple[str, Shape, Node]]
     implicits: list[TensorImplicit]
     draws: int
+    sensitivities: Sensitivities | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TensorModel):
@@ -240,4 +268,4 @@ class TensorModel:
         params = tuple((name, dims) for name, dims, _ in self.params)
         implicits = tuple((i.name, i.text, signature([i.residual, i.unknown])) for i in self.implicits)
         return (tuple(self.columns), functions, params, signature([v for *_, v in self.params]), implicits,
-                self.draws)
+                self.draws, self.sensitivities)

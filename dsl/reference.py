@@ -30,8 +30,10 @@ def check_reference(checker: ExpressionChecks, reference: ast.ReferenceStmt, out
             raise checker.error(f"lqr() needs {required}=...", call.span,
                                 "Q weighs the states, R the controls: lqr(Q=diag(...), R=...)")
     _check_problem(checker, reference, out)
-    check_matrix(checker, options["Q"].value, len(out.states), "Q (one row per state)")
-    check_matrix(checker, options["R"].value, len(out.controls), "R (one row per control)")
+    shaped = any(b.shape for b in out.states.values()) or any(out.lets[n].shape for n in out.controls if n in out.lets)
+    sizes = (None, None) if shaped else (len(out.states), len(out.controls))   # entries: counted by the compiler
+    check_matrix(checker, options["Q"].value, sizes[0], "Q (one row per state)")
+    check_matrix(checker, options["R"].value, sizes[1], "R (one row per control)")
     if "max_ratio" in options:
         value = literal(options["max_ratio"].value, checker.error)
         if not isinstance(value, (int, float)) or value < 1:
@@ -40,16 +42,9 @@ def check_reference(checker: ExpressionChecks, reference: ast.ReferenceStmt, out
 
 
 def _check_problem(checker: ExpressionChecks, reference: ast.ReferenceStmt, out: CheckedSpec) -> None:
-    """An LQR reference needs controls, scalar states and controls, and a fixed horizon."""
+    """An LQR reference needs controls and a fixed horizon."""
     if not out.controls:
         raise checker.error("an LQR reference needs a 'control'", reference.span)
-    shaped = [(n, b.shape, b.span) for n, b in out.states.items()] + [(n, out.lets[n].shape, out.lets[n].span)
-                                                                      for n in out.controls if n in out.lets]
-    for name, dims, span in shaped:
-        if dims:
-            raise checker.error(f"an LQR reference needs scalar states and controls, but '{name}' has a shape",
-                                reference.span, f"'{name}' is declared with a shape on line {span.line}; "
-                                "declare one scalar per entry")
     if not out.horizon:
         raise checker.error("an LQR reference needs a fixed 'horizon'", reference.span)
 
@@ -70,8 +65,15 @@ def _check_equilibrium(checker: ExpressionChecks, reference: ast.ReferenceStmt, 
         checker.check_expr(value, "equilibrium", {"const"})
 
 
-def check_matrix(checker: ExpressionChecks, expr: ast.Expr, size: int, what: str) -> None:
-    """A size x size constant matrix: diag(...), [[...], ...], or one value when size is 1."""
+def check_matrix(checker: ExpressionChecks, expr: ast.Expr, size: int | None, what: str) -> None:
+    """A size x size constant matrix: diag(...), [[...], ...], or one value when size is 1 (size
+    None: any size, which the compiler checks against the entries of shaped states and controls)."""
+    if size is None:
+        rows = [r.items if isinstance(r, ast.Array) else [r] for r in expr.items] if isinstance(expr, ast.Array) \
+            else [expr.args] if isinstance(expr, ast.Call) and expr.func == "diag" else [[expr]]
+        for e in (e for row in rows for e in row):
+            checker.check_expr(e, "a matrix entry", {"const"})
+        return
     if isinstance(expr, ast.Call) and expr.func == "diag":
         if len(expr.args) != size:
             raise checker.error(f"{what}: diag() needs {size} entries, got {len(expr.args)}", expr.span)

@@ -16,6 +16,7 @@ from ..compiler import Program, ir
 from . import library
 from .open_loop import build_net
 from .solvers.plan import SolverPlan, choose
+from .tensor_sensitivity import with_sensitivities
 
 
 @dataclass
@@ -55,6 +56,8 @@ class CompiledProblem(nn.Module):
         self.nets = nn.ModuleList(
             [build_net(net, dtype, device) for net in self.problem.nets.values()])
         self.functions = generated["build"](list(self.params), list(self.nets))
+        if tensor is not None:
+            self.functions = with_sensitivities(self.functions, list(self.params), tensor.sensitivities)
         self.generator = generator
         self.solver_plan: SolverPlan = choose(self.problem, itemsize=torch.finfo(dtype).bits // 8,
                                                 device=torch.device(device).type)

@@ -29,9 +29,59 @@ def _batch_shape(shapes: list[torch.Size]) -> torch.Size:
     return torch.broadcast_shapes(*shapes)
 
 
+def derivative(function: Callable, x: torch.Tensor, value_rank: int, target_rank: int) -> torch.Tensor:
+    """d(function(x), x) by autograd, per batch entry, in the shape of `tensors.derivative` (a
+    number for one entry each, x's shape for a scalar value, the value's for a scalar x, else the
+    Jacobian with one row per entry of the value). Differentiable itself where gradients are
+    recorded (create_graph), so a derivative may sit in an objective."""
+    outer = torch.is_grad_enabled()
+    with torch.enable_grad():
+        v = x if x.requires_grad else x.detach().requires_grad_(True)
+        y = torch.as_tensor(function(v), dtype=x.dtype, device=x.device)
+        batch = y.shape[:y.dim() - value_rank]
+        if batch != v.shape[:v.dim() - target_rank]:   # a value of each batch entry: a target of each too
+            v = v.expand(*batch, *v.shape[v.dim() - target_rank:])
+            y = function(v)
+        flat = y.reshape(*batch, -1)
+        rows = []
+        for i in range(flat.shape[-1]):
+            found = torch.autograd.grad(flat[..., i].sum(), v, retain_graph=True, create_graph=outer,
+                                        allow_unused=True)[0] if flat.requires_grad else None
+            rows.append((found if found is not None else torch.zeros_like(v)).reshape(*batch, -1))
+    jacobian = torch.stack(rows, -2)
+    m, k = jacobian.shape[-2:]
+    if m == 1 and k == 1:
+        result = jacobian[..., 0, 0]
+    elif m == 1:
+        result = jacobian[..., 0, :].reshape(*batch, *x.shape[x.dim() - target_rank:])
+    elif k == 1:
+        result = jacobian[..., :, 0].reshape(*batch, *y.shape[y.dim() - value_rank:])
+    else:
+        result = jacobian
+    return result if outer else result.detach()
+
+
+def sensitivity(function: Callable, theta: torch.Tensor, s0: torch.Tensor | None, sT: torch.Tensor | None,
+                columns: tuple[int, int] | None) -> torch.Tensor:
+    """sens(e, theta) of a design study: d/dv e(v, s0 + (v - theta) S(0), sT + (v - theta) S(T)) at
+    v = theta, S = ∂x/∂theta the `columns` = (start, count) of the states' sensitivity (None: no
+    states), which move the first `count` columns: ∂e/∂theta + ∂e/∂x(0) S(0) + ∂e/∂x(T) S(T)."""
+    def moved(s: torch.Tensor | None, shift: torch.Tensor) -> torch.Tensor | None:
+        if s is None or columns is None:
+            return s
+        start, count = columns
+        return torch.cat([s[..., :count] + shift[..., None] * s[..., start:start + count], s[..., count:]], -1)
+
+    def along(v: torch.Tensor) -> torch.Tensor:
+        shift = v - theta.detach()
+        return function(v, moved(s0, shift), moved(sT, shift))
+    return derivative(along, theta, 0, 0)
+
+
 def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device: torch.device) -> dict:
     """`_fill`, `_param`, `_rows`, `_cat`, `_state_blocks`, `_entries`, `_pair`, `_repeat_rows`, `_eye`,
-    `_solve_tensor` (Newton with the generated Jacobian, or torch.func's where there is none)."""
+    `_solve_tensor` (Newton with the generated Jacobian, or torch.func's where there is none), `_derivative`,
+    `_sensitivity`."""
 
     def fill(v, dims):
         v = tensor(v)
@@ -73,4 +123,5 @@ def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device
                               like=torch.empty((), dtype=dtype, device=device))
 
     return {"_fill": fill, "_param": param, "_rows": rows, "_cat": cat, "_state_blocks": state_blocks,
-            "_entries": entries, "_pair": pair, "_repeat_rows": repeat_rows, "_eye": eye, "_solve_tensor": solve}
+            "_entries": entries, "_pair": pair, "_repeat_rows": repeat_rows, "_eye": eye, "_solve_tensor": solve,
+            "_derivative": derivative, "_sensitivity": sensitivity}

@@ -77,11 +77,13 @@ def test_ols_rejects_noise_that_is_not_additive(dynamics):
 
 
 # ------------------------------------------------ item 14: the real reason first
-def test_lqr_with_a_vector_state_says_so_before_asking_for_q_entries():
+def test_lqr_with_a_vector_state_counts_its_entries_for_q():
+    """A vector state is linearised entry by entry (issue 11): Q has one row per entry."""
     text = ("state x[2] = 0.1\ncontrol u = -sum(x)\nconst A[2,2] = [[0, 1], [0, 0]]\nder(x) = A @ x + [0, u]\n"
             "horizon 2\nminimize integral(u^2)\nreference lqr(Q=diag(1, 1), R=1) at x=0\n")
-    err = spec_error(text)
-    assert err.line == 7 and "scalar states and controls, but 'x' has a shape" in err.message
+    assert impsolve.load(text).program.problem.references[0].A == [[0.0, 1.0], [0.0, 0.0]]
+    err = spec_error(text.replace("Q=diag(1, 1)", "Q=diag(1)"))
+    assert err.line == 7 and "Q (one row per state entry): expected a 2x2 matrix" in err.message
 
 
 def test_shape_hint_of_a_dynamics_names_the_state_declaration():
