@@ -195,7 +195,7 @@ def _kill_campaign(tmp_path: Path, kills: int) -> int:
             assert state["history"]["objective"] == reference[: len(state["history"]["objective"])]
         if (out / "result.json").exists():
             json.loads((out / "result.json").read_text())
-        assert not [p for p in out.glob("*") if p.suffix not in (".pt", ".json", ".csv", ".png")]
+        assert not [p for p in out.glob("*") if p.suffix not in (".pt", ".json", ".csv", ".png", ".imp")]
         clean += 1
     done = subprocess.run([sys.executable, "-m", "impsolve.cli", str(spec_path), "--quiet", "--out", str(out)]
                           + (["--resume"] if (out / "checkpoint.pt").exists() else []), env=env)
