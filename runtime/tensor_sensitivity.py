@@ -128,7 +128,8 @@ class _Reattached(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         pairs = [c for c in ctx.copies if c is not None and c.requires_grad]
         with torch.enable_grad():
-            found = iter(torch.autograd.grad(ctx.local, pairs, grad, retain_graph=True, allow_unused=True))
+            found = iter(torch.autograd.grad(ctx.local, pairs, grad, retain_graph=True, allow_unused=True)
+                         if pairs else ())
         return (grad, None, *(next(found) if c is not None and c.requires_grad else None for c in ctx.copies))
 
 

@@ -77,7 +77,9 @@ def both_paths(path: Path, monkeypatch) -> list[impsolve.Result]:
     return results
 
 
-@pytest.mark.parametrize("train", ["train lm(steps=30)", "train lbfgs(steps=4)"])
+@pytest.mark.parametrize("train", ["train lm(steps=30)", "train lbfgs(steps=4)",
+                                   "train lm(steps=3)\ntrain adam(lr=0.01, steps=3)"],
+                         ids=["lm", "lbfgs", "adam after lm: backward through the sensitivity columns"])
 def test_a_fit_gives_the_same_estimates_on_both_paths(train: str, tmp_path: Path, monkeypatch) -> None:
     scalar, tensor = both_paths(spec_file(tmp_path, SPEC.format(train=train)), monkeypatch)
     assert scalar.status == tensor.status == "ok"
