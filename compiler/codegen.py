@@ -3,14 +3,17 @@
 Each generated function has the signature `(t, s, s0=None, sT=None, T=None)`: `s` holds the
 current states in its last dimension (batched over leading ones), `s0`/`sT` the initial and final
 states, `T` the final time. Common subexpressions are shared (SymPy `cse`). Only validated symbol
-indices and numbers reach the source: names are mapped to `s[..., i]`, `p_j`, `net_k`, `y_k`.
+indices and numbers reach the source: names are mapped to `s_[i]` (the columns of `s.unbind(-1)`),
+`p_j`, `net_k`, `y_k`; a net's inputs that are consecutive columns of one source are a slice `s[..., a:b]`.
 Helpers named `_...` (linear algebra, the implicit solver) come from the runtime's library.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.printing.precedence import precedence
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import functions as fn
@@ -37,12 +40,19 @@ class Layout:
     nets: list[str]
     implicits: list[ir.Implicit]
 
-    def symbol_code(self) -> dict[sp.Symbol, str]:
-        code: dict[sp.Symbol, str] = {ir.TIME: "t", ir.FINAL_TIME: "T"}
+    def columns(self) -> dict[sp.Symbol, tuple[str, int]]:
+        """Each state symbol's source (`s`, `s0` or `sT`) and column."""
+        out: dict[sp.Symbol, tuple[str, int]] = {}
         for i, name in enumerate(self.states):
-            code[ir.state_symbol(name)] = f"s[..., {i}]"
-            code[ir.initial_symbol(name)] = f"s0[..., {i}]"
-            code[ir.final_symbol(name)] = f"sT[..., {i}]"
+            out.update({ir.state_symbol(name): ("s", i), ir.initial_symbol(name): ("s0", i),
+                        ir.final_symbol(name): ("sT", i)})
+        return out
+
+    def symbol_code(self) -> dict[sp.Symbol, str]:
+        """Columns are read from the source's unbound columns (`s_[i]`: one unbind per function
+        instead of a select per use, and one node in the reverse pass instead of one per use)."""
+        code: dict[sp.Symbol, str] = {ir.TIME: "t", ir.FINAL_TIME: "T"}
+        code.update({symbol: f"{source}_[{i}]" for symbol, (source, i) in self.columns().items()})
         for j, param in enumerate(self.params):
             if not param.shape:
                 code[sp.Symbol(param.name, real=True)] = f"p_{j}"
@@ -65,6 +75,7 @@ class TorchPrinter(PythonCodePrinter):
     def __init__(self, layout: Layout, local_names: dict[sp.Symbol, str]) -> None:
         super().__init__({"fully_qualified_modules": False, "inline": True})
         self.names = {**layout.symbol_code(), **local_names}
+        self.columns = layout.columns()
         self.net_index = {name: k for k, name in enumerate(layout.nets)}
 
     def _print(self, expr, **kwargs):
@@ -90,11 +101,19 @@ class TorchPrinter(PythonCodePrinter):
             return f"torch.sqrt({self._print(base)})"
         if exp == sp.Rational(-1, 2):
             return f"torch.rsqrt({self._print(base)})"
-        if exp == -1:
-            return f"1/{self.parenthesize(base, 50)}"
+        if exp == -1:   # the same value as 1/x, which torch computes as reciprocal(x) * 1
+            return f"torch.reciprocal({self._print(base)})"
         if exp == 2:
             return f"torch.square({self._print(base)})"
         return super()._print_Pow(expr, rational=rational)
+
+    def _print_Mul(self, expr):
+        """A product with the coefficient 1.0 (a Float one, from a spec's decimal constants) is the
+        product without it: the same value, one multiplication less."""
+        coeff, rest = expr.as_coeff_Mul()
+        if isinstance(coeff, sp.Float) and float(coeff) == 1.0:
+            return self.parenthesize(rest, precedence(expr))
+        return super()._print_Mul(expr)
 
     def _print_Add(self, expr, order=None):
         """Long sums print as a shallow tree of parenthesised chunks, so that Python's compiler
@@ -119,8 +138,7 @@ class TorchPrinter(PythonCodePrinter):
             return f"{INDEXED_FUNCTIONS[name]}({self._print(matrix)})[..., {int(index)}]"
         args = ", ".join(self._print(a) for a in expr.args)
         if name in self.net_index:
-            inputs = f"_column({args})" if len(expr.args) == 1 else f"_stack({args})"
-            return f"net_{self.net_index[name]}({inputs})"
+            return f"net_{self.net_index[name]}({self._net_inputs(expr.args, args)})"
         if isinstance(expr, fn.net_output):
             call, index = expr.args
             return f"{self._print(call)}[..., {int(index)}]"
@@ -133,6 +151,16 @@ class TorchPrinter(PythonCodePrinter):
         if name == "sech":
             return f"(1/torch.cosh({args}))"
         raise NotImplementedError(f"no torch translation for {name}")
+
+    def _net_inputs(self, args: tuple, printed: str) -> str:
+        """A net's input: a slice of consecutive columns of one source (a view) when the arguments
+        are such columns, else the arguments stacked in the last dimension."""
+        where = [self.columns.get(a) for a in args]
+        if all(where) and len({source for source, _ in where}) == 1 \
+                and [i for _, i in where] == list(range(where[0][1], where[0][1] + len(where))):
+            source, first = where[0]
+            return f"{source}[..., {first}:{first + len(where)}]"
+        return f"_column({printed})" if len(args) == 1 else f"_stack({printed})"
 
     def _print_Min(self, expr):
         return self._fold("torch.minimum", expr.args)
@@ -206,9 +234,10 @@ def generate_function(name: str, outputs: list[sp.Expr], layout: Layout, mode: s
         if k not in unknowns:
             deps = "".join(f"y_{j}, " for j in _dependencies(k, layout))
             lines.append(f"        y_{k} = implicit_{k}({deps}{ARGUMENTS})")
-    for sym, value in replacements:
-        lines.append(f"        {local_names[sym]} = {printer.doprint(value)}")
+    body = [f"        {local_names[sym]} = {printer.doprint(value)}" for sym, value in replacements]
     results = [printer.doprint(e) for e in reduced]
+    lines += _unbind_lines([*body, *results])
+    lines += body
     if mode == "stack":
         state_symbols = {ir.state_symbol(n) for n in layout.states}
         items = [code if _depends_on(e, state_symbols, replacements) else f"_like({code}, s[..., 0])"
@@ -222,6 +251,12 @@ def generate_function(name: str, outputs: list[sp.Expr], layout: Layout, mode: s
     else:
         lines.append(f"        return ({''.join(r + ', ' for r in results)})")
     return "\n".join(lines)
+
+
+def _unbind_lines(code: list[str]) -> list[str]:
+    """`s_ = s.unbind(-1)` for each of s, s0, sT whose columns the code reads as `s_[i]`."""
+    return [f"        {source}_ = {source}.unbind(-1)" for source in ("s", "s0", "sT")
+            if any(re.search(rf"\b{source}_\[", line) for line in code)]
 
 
 def _depends_on(expr: sp.Expr, symbols: set[sp.Symbol], replacements) -> bool:

@@ -5,15 +5,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
+from ..constants import BACKENDS
+
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # no inf/nan setting reaches torch
 
 
-MAX_SEED = 2**63 - 1   # torch seeds are 64-bit; the CLI and the API accept 0..MAX_SEED
 ODE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "rk4", "midpoint", "euler")
 FIXED_STEP_METHODS = ("rk4", "midpoint", "euler")
-BACKENDS = ("auto", "native", "torch", "torchdiffeq")   # solver tiers (runtime.solvers.plan)
 
 
 class OdeOptions(_Options):

@@ -11,7 +11,7 @@ from pydantic import Field, Strict, ValidationError, validate_call
 
 from .compiler import compile_spec
 from .dsl import CheckedSpec, SpecError, read_spec
-from .dsl.options import MAX_SEED
+from .constants import MAX_SEED
 
 if TYPE_CHECKING:  # torch is imported only when compiling
     from .runtime.model import CompiledProblem

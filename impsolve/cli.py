@@ -6,8 +6,7 @@ import sys
 import traceback
 
 from .commands import EXTRA_COMMANDS, dispatch
-from .dsl import SpecError
-from .dsl.options import BACKENDS, MAX_SEED
+from .constants import BACKENDS, MAX_SEED
 from .version import __version__
 
 EXIT_OK, EXIT_EXPECT_FAILED, EXIT_SPEC_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
@@ -74,6 +73,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    from .dsl import SpecError   # here, not at the top: `impsolve --help` imports no dsl
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 def _failure(err: Exception, debug: bool) -> int:
     """Report a failure: spec errors located (exit 2), run errors with their hint, anything else
     as an internal error (exit 3; traceback with --debug)."""
+    from .dsl import SpecError
     if isinstance(err, SpecError):
         print(err.render(), file=sys.stderr)
         return EXIT_SPEC_ERROR

@@ -1,5 +1,5 @@
 """A row of a rollout's columns kept as separate blocks (states, noise, estimates, controls), so a
-step costs no torch.cat: the generated functions read `s[..., i]` and `s[..., a:b]`, and a read
+step costs no torch.cat: the generated functions read `s.unbind(-1)` and `s[..., a:b]`, and a read
 inside one block is that block (or a view of it)."""
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ class Columns:
                 return block if block.shape[-1] == where.stop - where.start else \
                     block[..., where.start - start:where.stop - start]
         return self.tensor()[key]
+
+    def unbind(self, dim: int = -1) -> tuple[torch.Tensor, ...]:
+        """The columns one by one (the last dimension only), each block unbound on its own."""
+        if dim != -1:
+            raise ValueError("Columns unbind only their last dimension")
+        return tuple(column for block in self.blocks for column in block.unbind(-1))
 
     def block(self, start: int, stop: int) -> tuple[torch.Tensor | None, int]:
         """The block that holds columns start..stop - 1, and its first column (None if none does)."""

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack, contextmanager
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -14,12 +16,42 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "softplu
 
 class Mlp(nn.Sequential):
     """nn.Sequential (same layers, same state_dict keys) whose forward calls each layer's forward
-    directly: the per-module call overhead dominates a small net's evaluation on the CPU."""
+    directly: the per-module call overhead dominates a small net's evaluation on the CPU. Inside
+    `bound()` (one solve) the layers' transposed weights are made once, so that each evaluation
+    records one node per layer (addmm) instead of two (transpose, addmm)."""
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        self.transposed: list[torch.Tensor | None] | None = None   # per layer, while bound
+
+    @contextmanager
+    def bound(self) -> Iterator[None]:
+        """Make the transposed weights once for the calls inside (under the grad mode in force)."""
+        self.transposed = [layer.weight.t() if isinstance(layer, nn.Linear) and layer.bias is not None else None
+                           for layer in self]
+        try:
+            yield
+        finally:
+            self.transposed = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self:
-            x = layer.forward(x)
+        transposed = self.transposed if x.dim() == 2 else None
+        for i, layer in enumerate(self):
+            if transposed is not None and transposed[i] is not None:
+                x = torch.addmm(layer.bias, x, transposed[i])   # what F.linear computes for 2-d inputs
+            else:
+                x = layer.forward(x)
         return x
+
+
+@contextmanager
+def bound(nets: Iterable[nn.Module]) -> Iterator[None]:
+    """All Mlp nets of `nets` bound (Mlp.bound) for the calls inside."""
+    with ExitStack() as stack:
+        for net in nets:
+            if isinstance(net, Mlp):
+                stack.enter_context(net.bound())
+        yield
 
 
 def build_mlp(n_inputs: int, options: MlpOptions) -> nn.Sequential:

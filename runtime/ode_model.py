@@ -9,16 +9,27 @@ import torch
 from torch import nn
 
 from ..compiler import Program, ir
+from ..dsl.options import OdeOptions
 from . import ode
 from .diagnose import describe_non_finite
 from .errors import RunError
 from .model import CompiledProblem, Solution
+from .nets import bound
 from .solvers.native import NativeSolver
 from .solvers.native_build import BuildError
 
 
 class Dynamics(nn.Module):
     """The right-hand side f(t, s) as a module, so adjoint solvers find its parameters."""
+
+    # set on every evaluation: plain attributes, past nn.Module.__setattr__'s registry checks (~8 µs each)
+    PLAIN = frozenset({"evaluations", "last"})
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self.PLAIN:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def __init__(self, function, params: nn.ParameterList, nets: nn.ModuleList, timeout: float | None) -> None:
         super().__init__()
@@ -107,6 +118,11 @@ class OdeProblem(CompiledProblem):
         if not self.problem.states:   # no dynamics: objectives of params and implicit layers only
             return Solution(s0, s0, torch.zeros((), dtype=self.dtype, device=self.device))
         self.dynamics.start()
+        with bound(self.nets):
+            return self._integrate(s0, options)
+
+    def _integrate(self, s0: torch.Tensor, options: OdeOptions) -> Solution:
+        """The solve itself: to the stop event, or to the horizon."""
         if self.problem.stop:
             event = self.functions["event"]
             max_time = self.problem.stop.max_time

@@ -99,10 +99,29 @@ def test_same_seed_same_numbers(tiny, tmp_path):
     assert runs[0] == runs[1]
 
 
+HEAVY = ('sympy', 'torch', 'scipy', 'matplotlib', 'pydantic', 'lark', 'impsolve.dsl')
+
+
+def _loaded_after(statements: str) -> list[str]:
+    """The heavy modules a fresh interpreter has loaded after running `statements`."""
+    code = f"import sys\n{statements}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [m for m in (done.stdout.strip().splitlines() or [""])[-1].split(",") if m]
+
+
 def test_the_command_line_starts_without_sympy_torch_or_scipy() -> None:
-    """Start-up (issue 16): `impsolve --help` and argument errors need neither the compiler nor the
-    runtime, so `import impsolve.cli` (and `import impsolve`) load none of SymPy, torch, SciPy."""
-    code = ("import sys, impsolve, impsolve.cli; "
-            "print(','.join(m for m in ('sympy', 'torch', 'scipy', 'matplotlib') if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert loaded == ""
+    """Start-up (issue 16): `impsolve --help` and argument errors need neither the dsl nor the compiler
+    nor the runtime, so `import impsolve.cli` (and `import impsolve`) load none of pydantic, Lark,
+    SymPy, torch, SciPy; `--help` itself neither."""
+    assert _loaded_after("import impsolve, impsolve.cli") == []
+    assert _loaded_after("import contextlib, io, impsolve.cli\n"
+                         "with contextlib.redirect_stdout(io.StringIO()):\n"
+                         "    try:\n        impsolve.cli.main(['--help'])\n    except SystemExit:\n        pass") == []
+
+
+def test_check_loads_the_compiler_but_not_torch(tiny) -> None:
+    """`impsolve check` parses, checks and compiles (SymPy) but imports no torch, SciPy or matplotlib."""
+    loaded = _loaded_after(f"import contextlib, io, impsolve.cli\n"
+                           f"with contextlib.redirect_stdout(io.StringIO()):\n"
+                           f"    assert impsolve.cli.main(['check', {str(tiny)!r}]) == 0")
+    assert "sympy" in loaded and not {"torch", "scipy", "matplotlib"} & set(loaded)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ...compiler import ir
 from ...compiler.c_codegen import CSource, generate
 from ...compiler.c_print import Unsupported
-from ...dsl.options import BACKENDS
+from ...constants import BACKENDS
 from .native_build import find_compiler
 from .tableau import TABLEAUS
 

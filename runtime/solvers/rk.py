@@ -88,9 +88,16 @@ class DenseOutput:
     straight line between y0 and y1 for fixed-step methods (as torchdiffeq interpolates them)."""
 
     def __init__(self, step: Step, tableau: Tableau, f1: torch.Tensor | None) -> None:
-        self.step, self.f1 = step, f1
-        self.mid = combine(step.y0, tableau.mid, step.ks, step.dt) if tableau.mid is not None else None
+        self.step, self.f1, self.tableau = step, f1, tableau
+        self._mid: torch.Tensor | None = None
         self._coefficients: list[torch.Tensor] | None = None
+
+    @property
+    def mid(self) -> torch.Tensor | None:
+        """The state at the step's midpoint, made on first use (most steps pass no output time)."""
+        if self._mid is None and self.tableau.mid is not None:
+            self._mid = combine(self.step.y0, self.tableau.mid, self.step.ks, self.step.dt)
+        return self._mid
 
     def at(self, t: float) -> torch.Tensor:
         """The state at t in [t0, t1], as a differentiable combination of the step's tensors."""
@@ -100,7 +107,7 @@ class DenseOutput:
             return s.y1
         if x == 0.0:
             return s.y0
-        if self.mid is None:
+        if self.tableau.mid is None:
             return torch.add(s.y0, s.y1 - s.y0, alpha=x)
         x2, x3, x4 = x * x, x ** 3, x ** 4
         out = s.y0 * (1 - 11 * x2 + 18 * x3 - 8 * x4)
@@ -114,10 +121,11 @@ class DenseOutput:
         """The same value without a graph, by Horner's rule on cached coefficients (root finding)."""
         s = self.step
         x = (t - s.t0) / s.dt
-        if self.mid is None:
+        if self.tableau.mid is None:
             return torch.add(s.y0, s.y1 - s.y0, alpha=x).detach()
-        if self._coefficients is None:
-            y0, y1, ym = s.y0.detach(), s.y1.detach(), self.mid.detach()
+        if self._coefficients is None:   # the midpoint made here has no graph: not kept for `at`
+            ym = self._mid if self._mid is not None else combine(s.y0, self.tableau.mid, s.ks, s.dt)
+            y0, y1, ym = s.y0.detach(), s.y1.detach(), ym.detach()
             f0, f1 = s.ks[0].detach() * s.dt, self.f1.detach() * s.dt
             self._coefficients = [2 * (f1 - f0) - 8 * (y1 + y0) + 16 * ym,
                                   5 * f0 - 3 * f1 + 18 * y0 + 14 * y1 - 32 * ym,

@@ -8,30 +8,36 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
+        s_ = s.unbind(-1)
         c0 = net_0(_column(t))[..., 0]
         c1 = (0.5)*torch.square(c0)
-        return torch.stack((s[..., 1], _like(c0, s[..., 0]), _like(c1, s[..., 0]), _like(c1, s[..., 0]), ), -1)
+        return torch.stack((s_[1], _like(c0, s[..., 0]), _like(c1, s[..., 0]), _like(c1, s[..., 0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (0, 1, 0, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 2], )
+        sT_ = sT.unbind(-1)
+        return (sT_[2], )
 
     def controls(t, s, s0=None, sT=None, T=None):
         return (net_0(_column(t))[..., 0], )
 
     def constraints(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], sT[..., 1] + 1, )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], sT_[1] + 1, )
 
     def path(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 0] - 0.1111111111111111, ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((s_[0] - 0.1111111111111111, ), -1)
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 3], 4, )
+        sT_ = sT.unbind(-1)
+        return (sT_[3], 4, )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], 0, )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], 0, )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'path': path, 'expect_0': expect_0, 'expect_1': expect_1}
 

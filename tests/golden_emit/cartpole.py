@@ -8,24 +8,28 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        c0 = torch.sin(s[..., 2])
-        c1 = 1/(torch.square(c0) + 1)
-        c2 = torch.cos(s[..., 2])
-        c3 = net_0(_stack(s[..., 0], s[..., 1], c0, c2, s[..., 3]))[..., 0]
-        c4 = torch.square(s[..., 3])
-        return torch.stack((s[..., 1], c1*(c0*(-9.8*c2 + c4) + c3), s[..., 3], -c1*(c0*c2*c4 - 19.6*c0 + c2*c3), ), -1)
+        s_ = s.unbind(-1)
+        c0 = torch.sin(s_[2])
+        c1 = torch.reciprocal(torch.square(c0) + 1)
+        c2 = torch.cos(s_[2])
+        c3 = net_0(_stack(s_[0], s_[1], c0, c2, s_[3]))[..., 0]
+        c4 = torch.square(s_[3])
+        return torch.stack((s_[1], c1*(c0*(-9.8*c2 + c4) + c3), s_[3], -c1*(c0*c2*c4 - 19.6*c0 + c2*c3), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (0, 0, 3.141592653589793, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (torch.square(sT[..., 2]) + torch.square(sT[..., 3]), )
+        sT_ = sT.unbind(-1)
+        return (torch.square(sT_[2]) + torch.square(sT_[3]), )
 
     def controls(t, s, s0=None, sT=None, T=None):
-        return (net_0(_stack(s[..., 0], s[..., 1], torch.sin(s[..., 2]), torch.cos(s[..., 2]), s[..., 3]))[..., 0], )
+        s_ = s.unbind(-1)
+        return (net_0(_stack(s_[0], s_[1], torch.sin(s_[2]), torch.cos(s_[2]), s_[3]))[..., 0], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (torch.square(sT[..., 2]) + torch.square(sT[..., 3]), 0.01, )
+        sT_ = sT.unbind(-1)
+        return (torch.square(sT_[2]) + torch.square(sT_[3]), 0.01, )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'expect_0': expect_0}
 

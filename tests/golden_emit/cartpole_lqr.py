@@ -8,22 +8,24 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        c0 = torch.sin(s[..., 2])
-        c1 = 1/(torch.square(c0) + 1)
-        c2 = net_0(_stack(s[..., 0], s[..., 1], s[..., 2], s[..., 3]))[..., 0]
+        s_ = s.unbind(-1)
+        c0 = torch.sin(s_[2])
+        c1 = torch.reciprocal(torch.square(c0) + 1)
+        c2 = net_0(s[..., 0:4])[..., 0]
         c3 = 10*c2
-        c4 = torch.square(s[..., 3])
-        c5 = torch.cos(s[..., 2])
-        return torch.stack((s[..., 1], c1*(c0*(c4 - 9.8*c5) + c3), s[..., 3], -c1*(c0*c4*c5 - 19.6*c0 + c3*c5), 1.0*torch.square(c2) + 100*torch.square(s[..., 2]) + 0.0001*torch.square(s[..., 0]), ), -1)
+        c4 = torch.square(s_[3])
+        c5 = torch.cos(s_[2])
+        return torch.stack((s_[1], c1*(c0*(c4 - 9.8*c5) + c3), s_[3], -c1*(c0*c4*c5 - 19.6*c0 + c3*c5), torch.square(c2) + 100*torch.square(s_[2]) + 0.0001*torch.square(s_[0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (0, 0, 0.1, 0, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 4], )
+        sT_ = sT.unbind(-1)
+        return (sT_[4], )
 
     def controls(t, s, s0=None, sT=None, T=None):
-        return (10*net_0(_stack(s[..., 0], s[..., 1], s[..., 2], s[..., 3]))[..., 0], )
+        return (10*net_0(s[..., 0:4])[..., 0], )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls}
 

@@ -8,31 +8,36 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        c0 = torch.sin(s[..., 2])
-        c1 = 1/(torch.square(c0) + 1)
+        s_ = s.unbind(-1)
+        c0 = torch.sin(s_[2])
+        c1 = torch.reciprocal(torch.square(c0) + 1)
         c2 = net_0(_column((0.5)*t))[..., 0]
-        c3 = torch.square(s[..., 3])
-        c4 = torch.cos(s[..., 2])
+        c3 = torch.square(s_[3])
+        c4 = torch.cos(s_[2])
         c5 = torch.square(c2)
-        return torch.stack((s[..., 1], c1*(c0*(c3 - 9.8*c4) + c2), s[..., 3], -c1*(c0*c3*c4 - 19.6*c0 + c2*c4), _like(c5, s[..., 0]), _like(c5, s[..., 0]), ), -1)
+        return torch.stack((s_[1], c1*(c0*(c3 - 9.8*c4) + c2), s_[3], -c1*(c0*c3*c4 - 19.6*c0 + c2*c4), _like(c5, s[..., 0]), _like(c5, s[..., 0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (0, 0, 3.141592653589793, 0, 0, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 4], )
+        sT_ = sT.unbind(-1)
+        return (sT_[4], )
 
     def controls(t, s, s0=None, sT=None, T=None):
         return (net_0(_column((0.5)*t))[..., 0], )
 
     def constraints(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 2], sT[..., 3], sT[..., 0], )
+        sT_ = sT.unbind(-1)
+        return (sT_[2], sT_[3], sT_[0], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (torch.square(sT[..., 2]) + torch.square(sT[..., 3]) + torch.square(sT[..., 0]), 1e-12, )
+        sT_ = sT.unbind(-1)
+        return (torch.square(sT_[2]) + torch.square(sT_[3]) + torch.square(sT_[0]), 1e-12, )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 5], 185.311, )
+        sT_ = sT.unbind(-1)
+        return (sT_[5], 185.311, )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1}
 

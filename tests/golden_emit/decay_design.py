@@ -11,20 +11,23 @@ def build(params, nets):
     p_3 = params[3]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
+        s_ = s.unbind(-1)
         c0 = 5.0*torch.sigmoid(p_1)
-        return torch.stack((-c0*p_0*s[..., 0], -c0*(s[..., 1]*p_0 + s[..., 0]), ), -1)
+        return torch.stack((-c0*p_0*s_[0], -c0*(s_[1]*p_0 + s_[0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (1, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return ((0.5)*torch.log(100.0*p_3*torch.square(sT[..., 1]) + 1), )
+        sT_ = sT.unbind(-1)
+        return ((0.5)*torch.log(100.0*p_3*torch.square(sT_[1]) + 1), )
 
     def observation(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], sT[..., 1], )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], sT_[1], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (5.0*torch.sigmoid(p_1), 1/p_2, )
+        return (5.0*torch.sigmoid(p_1), torch.reciprocal(p_2), )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (torch.abs(p_2 - 1.7), 3*torch.sqrt(p_3), )

@@ -20,7 +20,7 @@ def build(params, nets):
         return (c1, -c0*c1, )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (5.0*torch.sigmoid(p_1), 1/p_2, )
+        return (5.0*torch.sigmoid(p_1), torch.reciprocal(p_2), )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (torch.abs(p_2 - 1.7), 3*torch.sqrt(p_3), )

@@ -8,22 +8,28 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 1], net_0(_column(s[..., 0]))[..., 0], ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((s_[1], net_0(s[..., 0:1])[..., 0], ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return ()
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (_batch_mean(torch.square(s0[..., 1] - sT[..., 1]) + torch.square(s0[..., 0] - sT[..., 0])), )
+        s0_ = s0.unbind(-1)
+        sT_ = sT.unbind(-1)
+        return (_batch_mean(torch.square(s0_[1] - sT_[1]) + torch.square(s0_[0] - sT_[0])), )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (_batch_mean(torch.square(s0[..., 1] - sT[..., 1]) + torch.square(s0[..., 0] - sT[..., 0])), 0.001, )
+        s0_ = s0.unbind(-1)
+        sT_ = sT.unbind(-1)
+        return (_batch_mean(torch.square(s0_[1] - sT_[1]) + torch.square(s0_[0] - sT_[0])), 0.001, )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (-0.13333333333333333*net_0(_column(-2))[..., 0] - 0.1*net_0(_column(-1.5))[..., 0] - 0.06666666666666667*net_0(_column(-1))[..., 0] - 0.03333333333333333*net_0(_column(-0.5))[..., 0] + 0.03333333333333333*net_0(_column(0.5))[..., 0] + 0.06666666666666667*net_0(_column(1))[..., 0] + 0.1*net_0(_column(1.5))[..., 0] + 0.13333333333333333*net_0(_column(2))[..., 0], -1, )
 
     def plot_0(t, s, s0=None, sT=None, T=None):
-        return (net_0(_column(s[..., 0]))[..., 0], -s[..., 0], )
+        s_ = s.unbind(-1)
+        return (net_0(s[..., 0:1])[..., 0], -s_[0], )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'expect_0': expect_0, 'expect_1': expect_1, 'plot_0': plot_0}
 

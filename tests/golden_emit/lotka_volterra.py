@@ -21,17 +21,18 @@ def build(params, nets):
     p_13 = params[13]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
+        s_ = s.unbind(-1)
         c0 = torch.exp(p_1)
-        c1 = c0*s[..., 1]
+        c1 = c0*s_[1]
         c2 = torch.exp(p_0)
         c3 = c1 - c2
         c4 = torch.exp(p_3)
-        c5 = c4*s[..., 0]
+        c5 = c4*s_[0]
         c6 = torch.exp(p_2)
         c7 = c5 - c6
-        c8 = c0*s[..., 0]
-        c9 = c4*s[..., 1]
-        return torch.stack((-c3*s[..., 0], c7*s[..., 1], c2*s[..., 0] - c3*s[..., 2] - c8*s[..., 3], c7*s[..., 3] + c9*s[..., 2], -c1*s[..., 0] - c3*s[..., 4] - c8*s[..., 5], c7*s[..., 5] + c9*s[..., 4], -c3*s[..., 6] - c8*s[..., 7], -c6*s[..., 1] + c7*s[..., 7] + c9*s[..., 6], -c3*s[..., 8] - c8*s[..., 9], c5*s[..., 1] + c7*s[..., 9] + c9*s[..., 8], -c3*s[..., 10] - c8*s[..., 11], c7*s[..., 11] + c9*s[..., 10], -c3*s[..., 12] - c8*s[..., 13], c7*s[..., 13] + c9*s[..., 12], ), -1)
+        c8 = c0*s_[0]
+        c9 = c4*s_[1]
+        return torch.stack((-c3*s_[0], c7*s_[1], c2*s_[0] - c3*s_[2] - c8*s_[3], c7*s_[3] + c9*s_[2], -c1*s_[0] - c3*s_[4] - c8*s_[5], c7*s_[5] + c9*s_[4], -c3*s_[6] - c8*s_[7], -c6*s_[1] + c7*s_[7] + c9*s_[6], -c3*s_[8] - c8*s_[9], c5*s_[1] + c7*s_[9] + c9*s_[8], -c3*s_[10] - c8*s_[11], c7*s_[11] + c9*s_[10], -c3*s_[12] - c8*s_[13], c7*s_[13] + c9*s_[12], ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         c0 = torch.exp(p_4)
@@ -42,7 +43,8 @@ def build(params, nets):
         return (p_6, )
 
     def fit_observed(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 0], s[..., 1], s[..., 2], s[..., 4], s[..., 6], s[..., 8], s[..., 10], s[..., 12], s[..., 3], s[..., 5], s[..., 7], s[..., 9], s[..., 11], s[..., 13], ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((s_[0], s_[1], s_[2], s_[4], s_[6], s_[8], s_[10], s_[12], s_[3], s_[5], s_[7], s_[9], s_[11], s_[13], ), -1)
 
     def fit_initial_0(t, s, s0=None, sT=None, T=None):
         c0 = torch.exp(p_4)

@@ -14,13 +14,14 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        c0 = net_0(_stack(s[..., 0], s[..., 1]))
+        s_ = s.unbind(-1)
+        c0 = net_0(s[..., 0:2])
         c1 = c0[..., 0]
-        c2 = c1 + s[..., 0]*torch.exp(p_0)
+        c2 = c1 + s_[0]*torch.exp(p_0)
         c3 = -c0[..., 1]
-        c4 = c3 + s[..., 1]*torch.exp(p_1)
-        c5 = s[..., 0]*s[..., 1]
-        return torch.stack((c2, -c4, torch.square(c1 + c5) + torch.square(c3 + c5), torch.square(c2 + c5 - 1.5*s[..., 0]) + torch.square(c4 + c5 - 3*s[..., 1]), ), -1)
+        c4 = c3 + s_[1]*torch.exp(p_1)
+        c5 = s_[0]*s_[1]
+        return torch.stack((c2, -c4, torch.square(c1 + c5) + torch.square(c3 + c5), torch.square(c2 + c5 - 1.5*s_[0]) + torch.square(c4 + c5 - 3*s_[1]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (1, 1, 0, 0, )
@@ -29,7 +30,8 @@ def build(params, nets):
         return (p_2, )
 
     def fit_observed(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 0], s[..., 1], ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((s_[0], s_[1], ), -1)
 
     def fit_initial_0(t, s, s0=None, sT=None, T=None):
         return (1, 1, 0, 0, )
@@ -38,10 +40,12 @@ def build(params, nets):
         return (p_3, 0.3, )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
-        return (torch.sqrt(sT[..., 2]/T), 5, )
+        sT_ = sT.unbind(-1)
+        return (torch.sqrt(sT_[2]/T), 5, )
 
     def expect_2(t, s, s0=None, sT=None, T=None):
-        return (torch.sqrt(sT[..., 3]/T), 1.5, )
+        sT_ = sT.unbind(-1)
+        return (torch.sqrt(sT_[3]/T), 1.5, )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'fit_observed': fit_observed, 'fit_initial_0': fit_initial_0, 'expect_0': expect_0, 'expect_1': expect_1, 'expect_2': expect_2}
 

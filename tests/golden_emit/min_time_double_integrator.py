@@ -9,8 +9,9 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
+        s_ = s.unbind(-1)
         c0 = 4.5*torch.sigmoid(p_0) + 0.5
-        return torch.stack((c0*s[..., 1], _like(c0*net_0(_column(t))[..., 0], s[..., 0]), ), -1)
+        return torch.stack((c0*s_[1], _like(c0*net_0(_column(t))[..., 0], s[..., 0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (1, 0, )
@@ -22,7 +23,8 @@ def build(params, nets):
         return (net_0(_column(t))[..., 0], )
 
     def constraints(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], sT[..., 1], )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], sT_[1], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
         return (4.5*torch.sigmoid(p_0) + 0.5, 2, )

@@ -9,7 +9,8 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        return torch.stack((p_0*s[..., 1], _like(p_0*net_0(_column(t))[..., 0], s[..., 0]), ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((p_0*s_[1], _like(p_0*net_0(_column(t))[..., 0], s[..., 0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (1, 0, )
@@ -21,7 +22,8 @@ def build(params, nets):
         return (net_0(_column(t))[..., 0], )
 
     def constraints(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], sT[..., 1], )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], sT_[1], )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
         return (p_0, 2, )

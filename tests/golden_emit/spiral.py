@@ -10,7 +10,8 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        c0 = net_0(_stack(s[..., 0]**3, s[..., 1]**3))
+        s_ = s.unbind(-1)
+        c0 = net_0(_stack(s_[0]**3, s_[1]**3))
         return torch.stack((c0[..., 0], c0[..., 1], ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
@@ -20,7 +21,8 @@ def build(params, nets):
         return (p_0, )
 
     def fit_observed(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 0], s[..., 1], ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((s_[0], s_[1], ), -1)
 
     def fit_initial_0(t, s, s0=None, sT=None, T=None):
         return (2, 0, )

@@ -11,10 +11,12 @@ def build_scalar(params, nets):
         return (0, 0, 0, )
 
     def offset(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 15], s[..., 16], s[..., 17], ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((s_[15], s_[16], s_[17], ), -1)
 
     def jacobian(t, s, s0=None, sT=None, T=None):
-        return torch.stack((s[..., 0], s[..., 1], s[..., 2], _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), s[..., 0], s[..., 1], s[..., 2], _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), s[..., 0], s[..., 1], s[..., 2], ), -1)
+        s_ = s.unbind(-1)
+        return torch.stack((s_[0], s_[1], s_[2], _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), s_[0], s_[1], s_[2], _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), _like(0, s[..., 0]), s_[0], s_[1], s_[2], ), -1)
 
     return {'initial': initial, 'offset': offset, 'jacobian': jacobian}
 

@@ -8,26 +8,31 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        c0 = 3.141592653589793*torch.sigmoid(net_0(_column(s[..., 1]))[..., 0])
-        return torch.stack((torch.cos(c0) + 1.1 + 0.9*torch.exp(-25*torch.square(s[..., 1] - 1)), torch.sin(c0), ), -1)
+        s_ = s.unbind(-1)
+        c0 = 3.141592653589793*torch.sigmoid(net_0(s[..., 1:2])[..., 0])
+        return torch.stack((torch.cos(c0) + 1.1 + 0.9*torch.exp(-25*torch.square(s_[1] - 1)), torch.sin(c0), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (0, 0, )
 
     def event(t, s, s0=None, sT=None, T=None):
-        return (s[..., 1] - 2, )
+        s_ = s.unbind(-1)
+        return (s_[1] - 2, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], )
 
     def controls(t, s, s0=None, sT=None, T=None):
-        return (3.141592653589793*torch.sigmoid(net_0(_column(s[..., 1]))[..., 0]), )
+        return (3.141592653589793*torch.sigmoid(net_0(s[..., 1:2])[..., 0]), )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], 1.4125753, )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], 1.4125753, )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
-        return (torch.cos(3.141592653589793*torch.sigmoid(net_0(_column(s[..., 1]))[..., 0])), -1/(1.1 + 0.9*torch.exp(-25*torch.square(s[..., 1] - 1))), )
+        s_ = s.unbind(-1)
+        return (torch.cos(3.141592653589793*torch.sigmoid(net_0(s[..., 1:2])[..., 0])), -1/(1.1 + 0.9*torch.exp(-25*torch.square(s_[1] - 1))), )
 
     return {'dynamics': dynamics, 'initial': initial, 'event': event, 'objective': objective, 'controls': controls, 'expect_0': expect_0, 'expect_1': expect_1}
 

@@ -9,29 +9,34 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
+        s_ = s.unbind(-1)
         c0 = net_0(_column(t))[..., 0]
-        return torch.stack((p_0*(torch.cos(c0) + 1.1 + 0.9*torch.exp(-25*torch.square(s[..., 1] - 1))), _like(p_0*torch.sin(c0), s[..., 0]), ), -1)
+        return torch.stack((p_0*(torch.cos(c0) + 1.1 + 0.9*torch.exp(-25*torch.square(s_[1] - 1))), _like(p_0*torch.sin(c0), s[..., 0]), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return (0, 0, )
 
     def objective(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], )
 
     def controls(t, s, s0=None, sT=None, T=None):
         return (net_0(_column(t))[..., 0], )
 
     def constraints(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 1] - 2, )
+        sT_ = sT.unbind(-1)
+        return (sT_[1] - 2, )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
-        return (sT[..., 0], 1.4125753, )
+        sT_ = sT.unbind(-1)
+        return (sT_[0], 1.4125753, )
 
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (p_0, 4.0873095, )
 
     def expect_2(t, s, s0=None, sT=None, T=None):
-        return (torch.cos(net_0(_column(t))[..., 0]), -1/(1.1 + 0.9*torch.exp(-25*torch.square(s[..., 1] - 1))), )
+        s_ = s.unbind(-1)
+        return (torch.cos(net_0(_column(t))[..., 0]), -1/(1.1 + 0.9*torch.exp(-25*torch.square(s_[1] - 1))), )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1, 'expect_2': expect_2}
 
