@@ -17,6 +17,7 @@ import sympy as sp
 from . import functions as fn
 from . import ir
 from .c_print import Unsupported, block, derivative, smooth_pieces
+from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -258,7 +259,8 @@ def _mlp_source(k: int, m: MlpLayout) -> str:
 
 
 def generate(problem: ir.Problem, tableau) -> CSource:
-    """The native solver's source for `problem` with `tableau` (an explicit, FSAL, adaptive one)."""
+    """The native solver's source for `problem` with `tableau` (an explicit, FSAL, adaptive one, or
+    a fixed-step one with the spec's step_size)."""
     if problem.tensor is not None or problem.implicits:
         raise Unsupported("the tensor path or an implicit layer")
     if problem.batch * len(problem.states) > MAX_ENTRIES:
@@ -287,6 +289,9 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names),
                _vjp(dynamics, calls, mlps, names, states, params),
                _event(problem, names), KERNEL_ENTRIES]
-    solver = [solver_header(tableau, len(states), theta, work), SOLVER]
+    if tableau.adaptive:
+        solver = [solver_header(tableau, len(states), theta, work), SOLVER]
+    else:
+        solver = [fixed_solver_header(tableau, len(states), theta, work, problem.ode.step_size), FIXED_SOLVER]
     return CSource("\n\n".join(kernel) + "\n", "\n\n".join(solver) + "\n", len(states), theta, used_params,
                    tuple(used_nets))

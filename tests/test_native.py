@@ -151,9 +151,10 @@ def test_forced_and_refused_backends_say_which_tier_ran(tmp_path):
     assert choose(problem).backend == "native" and choose(problem, "torch").backend == "torch"
     adjoint = choose(impsolve.load(_spec(extra=", adjoint=true")).program.problem, "native")
     assert adjoint.backend == "torchdiffeq" and "adjoint" in adjoint.note
-    rk4 = choose(impsolve.load(_spec(extra=", step_size=0.1").replace("method=dopri5", "method=rk4"))
-                 .program.problem, "native")
-    assert rk4.backend == "torch" and "rk4" in rk4.note
+    rk4 = choose(impsolve.load(_fixed("rk4")).program.problem)
+    assert rk4.backend == "native", rk4.note
+    heun = choose(impsolve.load(_spec().replace("dopri5", "adaptive_heun")).program.problem, "native")
+    assert heun.backend == "torch" and "adaptive_heun" in heun.note
     nested = choose(impsolve.load(_spec().replace("k*g(x, y)^2", "k*g(x, g(x, y))^2")).program.problem, "native")
     assert nested.backend == "torch" and "not generated natively" in nested.note
     float32 = choose(problem, "native", itemsize=4)
@@ -288,3 +289,43 @@ def test_a_failed_build_falls_back_to_the_torch_tier_with_a_note(monkeypatch, tm
     assert model.solver_plan.backend == "torch" and model.dynamics.native is None
     assert model.solver_plan.note.startswith("native tier unavailable: the C compiler failed")
     assert float(model().detach()) == float(model().detach())
+
+
+def _fixed(method: str, end: str = EVENT, step: float = 0.07) -> str:
+    """SPEC with a fixed-step method (a step that does not divide the horizon: the last is shortened)."""
+    return _spec(end=end, extra=f", step_size={step}").replace("method=dopri5", f"method={method}")
+
+
+@needs_cc
+@pytest.mark.parametrize("method", ["rk4", "midpoint", "euler"])
+@pytest.mark.parametrize("end", [HORIZON, EVENT], ids=["horizon", "event"])
+def test_fixed_step_methods_agree_with_the_torch_tier(method, end):
+    """The fixed grid, its shortened last step, outputs and event on the straight line between grid
+    points, and the discrete reverse pass: the plain-torch tier's steps to round-off."""
+    _assert_native_equals_torch_tier(_fixed(method, end))
+
+
+@needs_cc
+def test_fixed_step_dense_outputs_match_the_torch_tier():
+    text = BATCH.replace("method=dopri5", "method=rk4, step_size=0.04")
+    native = impsolve.load(text, {"solve.backend": "native"}).compile(device="cpu", dtype="float64", seed=1)
+    torch_tier = impsolve.load(text, {"solve.backend": "torch"}).compile(device="cpu", dtype="float64", seed=1)
+    assert native.solver_plan.backend == "native"
+    times, states = native.trajectory(native.solve(), points=17)
+    _, reference = torch_tier.trajectory(torch_tier.solve(), points=17)
+    assert _close(states, reference, 1e-12)
+
+
+@needs_cc
+@pytest.mark.parametrize("method", ["rk4", "midpoint"])
+def test_gradcheck_of_the_fixed_step_native_function(method):
+    model = impsolve.load(_fixed(method, HORIZON)).compile(device="cpu", dtype="float64", seed=0)
+    solver = model.dynamics.native
+    theta = solver.theta().detach().requires_grad_(True)
+    y0 = model.initial_state().detach().requires_grad_(True)
+
+    def solve(y0, theta):
+        settings = (solver.library, [0.0, 0.4, 0.45, 1.2], 0.0, 0.0, 10 ** 6, False, [], None, 1)
+        return NativeSolve.apply(settings, y0, theta)
+
+    assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)
