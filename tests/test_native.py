@@ -329,3 +329,45 @@ def test_gradcheck_of_the_fixed_step_native_function(method):
         return NativeSolve.apply(settings, y0, theta)
 
     assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+OPEN_LOOP = """state x = 0.2, v = 0
+control u in [-1, 2] piecewise(N=7, hold={hold})
+control w piecewise(N=5, hold={hold}, init=0.3)
+der(x) = v + 0.1*w*x
+der(v) = u - 0.2*v^2
+horizon free in [0.5, 3]
+minimize x(T)^2 + v(T)^2 + T + integral(u^2)
+solve ode(method={method}{extra})
+"""
+
+
+def _perturbed(text: str, backend: str):
+    """Value and gradient at control values and final time moved off their (equal) initial values."""
+    model = impsolve.load(text, {"solve.backend": backend}).compile(device="cpu", dtype="float64", seed=0)
+    generator = torch.Generator().manual_seed(5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+    value = model.objective(model.solve())
+    grads = torch.autograd.grad(value, params)
+    return model, float(value.detach()), torch.cat([g.reshape(-1) for g in grads])
+
+
+@needs_cc
+@pytest.mark.parametrize("hold", ["constant", "linear"])
+@pytest.mark.parametrize("method, extra", [("rk4", ", step_size=0.03"), ("dopri5", ", rtol=1e-11, atol=1e-12")],
+                         ids=["rk4", "dopri5"])
+def test_open_loop_controls_agree_with_the_torch_tier(hold, method, extra):
+    """Bounded and unbounded piecewise controls, constant and linear hold, free final time: value
+    (1e-9 relative) and gradient to the control values and T (1e-7) as on the plain-torch tier.
+    The controls' kinks make dopri5's accept/reject decisions follow round-off (the two tiers take
+    different steps at rtol 1e-8, 2e-7 apart), hence its tight tolerance here."""
+    text = OPEN_LOOP.format(hold=hold, method=method, extra=extra)
+    native, value, grad = _perturbed(text, "native")
+    torch_tier, reference, reference_grad = _perturbed(text, "torch")
+    assert native.solver_plan.backend == "native", native.solver_plan.note
+    assert torch_tier.solver_plan.backend == "torch"
+    assert abs(value - reference) <= 1e-9 * abs(reference)
+    assert float(grad.abs().min()) > 0.0 and _close(grad, reference_grad, 1e-7)
