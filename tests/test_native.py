@@ -270,7 +270,8 @@ def test_vector_and_matrix_params_agree_with_the_torch_tier(monkeypatch):
 
 
 @needs_cc
-@pytest.mark.parametrize("name", ["zermelo", "cartpole", "cartpole_lqr", "isochronism", "decay_design"])
+@pytest.mark.parametrize("name", ["zermelo", "cartpole", "cartpole_lqr", "isochronism", "decay_design",
+                                  "zermelo_open_loop", "min_time_double_integrator"])
 def test_shipped_specs_agree_with_the_torch_tier(name):
     """The same steps as the plain-torch tier (its own settings, seed 0): value and gradient to round-off."""
     _assert_native_equals_torch_tier(spec_path(name).read_text())
