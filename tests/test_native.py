@@ -317,21 +317,6 @@ def test_fixed_step_dense_outputs_match_the_torch_tier():
     assert _close(states, reference, 1e-12)
 
 
-@needs_cc
-@pytest.mark.parametrize("method", ["rk4", "midpoint"])
-def test_gradcheck_of_the_fixed_step_native_function(method):
-    model = impsolve.load(_fixed(method, HORIZON)).compile(device="cpu", dtype="float64", seed=0)
-    solver = model.dynamics.native
-    theta = solver.theta().detach().requires_grad_(True)
-    y0 = model.initial_state().detach().requires_grad_(True)
-
-    def solve(y0, theta):
-        settings = (solver.library, [0.0, 0.4, 0.45, 1.2], 0.0, 0.0, 10 ** 6, False, [], None, 1)
-        return NativeSolve.apply(settings, y0, theta)
-
-    assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)
-
-
 OPEN_LOOP = """state x = 0.2, v = 0
 control u in [-1, 2] piecewise(N=7, hold={hold})
 control w piecewise(N=5, hold={hold}, init=0.3)
@@ -372,3 +357,20 @@ def test_open_loop_controls_agree_with_the_torch_tier(hold, method, extra):
     assert torch_tier.solver_plan.backend == "torch"
     assert abs(value - reference) <= 1e-9 * abs(reference)
     assert float(grad.abs().min()) > 0.0 and _close(grad, reference_grad, 1e-7)
+
+
+@needs_cc
+@pytest.mark.parametrize("text", [_fixed("rk4", HORIZON), _fixed("midpoint", HORIZON),
+                                  OPEN_LOOP.format(hold="linear", method="rk4", extra=", step_size=0.03")],
+                         ids=["rk4", "midpoint", "open-loop"])
+def test_gradcheck_of_the_fixed_step_native_function(text):
+    model = impsolve.load(text).compile(device="cpu", dtype="float64", seed=0)
+    solver = model.dynamics.native
+    theta = solver.theta().detach().requires_grad_(True)
+    y0 = model.initial_state().detach().requires_grad_(True)
+
+    def solve(y0, theta):
+        settings = (solver.library, [0.0, 0.4, 0.45, 1.2], 0.0, 0.0, 10 ** 6, False, [], None, 1)
+        return NativeSolve.apply(settings, y0, theta)
+
+    assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)
