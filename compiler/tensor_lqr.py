@@ -51,8 +51,7 @@ def _refuse_non_constant(scalar: Lowering, r: ast.ReferenceStmt, open_loop: list
     """A located error where the open-loop dynamics (or an implicit equation they solve) read
     something that is not fixed at the point: a net, a param, the time, an initial or final state,
     or (inside an implicit equation) a control."""
-    read = tn.walk(open_loop)
-    solved = [i.residual for i in implicits if any(n is i.unknown for n in read)]
+    solved = _solved(open_loop, implicits)
     varying = {"net": "a net", "param": "a param", "time": "the time t", "final_time": "the final time T",
                "randn": "a random draw"}
     for node in tn.walk(open_loop + solved):
@@ -62,3 +61,13 @@ def _refuse_non_constant(scalar: Lowering, r: ast.ReferenceStmt, open_loop: list
     if any(n is c for n in tn.walk(solved) for c in controls.values()):
         raise scalar.error("cannot linearise the dynamics: an implicit equation reads a control (not supported "
                            "on the tensor path)", r.span, HINT)
+
+
+def _solved(outputs: list[tn.Node], implicits: list[tn.TensorImplicit]) -> list[tn.Node]:
+    """The residuals of the implicit equations the outputs solve, directly or through other ones."""
+    found: list[tn.TensorImplicit] = []
+    read = tn.walk(outputs)
+    while new := [i for i in implicits if all(i is not f for f in found) and any(n is i.unknown for n in read)]:
+        found += new
+        read = tn.walk([i.residual for i in new])
+    return [i.residual for i in found]

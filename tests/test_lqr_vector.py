@@ -56,6 +56,18 @@ reference lqr(Q=diag(1, 1), R=[[0.1, 0], [0, 0.1]]) at x=[0, 0]
 """
 
 
+IMPLICIT = """problem implicit_lqr "dynamics through an implicit equation (linearised by the IFT)"
+state x[2] = [1, 0]
+solve w: w + 0.1*w^3 = x[0]
+control u[2] = -[x[0], x[1]]
+der(x) = [x[1] + u[0] + 2*w - x[0], u[1]]
+horizon 2
+minimize integral(sum(x^2) + 0.1 * sum(u^2))
+train adam(lr=0.05, steps=2)
+reference lqr(Q=diag(1, 1), R=[[0.1, 0], [0, 0.1]]) at x=[0, 0]
+"""
+
+
 def _lqr_on(path: str, text: str, monkeypatch) -> dict:
     """The spec's LQR report, forced onto the scalar or the tensor path (the size rule's switches)."""
     with monkeypatch.context() as m:
@@ -66,7 +78,7 @@ def _lqr_on(path: str, text: str, monkeypatch) -> dict:
         return impsolve.solve(text, write=False).reference["lqr"]
 
 
-@pytest.mark.parametrize("text", [GAIN, VECTOR_CARTPOLE], ids=["gain", "cartpole"])
+@pytest.mark.parametrize("text", [GAIN, VECTOR_CARTPOLE, IMPLICIT], ids=["gain", "cartpole", "implicit"])
 def test_the_tensor_path_linearises_as_the_scalar_path(text: str, monkeypatch) -> None:
     scalar, tensor = (_lqr_on(path, text, monkeypatch) for path in ("scalar", "tensor"))
     for key in ("A", "B", "K"):
@@ -89,6 +101,13 @@ def test_the_tensor_path_refuses_dynamics_that_read_a_param_outside_the_controls
     with pytest.raises(SpecError) as info:
         impsolve.load(text)
     assert "cannot linearise the dynamics: they read a param" in str(info.value) and "<spec>:10:" in str(info.value)
+
+
+def test_the_tensor_path_refuses_an_implicit_equation_of_the_dynamics_that_reads_a_param(monkeypatch) -> None:
+    monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 1)
+    text = IMPLICIT.replace("state x[2] = [1, 0]", "state x[2] = [1, 0]\nparam c = 0.0").replace("= x[0]\n", "= x[0] + c\n")
+    with pytest.raises(SpecError, match="they read a param at the equilibrium"):
+        impsolve.load(text)
 
 
 def test_the_tensor_path_checks_the_equilibrium_at_run_time(monkeypatch) -> None:
