@@ -68,8 +68,17 @@ def _newton_step(residual: Residual, jacobian: Callable | None, y: torch.Tensor,
     """J⁻¹ φ at y, or φ itself (a fixed-point step) for the entries whose Jacobian is singular; chosen
     on the device, without reading the solver's status back to the host."""
     J = jacobian(y) if jacobian is not None else _autograd_jacobian(residual, y)
-    step, info = torch.linalg.solve_ex(J, phi.unsqueeze(-1))
-    return torch.where(info.unsqueeze(-1) == 0, step.squeeze(-1), phi)
+    step, info = _solve_vectors(J, phi)
+    return torch.where((info == 0).unsqueeze(-1), step, phi)
+
+
+def _solve_vectors(J: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x with J x = b for vectors b (..., n), and LAPACK's status per system (0: solved; no host read).
+    A Jacobian per entry takes b as a batch of vectors; one Jacobian shared by a batch is broadcast."""
+    if J.shape[:-1] == b.shape:
+        return torch.linalg.solve_ex(J, b)
+    x, info = torch.linalg.solve_ex(J, b.unsqueeze(-1))
+    return x.squeeze(-1), info
 
 
 def solve_implicit(residual: Residual, jacobian: Callable | None, size: int, *, tol: float, max_iter: int,

@@ -27,6 +27,14 @@ def test_newton_takes_a_fixed_point_step_only_where_the_jacobian_is_singular():
     assert torch.allclose(y[:, 0], torch.tensor([0.5, (2 ** 0.5 - 1) / 2], dtype=F64), atol=1e-12)
 
 
+def test_one_jacobian_shared_by_a_batch_is_broadcast():
+    """A linear residual whose Jacobian has no batch dimension: every entry of the batch solves A y = c."""
+    A = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=F64)
+    c = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.0, 4.0]], dtype=F64)
+    y = _solve(lambda y: y @ A.mT - c, 2, c, jacobian=lambda y: A)
+    assert y.shape == (3, 2) and torch.allclose(y, torch.linalg.solve(A, c.mT).mT, atol=1e-12)
+
+
 def test_scalar_layer_gradcheck():
     w = 0.5
 
