@@ -95,6 +95,20 @@ def test_a_vector_control_is_linearised_entry_by_entry() -> None:
     assert reference["riccati_cost"] > 0 and reference["learned_cost"] > reference["riccati_cost"]
 
 
+def test_a_state_above_the_limit_gets_the_analytic_riccati_gain() -> None:
+    """65 decoupled states der(x_i) = -0.1 x_i + u_i (above the limit, no switch forced): A = -0.1 I,
+    B = I and, with Q = R = I, K = P = (a + sqrt(a^2 + 1)) I for a = -0.1 (the scalar Riccati root)."""
+    n, ones = 65, ", ".join(["1"] * 65)
+    text = (f"const n = {n}\nstate x[n] = 1\nparam k = 0.5\ncontrol u[n] = -k * x\nder(x) = -0.1 * x + u\n"
+            f"horizon 2\nminimize integral(sum(x^2) + sum(u^2))\ntrain adam(lr=0.05, steps=1)\n"
+            f"reference lqr(Q=diag({ones}), R=diag({ones})) at x=0\n")
+    assert "(tensor path)" in impsolve.load(text).source()
+    reference = impsolve.solve(text, write=False).reference["lqr"]
+    eye = np.eye(n)
+    assert np.array_equal(reference["A"], -0.1 * eye) and np.array_equal(reference["B"], eye)
+    assert np.abs(np.asarray(reference["K"]) - (-0.1 + np.sqrt(1.01)) * eye).max() <= 1e-10
+
+
 def test_the_tensor_path_refuses_dynamics_that_read_a_param_outside_the_controls(monkeypatch) -> None:
     monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 1)
     text = GAIN.replace("state x[2] = [1, 0]", "state x[2] = [1, 0]\nparam a = 0.5").replace("u[1]]", "a * u[1]]")
