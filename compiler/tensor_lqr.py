@@ -52,8 +52,8 @@ def _refuse_non_constant(scalar: Lowering, r: ast.ReferenceStmt, open_loop: list
     something that is not fixed at the point: a net, a param, the time, an initial or final state,
     or (inside an implicit equation) a control."""
     solved = _solved(open_loop, implicits)
-    varying = {"net": "a net", "param": "a param", "time": "the time t", "final_time": "the final time T",
-               "randn": "a random draw"}
+    varying = {"net": "a net", "netmap": "a net", "param": "a param", "time": "the time t",
+               "final_time": "the final time T", "randn": "a random draw"}
     for node in tn.walk(open_loop + solved):
         what = varying.get(node.op) or (node.op == "state" and node.attr[2] != "s" and "an initial or final state")
         if what:

@@ -117,6 +117,13 @@ def test_the_tensor_path_refuses_dynamics_that_read_a_param_outside_the_controls
     assert "cannot linearise the dynamics: they read a param" in str(info.value) and "<spec>:10:" in str(info.value)
 
 
+def test_the_tensor_path_refuses_a_net_mapped_over_the_state_in_the_dynamics(monkeypatch) -> None:
+    monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 1)
+    text = GAIN.replace("state x[2] = [1, 0]", "state x[2] = [1, 0]\nnet g(s): mlp(hidden=[4], act=tanh)")
+    with pytest.raises(SpecError, match="they read a net at the equilibrium"):
+        impsolve.load(text.replace("u[1]]", "u[1] + 0.1 * g(x)[1]]"))   # g of one input over x: a netmap node
+
+
 def test_the_tensor_path_refuses_an_implicit_equation_of_the_dynamics_that_reads_a_param(monkeypatch) -> None:
     monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 1)
     text = IMPLICIT.replace("state x[2] = [1, 0]", "state x[2] = [1, 0]\nparam c = 0.0").replace("= x[0]\n", "= x[0] + c\n")
