@@ -106,10 +106,11 @@ class LqrReference:
     Q: list[list[float]]
     R: list[list[float]]
     equilibrium: list[float]        # one value per user state
-    A: list[list[float]]
-    B: list[list[float]]
+    A: list[list[float]] | None     # None: linearised at run time (the tensor path, runtime.reference)
+    B: list[list[float]] | None
     max_ratio: float | None
     text: str
+    line: int | None = None         # the reference's line (named by run-time errors)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from .derivative import residual_jacobian
 from .expressions import source_text
 from .linearize import linearize
 from .lower import Lowering
-from .lqr_check import equilibrium_problem, riccati_problem, weight_problem
+from .lqr_check import equilibrium_problem, riccati_problem
+from .lqr_weights import lqr_weights
 from .program import Program, checks_and_plots
 from .tensor_codegen import generate_tensor_module
 from .tensor_lower import lower_tensor, size_rule
@@ -133,42 +134,16 @@ class OdeLowering(Lowering):
         c = self.checked
         states = [comp for s, b in c.states.items() for comp in component_names(s, self.dims(b.shape, b.span))]
         controls = [comp for u in c.controls for comp in component_names(u, shape(self.env[u]))]
-        options = {k.name: k.value for k in r.call.kwargs}
-        Q, R = self.matrix(options["Q"]), self.matrix(options["R"])
-        for what, weights, size, of in (("Q", Q, len(states), "state"), ("R", R, len(controls), "control")):
-            if len(weights) != size or any(len(row) != size for row in weights):
-                raise self.error(f"{what} (one row per {of} entry): expected a {size}x{size} matrix, got "
-                                 f"{len(weights)} row(s) of {', '.join(sorted({str(len(w)) for w in weights}))}",
-                                 options[what].span,
-                                 f"the {of} entries: {', '.join(states if of == 'state' else controls)}")
-        if problem := weight_problem(Q, R):
-            raise self.error(problem, r.call.span)
-        equilibrium = {name: 0.0 for name in states}
-        for name, value, span in r.at:
-            dims = self.dims(c.states[name].shape, c.states[name].span)
-            point = self.declared(name, dims, self.expr(value), span)
-            for comp, entry in zip(component_names(name, dims), entries(point)):
-                if entry.free_symbols or not entry.is_real:
-                    raise self.error("the equilibrium value must be a constant", value.span)
-                equilibrium[comp] = float(entry)
+        w = lqr_weights(self, r, states, controls)
         try:
-            lin = linearize(*self.open_loop_dynamics(), states, controls, equilibrium)
+            lin = linearize(*self.open_loop_dynamics(), states, controls, w.equilibrium)
         except ValueError as err:
             raise self.error(f"cannot linearise the dynamics: {err}", r.span,
                              "the dynamics must be differentiable at the point, and call nets only through controls") from None
-        if problem := equilibrium_problem(lin.rates, states) or riccati_problem(lin.A, lin.B, Q, R, states):
+        if problem := equilibrium_problem(lin.rates, states) or riccati_problem(lin.A, lin.B, w.Q, w.R, states):
             raise self.error(problem, r.span, "LQR linearises at the `at` point with every control 0")
-        max_ratio = float(self.constant(options["max_ratio"], "max_ratio")) if "max_ratio" in options else None
-        return ir.LqrReference(Q, R, [equilibrium[s] for s in states], lin.A, lin.B, max_ratio, source_text(c, r.call))
-
-    def matrix(self, node: ast.Expr) -> list[list[float]]:
-        """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""
-        if isinstance(node, ast.Call):
-            values = [float(self.constant(a, "matrix entry")) for a in node.args]
-            return [[values[i] if i == j else 0.0 for j in range(len(values))] for i in range(len(values))]
-        if isinstance(node, ast.Array):
-            return [[float(self.constant(e, "matrix entry")) for e in row.items] for row in node.items]
-        return [[float(self.constant(node, "matrix entry"))]]
+        return ir.LqrReference(w.Q, w.R, [w.equilibrium[s] for s in states], lin.A, lin.B, w.max_ratio,
+                               source_text(c, r.call))
 
 
 def generate_tensor(problem: ir.Problem) -> Program:

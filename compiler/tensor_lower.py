@@ -23,6 +23,7 @@ from .tensor_expressions import TensorExpressions
 from .tensor_design import TensorDesign
 from .tensor_fit import TensorFit
 from .tensor_jacobian import jacobian
+from .tensor_lqr import OPEN_LOOP, tensor_references
 from .values import component_names, entries, is_matrix, shaped, show
 
 SCALARISE_LIMIT = 64     # entries of the largest declared shape that is still scalarised
@@ -72,7 +73,8 @@ class TensorLowering(TensorExpressions):
         name, dims = max(self.shapes.items(), key=lambda item: math.prod(item[1]))
         self.rule = (f"'{name}' has {math.prod(dims)} entries, more than the scalarisation limit of {SCALARISE_LIMIT}: "
                      "shaped values are compiled as tensors (docs/design.md, 'Tensor values')")
-        if math.prod(dims) <= SCALARISE_LIMIT:
+        self.above_limit = math.prod(dims) > SCALARISE_LIMIT
+        if not self.above_limit:
             self.rule = f"'{name}' is a matrix: matrices are compiled as tensors (docs/design.md, 'Tensor values')"
         self.columns: list[str] = []
         self.slices: dict[str, tuple[int, int]] = {}
@@ -114,10 +116,16 @@ class TensorLowering(TensorExpressions):
             functions[f"expect_{i}"] = ([left, right], "pair")
         if self.study:
             functions.update(self.study.functions())
-        return self.problem(objective, [e for _, _, e in expects], functions, stop)
+        references, open_loop = tensor_references(
+            self.scalar, self.checked.references, self.columns[:self.user_columns],
+            {u: self.env[u] for u in self.checked.controls}, dynamics, len(self.columns), self.implicits)
+        if open_loop:
+            functions[OPEN_LOOP] = (open_loop, "stack")
+        return self.problem(objective, [e for _, _, e in expects], functions, stop, references)
 
     def problem(self, objective: ir.Objective, expectations: list[ir.Expectation],
-                functions: dict[str, tuple[list[tn.Node], str]], stop: ir.StopEvent | None) -> ir.Problem:
+                functions: dict[str, tuple[list[tn.Node], str]], stop: ir.StopEvent | None,
+                references: list[ir.LqrReference]) -> ir.Problem:
         c = self.checked
         model = tn.TensorModel(self.columns, functions, self.params, self.implicits, self.draws)
         controls = {comp: ir.computed(comp) for u in c.controls
@@ -129,7 +137,8 @@ class TensorLowering(TensorExpressions):
             nets={n: ir.Net(n, stmt.inputs, opts, self.input_sizes(n)) for n, (stmt, opts) in c.nets.items()},
             dynamics={}, controls=controls, horizon=self.horizon, stop=stop, objective=objective,
             expectations=expectations, ode=c.ode, training=c.training, batch=c.batch, user_states=user,
-            final_time=sp.Float(self.horizon) if self.horizon is not None else ir.FINAL_TIME, tensor=model)
+            final_time=sp.Float(self.horizon) if self.horizon is not None else ir.FINAL_TIME, tensor=model,
+            references=references)
         return self.study.finish(problem) if self.study else problem
 
     def refuse_unsupported(self) -> None:
@@ -138,7 +147,8 @@ class TensorLowering(TensorExpressions):
         if c.study not in ("train", "fit", "design"):
             raise self.unsupported(f"the '{c.study}' study", c.study_span)
         uncertain = c.study != "design" and next((b.span for b in c.params.values() if b.distribution), None)
-        for what, span in [("an LQR reference", c.references and c.references[0].span),
+        below = not self.above_limit and c.references and c.references[0].span   # exact SymPy linearisation
+        for what, span in [("an LQR reference below the scalarisation limit", below),
                            ("plot", c.plots and c.plots[0].span),
                            ("an uncertain param", uncertain),
                            ("a 'subject to' constraint", c.constraints and c.constraints[0].span),

@@ -195,6 +195,20 @@ def replace_leaves(outputs: list[Node], change) -> list[Node]:
     return [memo[id(n)] for n in outputs]
 
 
+def substitute(outputs: list[Node], nodes: dict[int, Node]) -> list[Node]:
+    """The outputs with each node whose id is a key of `nodes` replaced by its value, operations rebuilt."""
+    memo: dict[int, Node] = {}
+    for node in walk(outputs):
+        if id(node) in nodes:
+            memo[id(node)] = nodes[id(node)]
+            continue
+        args = tuple(memo.get(id(a), a) for a in node.args)
+        same = all(x is y for x, y in zip(args, node.args))
+        memo[id(node)] = node if same else Node(node.op, node.shape, args, node.attr,
+                                                 any(a.batched for a in args), node.literal)
+    return [memo[id(n)] for n in outputs]
+
+
 def reads(outputs: list[Node], wanted, stop=lambda n: False) -> bool:
     """Whether a leaf with `wanted(leaf)` is reachable from the outputs without passing a node
     with `stop(node)`."""

@@ -41,23 +41,20 @@ def batched_jacobian(residual: Residual) -> Callable[[torch.Tensor], torch.Tenso
 
 
 def iterate(residual: Residual, jacobian: Callable | None, y: torch.Tensor, tol: float, max_iter: int,
-            damping: bool, newton: bool = True) -> tuple[torch.Tensor, float, int]:
+            damping: bool, newton: bool = True, phi: torch.Tensor | None = None) -> tuple[torch.Tensor, float, int]:
     """Damped Newton from y (fixed-point steps y - φ(y) where the Jacobian is singular, or
-    everywhere with newton=False). Returns the solution, its largest residual and the iterations."""
-    phi = residual(y)
+    everywhere with newton=False); `phi`, where given, is φ(y) already evaluated. Returns the solution,
+    its largest residual and the iterations. One host read of the largest residual per trial point
+    (the convergence test of the next iteration reuses the accepted trial's)."""
+    phi = residual(y) if phi is None else phi
     error = float(phi.abs().max())
     for iteration in range(1, max_iter + 1):
         if error <= tol:
             return y, error, iteration - 1
-        if newton:
-            J = jacobian(y) if jacobian is not None else _autograd_jacobian(residual, y)
-            step, info = torch.linalg.solve_ex(J, phi.unsqueeze(-1))
-            step = torch.where(info.unsqueeze(-1) == 0, step.squeeze(-1), phi) if info.any() else step.squeeze(-1)
-        else:
-            step = phi
+        step = _newton_step(residual, jacobian, y, phi) if newton else phi
         alpha = 1.0
         while True:
-            candidate = y - alpha * step
+            candidate = y - step if alpha == 1.0 else y - alpha * step
             new_phi = residual(candidate)
             new_error = float(new_phi.abs().max())
             if not damping or new_error < error or alpha < 1e-4:
@@ -67,13 +64,31 @@ def iterate(residual: Residual, jacobian: Callable | None, y: torch.Tensor, tol:
     return y, error, max_iter
 
 
+def _newton_step(residual: Residual, jacobian: Callable | None, y: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """J⁻¹ φ at y, or φ itself (a fixed-point step) for the entries whose Jacobian is singular; chosen
+    on the device, without reading the solver's status back to the host."""
+    J = jacobian(y) if jacobian is not None else _autograd_jacobian(residual, y)
+    step, info = _solve_vectors(J, phi)
+    return torch.where((info == 0).unsqueeze(-1), step, phi)
+
+
+def _solve_vectors(J: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x with J x = b for vectors b (..., n), and LAPACK's status per system (0: solved; no host read).
+    A Jacobian per entry takes b as a batch of vectors; one Jacobian shared by a batch is broadcast."""
+    if J.shape[:-1] == b.shape:
+        return torch.linalg.solve_ex(J, b)
+    x, info = torch.linalg.solve_ex(J, b.unsqueeze(-1))
+    return x.squeeze(-1), info
+
+
 def solve_implicit(residual: Residual, jacobian: Callable | None, size: int, *, tol: float, max_iter: int,
                    damping: bool, newton: bool, label: str, like: torch.Tensor) -> torch.Tensor:
     """The unknowns y (..., size) with φ(y) = 0, differentiable by the implicit function theorem."""
     with torch.no_grad():
         start = torch.zeros(size, dtype=like.dtype, device=like.device)
-        start = start.expand(residual(start).shape).clone()
-        y, error, iterations = iterate(residual, jacobian, start, tol, max_iter, damping, newton)
+        phi = residual(start)   # its shape gives the batch; its value is φ at the broadcast start
+        start = start.expand(phi.shape).clone()
+        y, error, iterations = iterate(residual, jacobian, start, tol, max_iter, damping, newton, phi)
     if not error <= tol:
         eps = torch.finfo(like.dtype).eps
         below = f"; tol {tol:g} is below {str(like.dtype).replace('torch.', '')} precision (machine epsilon " \

@@ -115,12 +115,13 @@ def tensor_helpers(tensor: Callable, implicits: list, dtype: torch.dtype, device
     def eye(n):
         return torch.eye(n, dtype=dtype, device=device)
 
+    like = torch.empty((), dtype=dtype, device=device)
+    labels = [f"'{i.name}' (line {i.line}: {i.text})" for i in implicits]
+
     def solve(residual, jacobian, size, *, tol, max_iter, damping, label):
-        implicit = implicits[label]
         return solve_implicit(residual, jacobian or batched_jacobian(residual), size, tol=tol, max_iter=max_iter,
-                              damping=damping, newton=implicit.options.method == "newton",
-                              label=f"'{implicit.name}' (line {implicit.line}: {implicit.text})",
-                              like=torch.empty((), dtype=dtype, device=device))
+                              damping=damping, newton=implicits[label].options.method == "newton",
+                              label=labels[label], like=like)
 
     return {"_fill": fill, "_param": param, "_rows": rows, "_cat": cat, "_state_blocks": state_blocks,
             "_entries": entries, "_pair": pair, "_repeat_rows": repeat_rows, "_eye": eye, "_solve_tensor": solve,

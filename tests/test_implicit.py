@@ -19,6 +19,22 @@ def _solve(residual, size, like, jacobian=None, **options):
     return solve_implicit(residual, jacobian, size, like=like, **settings)
 
 
+def test_newton_takes_a_fixed_point_step_only_where_the_jacobian_is_singular():
+    """φ(y) = y² + b y - 1/4 from y = 0: the first batch entry's Jacobian 2y + b is singular there (b = 0),
+    the second's is not (b = 1); each still converges to its own root."""
+    b = torch.tensor([[0.0], [1.0]], dtype=F64)
+    y = _solve(lambda y: y ** 2 + b * y - 0.25, 1, b, jacobian=lambda y: (2 * y + b).unsqueeze(-1))
+    assert torch.allclose(y[:, 0], torch.tensor([0.5, (2 ** 0.5 - 1) / 2], dtype=F64), atol=1e-12)
+
+
+def test_one_jacobian_shared_by_a_batch_is_broadcast():
+    """A linear residual whose Jacobian has no batch dimension: every entry of the batch solves A y = c."""
+    A = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=F64)
+    c = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.0, 4.0]], dtype=F64)
+    y = _solve(lambda y: y @ A.mT - c, 2, c, jacobian=lambda y: A)
+    assert y.shape == (3, 2) and torch.allclose(y, torch.linalg.solve(A, c.mT).mT, atol=1e-12)
+
+
 def test_scalar_layer_gradcheck():
     w = 0.5
 
