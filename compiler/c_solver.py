@@ -41,10 +41,21 @@ void imp_rhs_batch(const double *th, double t, const double *y, double *f, int b
         rhs(th, t, y + (long)b * NS, f + (long)b * NS, save ? save + (long)b * ZA : work);
 }
 
+/* CHUNK rows at a time: each row's VJP (its nets' activations from `saved` or computed again, its
+   layer deltas kept), then the nets' weight gradients of the chunk in one pass (weight_gradients) */
 void imp_vjp_batch(const double *th, double t, const double *y, const double *a, double *gy, double *gth, int batch,
                    const double *saved) {
-    for (int b = 0; b < batch; ++b)
-        rhs_vjp(th, t, y + (long)b * NS, a + (long)b * NS, gy + (long)b * NS, gth, saved ? saved + (long)b * ZA : 0);
+    double work[CHUNK * ZA > 0 ? CHUNK * ZA : 1], gd[CHUNK * ND > 0 ? CHUNK * ND : 1];
+    for (int b0 = 0; b0 < batch; b0 += CHUNK) {
+        const int rows = batch - b0 < CHUNK ? batch - b0 : CHUNK;
+        const double *zw = saved ? saved + (long)b0 * ZA : work;
+        for (int r = 0; r < rows; ++r) {
+            const long b = b0 + r;
+            if (!saved) forward_nets(th, t, y + b * NS, work + (long)r * ZA);
+            rhs_vjp(th, t, y + b * NS, a + b * NS, gy + b * NS, gth, zw + (long)r * ZA, gd + (long)r * ND);
+        }
+        weight_gradients(zw, gd, rows, gth);
+    }
 }
 
 double imp_event(const double *th, double t, const double *y) { return event(th, t, y); }"""
