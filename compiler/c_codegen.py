@@ -17,6 +17,8 @@ import sympy as sp
 from . import functions as fn
 from . import ir
 from .c_print import Unsupported, block, derivative, smooth_pieces
+from .c_fixed import FIXED_SOLVER, fixed_solver_header
+from .c_open_loop import PiecewiseLayout, piecewise_source
 from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -106,13 +108,16 @@ def _parameter_names(problem: ir.Problem, used: set[sp.Symbol]) -> tuple[dict[sp
     return names, tuple(indices)
 
 
-def _mlps(problem: ir.Problem, used: list[int], offset: int) -> tuple[list[MlpLayout], int]:
-    """The layouts of the nets with indices `used`, packed from `offset` on, and the end of `th`."""
+def _mlps(problem: ir.Problem, used: list[int], offset: int) -> tuple[list[MlpLayout | PiecewiseLayout], int]:
+    """The layouts of the nets (MLPs or open-loop controls) with indices `used`, packed from
+    `offset` on, and the end of `th`."""
     layouts = []
     nets = list(problem.nets.values())
     for net in (nets[k] for k in used):
         if isinstance(net.options, ir.OpenLoop):
-            raise Unsupported("an open-loop (piecewise) control")
+            layouts.append(PiecewiseLayout.of(net.options, offset))
+            offset += layouts[-1].size
+            continue
         sizes = (net.width, *net.options.hidden, net.options.out)
         if max(sizes) > MAX_WIDTH:
             raise Unsupported(f"a net wider than {MAX_WIDTH}")
@@ -313,7 +318,8 @@ def _mlp_weights(k: int, m: MlpLayout) -> str:
 
 
 def generate(problem: ir.Problem, tableau) -> CSource:
-    """The native solver's source for `problem` with `tableau` (an explicit, FSAL, adaptive one)."""
+    """The native solver's source for `problem` with `tableau` (an explicit, FSAL, adaptive one, or
+    a fixed-step one with the spec's step_size)."""
     if problem.tensor is not None or problem.implicits:
         raise Unsupported("the tensor path or an implicit layer")
     if problem.batch * len(problem.states) > MAX_ENTRIES:
@@ -338,10 +344,14 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     names[ir.TIME] = "t"
     work = _offsets(calls, mlps)[1]
     kernel = [kernel_header(len(states), theta, work), activation_helpers()]
-    kernel += [_mlp_source(k, m) for k, m in enumerate(mlps)]
+    kernel += [piecewise_source(k, m) if isinstance(m, PiecewiseLayout) else _mlp_source(k, m)
+               for k, m in enumerate(mlps)]
     kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names),
                _vjp(dynamics, calls, mlps, names, states, params),
                _event(problem, names), KERNEL_ENTRIES]
-    solver = [solver_header(tableau, len(states), theta, work), SOLVER]
+    if tableau.adaptive:
+        solver = [solver_header(tableau, len(states), theta, work), SOLVER]
+    else:
+        solver = [fixed_solver_header(tableau, len(states), theta, work, problem.ode.step_size), FIXED_SOLVER]
     return CSource("\n\n".join(kernel) + "\n", "\n\n".join(solver) + "\n", len(states), theta, used_params,
                    tuple(used_nets))

@@ -4,7 +4,7 @@ Each outer iteration minimises f + Σ_eq (λ c + μ/2 c²) + Σ_ineq μ/2 (max(0
 with the spec's training phases (all of them the first time, then the last one, e.g. L-BFGS,
 warm-started), then updates λ (λ + μ c; clipped at 0 for c <= 0) and multiplies μ by 10 when
 the largest violation did not fall to a quarter. It stops once every violation is below TOL, or
-when it is below FEASIBLE and two outer iterations in a row did not halve it;
+when it is below FEASIBLE and two outer iterations in a row cut it by less than PROGRESS;
 constraints still violated after the last iteration end the run with a RunError naming them.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ MAX_MU = 1e12
 OUTER = 25           # outer iterations at most
 TOL = 1e-10          # largest violation at which the outer loop stops
 FEASIBLE = 1e-6      # largest violation a run may end with
-PATIENCE = 2         # feasible outer iterations in a row that do not halve the violation end the loop
+PATIENCE = 2         # feasible outer iterations in a row without progress end the loop
+PROGRESS = 0.1       # the relative cut of the violation an outer iteration must make to count as progress
 STALLED = 1e-12      # relative change of the augmented objective over a step that ends an inner phase
 
 
@@ -133,7 +134,7 @@ def train_constrained(trainer: Trainer, al: AugmentedLagrangian, quiet: bool = T
         if not quiet:
             print(f"outer {k}: objective {objective:.8g}, largest violation {worst:.3g}, mu {al.mu:.3g}",
                   file=sys.stderr)
-        stalls = stalls + 1 if FEASIBLE >= worst > 0.5 * previous else 0
+        stalls = stalls + 1 if FEASIBLE >= worst > (1 - PROGRESS) * previous else 0
         if worst <= TOL or not math.isfinite(worst) or stalls >= PATIENCE:
             break
         al.update(values, previous)

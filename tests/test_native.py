@@ -169,9 +169,10 @@ def test_forced_and_refused_backends_say_which_tier_ran(tmp_path):
     assert choose(problem).backend == "native" and choose(problem, "torch").backend == "torch"
     adjoint = choose(impsolve.load(_spec(extra=", adjoint=true")).program.problem, "native")
     assert adjoint.backend == "torchdiffeq" and "adjoint" in adjoint.note
-    rk4 = choose(impsolve.load(_spec(extra=", step_size=0.1").replace("method=dopri5", "method=rk4"))
-                 .program.problem, "native")
-    assert rk4.backend == "torch" and "rk4" in rk4.note
+    rk4 = choose(impsolve.load(_fixed("rk4")).program.problem)
+    assert rk4.backend == "native", rk4.note
+    heun = choose(impsolve.load(_spec().replace("dopri5", "adaptive_heun")).program.problem, "native")
+    assert heun.backend == "torch" and "adaptive_heun" in heun.note
     nested = choose(impsolve.load(_spec().replace("k*g(x, y)^2", "k*g(x, g(x, y))^2")).program.problem, "native")
     assert nested.backend == "torch" and "not generated natively" in nested.note
     float32 = choose(problem, "native", itemsize=4)
@@ -287,7 +288,8 @@ def test_vector_and_matrix_params_agree_with_the_torch_tier(monkeypatch):
 
 
 @needs_cc
-@pytest.mark.parametrize("name", ["zermelo", "cartpole", "cartpole_lqr", "isochronism", "decay_design"])
+@pytest.mark.parametrize("name", ["zermelo", "cartpole", "cartpole_lqr", "isochronism", "decay_design",
+                                  "zermelo_open_loop", "min_time_double_integrator"])
 def test_shipped_specs_agree_with_the_torch_tier(name):
     """The same steps as the plain-torch tier (its own settings, seed 0): value and gradient to round-off."""
     _assert_native_equals_torch_tier(spec_path(name).read_text())
@@ -306,3 +308,87 @@ def test_a_failed_build_falls_back_to_the_torch_tier_with_a_note(monkeypatch, tm
     assert model.solver_plan.backend == "torch" and model.dynamics.native is None
     assert model.solver_plan.note.startswith("native tier unavailable: the C compiler failed")
     assert float(model().detach()) == float(model().detach())
+
+
+def _fixed(method: str, end: str = EVENT, step: float = 0.07) -> str:
+    """SPEC with a fixed-step method (a step that does not divide the horizon: the last is shortened)."""
+    return _spec(end=end, extra=f", step_size={step}").replace("method=dopri5", f"method={method}")
+
+
+@needs_cc
+@pytest.mark.parametrize("method", ["rk4", "midpoint", "euler"])
+@pytest.mark.parametrize("end", [HORIZON, EVENT], ids=["horizon", "event"])
+def test_fixed_step_methods_agree_with_the_torch_tier(method, end):
+    """The fixed grid, its shortened last step, outputs and event on the straight line between grid
+    points, and the discrete reverse pass: the plain-torch tier's steps to round-off."""
+    _assert_native_equals_torch_tier(_fixed(method, end))
+
+
+@needs_cc
+def test_fixed_step_dense_outputs_match_the_torch_tier():
+    text = BATCH.replace("method=dopri5", "method=rk4, step_size=0.04")
+    native = impsolve.load(text, {"solve.backend": "native"}).compile(device="cpu", dtype="float64", seed=1)
+    torch_tier = impsolve.load(text, {"solve.backend": "torch"}).compile(device="cpu", dtype="float64", seed=1)
+    assert native.solver_plan.backend == "native"
+    times, states = native.trajectory(native.solve(), points=17)
+    _, reference = torch_tier.trajectory(torch_tier.solve(), points=17)
+    assert _close(states, reference, 1e-12)
+
+
+OPEN_LOOP = """state x = 0.2, v = 0
+control u in [-1, 2] piecewise(N=7, hold={hold})
+control w piecewise(N=5, hold={hold}, init=0.3)
+der(x) = v + 0.1*w*x
+der(v) = u - 0.2*v^2
+horizon free in [0.5, 3]
+minimize x(T)^2 + v(T)^2 + T + integral(u^2)
+solve ode(method={method}{extra})
+"""
+
+
+def _perturbed(text: str, backend: str):
+    """Value and gradient at control values and final time moved off their (equal) initial values."""
+    model = impsolve.load(text, {"solve.backend": backend}).compile(device="cpu", dtype="float64", seed=0)
+    generator = torch.Generator().manual_seed(5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+    value = model.objective(model.solve())
+    grads = torch.autograd.grad(value, params)
+    return model, float(value.detach()), torch.cat([g.reshape(-1) for g in grads])
+
+
+@needs_cc
+@pytest.mark.parametrize("hold", ["constant", "linear"])
+@pytest.mark.parametrize("method, extra", [("rk4", ", step_size=0.03"), ("dopri5", ", rtol=1e-11, atol=1e-12")],
+                         ids=["rk4", "dopri5"])
+def test_open_loop_controls_agree_with_the_torch_tier(hold, method, extra):
+    """Bounded and unbounded piecewise controls, constant and linear hold, free final time: value
+    (1e-9 relative) and gradient to the control values and T (1e-7) as on the plain-torch tier.
+    The controls' kinks make dopri5's accept/reject decisions follow round-off (the two tiers take
+    different steps at rtol 1e-8, 2e-7 apart), hence its tight tolerance here."""
+    text = OPEN_LOOP.format(hold=hold, method=method, extra=extra)
+    native, value, grad = _perturbed(text, "native")
+    torch_tier, reference, reference_grad = _perturbed(text, "torch")
+    assert native.solver_plan.backend == "native", native.solver_plan.note
+    assert torch_tier.solver_plan.backend == "torch"
+    assert abs(value - reference) <= 1e-9 * abs(reference)
+    assert float(grad.abs().min()) > 0.0 and _close(grad, reference_grad, 1e-7)
+
+
+@needs_cc
+@pytest.mark.parametrize("text", [_fixed("rk4", HORIZON), _fixed("midpoint", HORIZON),
+                                  OPEN_LOOP.format(hold="linear", method="rk4", extra=", step_size=0.03")],
+                         ids=["rk4", "midpoint", "open-loop"])
+def test_gradcheck_of_the_fixed_step_native_function(text):
+    model = impsolve.load(text).compile(device="cpu", dtype="float64", seed=0)
+    solver = model.dynamics.native
+    theta = solver.theta().detach().requires_grad_(True)
+    y0 = model.initial_state().detach().requires_grad_(True)
+
+    def solve(y0, theta):
+        settings = (solver.library, [0.0, 0.4, 0.45, 1.2], 0.0, 0.0, 10 ** 6, False, [], None, 1)
+        return NativeSolve.apply(settings, y0, theta)
+
+    assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)

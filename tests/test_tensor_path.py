@@ -296,3 +296,19 @@ def test_a_free_final_time_is_refused_on_the_tensor_path() -> None:
                                                                                      "minimize sum(z(T)^2) + T")
     with pytest.raises(SpecError, match="a free final time is not supported on the tensor path yet"):
         impsolve.load(text)
+
+
+def test_the_whole_tensor_model_passes_gradcheck() -> None:
+    """Matrix products, transposes, svdvals, logdet, outer and trace, normalize and nets in tensor form,
+    through a fixed-step solve (adaptive step control would make finite differences jump)."""
+    text = SMALL.replace("train adam(", "solve ode(method=rk4, step_size=0.1)\ntrain adam(")
+    problem = impsolve.load(text)
+    assert "(tensor path)" in problem.source()
+    model = problem.compile("cpu", "float64", 0)
+    names = [name for name, _ in model.named_parameters()]
+    values = tuple(p.detach().clone().requires_grad_(True) for p in model.parameters())
+
+    def objective(*values: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(model, dict(zip(names, values)), ())
+
+    assert torch.autograd.gradcheck(objective, values, eps=1e-6, atol=1e-6, rtol=1e-5)

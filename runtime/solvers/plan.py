@@ -79,8 +79,9 @@ def _native_tier(problem: ir.Problem, gradient: str, itemsize: int, device: str)
     if gradient == "adjoint":
         return "the adjoint runs on torchdiffeq"
     tableau = TABLEAUS.get(problem.ode.method)
-    if tableau is None or not (tableau.adaptive and tableau.fsal and tableau.mid is not None):
-        return f"method {problem.ode.method} is not generated natively (dopri5 and bosh3 are)"
+    fixed = tableau is not None and not tableau.adaptive and problem.ode.step_size is not None
+    if tableau is None or not (fixed or (tableau.fsal and tableau.mid is not None)):
+        return f"method {problem.ode.method} is not generated natively (dopri5, bosh3 and the fixed-step ones are)"
     if itemsize != 8 or device != "cpu":
         return "the native tier runs float64 on the CPU"
     if find_compiler() is None:

@@ -35,5 +35,9 @@ def build(params, nets):
     def expect_1(t, s, s0=None, sT=None, T=None):
         return (7.0*torch.sigmoid(p_0) + 1.0, 4.0873095, )
 
-    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1}
+    def expect_2(t, s, s0=None, sT=None, T=None):
+        sT_ = sT.unbind(-1)
+        return (sT_[1], 2, )
+
+    return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls, 'constraints': constraints, 'expect_0': expect_0, 'expect_1': expect_1, 'expect_2': expect_2}
 
