@@ -74,6 +74,16 @@ class MlpLayout:
     def size(self) -> int:
         return sum(nout * nin + nout for nin, nout in zip(self.sizes, self.sizes[1:]))
 
+    @property
+    def deltas(self) -> tuple[int, ...]:
+        """Offset of each layer's output gradient (its delta) in a row's delta area `gd`."""
+        return tuple(sum(self.sizes[1:l + 1]) for l in range(len(self.sizes) - 1))
+
+    @property
+    def delta_size(self) -> int:
+        """Entries of a row's delta area: one per output of every layer."""
+        return sum(self.sizes[1:])
+
 
 def _entries(param: ir.Param) -> list[sp.Symbol]:
     """The symbols of a param's entries, row-major."""
@@ -146,6 +156,17 @@ def _offsets(calls: list[NetCall], mlps: list[MlpLayout]) -> tuple[list[int], in
     return offsets, size
 
 
+def _delta_offsets(calls: list[NetCall], mlps: list) -> tuple[list[int | None], int]:
+    """Where each MLP call's layer deltas start in a row's delta area `gd` (None for a net that
+    adds its parameter gradients itself), and the area's size."""
+    offsets, size = [], 0
+    for call in calls:
+        m = mlps[call.net]
+        offsets.append(size if isinstance(m, MlpLayout) else None)
+        size += m.delta_size if isinstance(m, MlpLayout) else 0
+    return offsets, size
+
+
 def _views(calls: list[NetCall], mlps: list[MlpLayout], qualifier: str) -> list[str]:
     """`za<c>`: each call's work buffer inside `zw`."""
     offsets, _ = _offsets(calls, mlps)
@@ -190,21 +211,35 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
     targets.update({p: f"g{code}+" for p, code in params.items()})
     net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i}]"
                    for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
-    lines = ["    double work[ZA > 0 ? ZA : 1];", "    const double *zw = saved;",
-             "    if (!zw) { forward_nets(th, t, s, work); zw = work; }", "    (void)zw;",
-             *_views(calls, mlps, "const ")]
+    lines = ["    (void)zw; (void)gd;", *_views(calls, mlps, "const ")]
     lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]}], gi{c}[{mlps[call.net].sizes[0]}];"
               for c, call in enumerate(calls)]
     lines += block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c")
-    lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, gth);" for c, call in enumerate(calls)]
+    deltas, _ = _delta_offsets(calls, mlps)
+    lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, "
+              + ("gth);" if deltas[c] is None else f"gd + {deltas[c]});") for c, call in enumerate(calls)]
     chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * a for c, call in enumerate(calls)
                  for j, a in enumerate(call.args)), sp.Integer(0))
     local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j}]"
                   for c, call in enumerate(calls) for j in range(len(call.args))})
     lines += block(_gradient(chain, targets), local, "e")
     return "\n".join(["static void rhs_vjp(const double *th, double t, const double *s, const double *a, "
-                      "double *gs, double *gth, const double *saved) {", "    (void)t; (void)th; (void)a;",
-                      *lines, "}"])
+                      "double *gs, double *gth, const double *zw, double *gd) {", "    (void)t; (void)th; (void)a;",
+                      *lines, "}", "", _weight_gradients(calls, mlps)])
+
+
+def _weight_gradients(calls: list[NetCall], mlps: list) -> str:
+    """weight_gradients(zw, gd, rows, gth): the MLPs' weight and bias gradients of `rows` rows at
+    once from their activations (ZA apart) and layer deltas (ND apart), and the sizes the batch
+    entry (compiler.c_solver.KERNEL_ENTRIES) works in: ND deltas per row, CHUNK rows at a time."""
+    deltas, size = _delta_offsets(calls, mlps)
+    work = _offsets(calls, mlps)
+    chunk = max(1, min(64, 8192 // max(1, work[1] + size)))
+    body = [f"    net{call.net}_weights(zw + {work[0][c]}, gd + {deltas[c]}, ND, rows, gth);"
+            for c, call in enumerate(calls) if deltas[c] is not None]
+    return "\n".join([f"#define ND {size}", f"#define CHUNK {chunk}", "",
+                      "static void weight_gradients(const double *zw, const double *gd, int rows, double *gth) {",
+                      "    (void)zw; (void)gd; (void)rows; (void)gth;", *body, "}"])
 
 
 def _event(problem: ir.Problem, names: dict) -> str:
@@ -222,44 +257,64 @@ def _event(problem: ir.Problem, names: dict) -> str:
 
 
 def _mlp_source(k: int, m: MlpLayout) -> str:
-    """net<k>_forward(th, za) and net<k>_backward(th, za, gout, gx, gth) as loop nests."""
-    layers = len(m.sizes) - 1
-    fwd, bwd = [], []
+    """net<k>_forward(th, za), net<k>_backward(th, za, gout, gx, gd) (the input gradient, and each
+    layer's delta into gd) and net<k>_weights (the weight gradients of many rows' deltas)."""
+    fwd = []
     for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
         w, b, src, z = m.weights[l], m.weights[l] + nout * nin, m.inputs[l], m.outputs[l]
-        hidden = l < layers - 1
+        hidden = l < len(m.sizes) - 2
         fwd.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
                    f"        const double *w = th + {w} + i * {nin};\n"
                    f"        double acc = th[{b} + i];\n"
                    f"        for (int j = 0; j < {nin}; ++j) acc += w[j] * za[{src} + j];\n"
                    f"        za[{z} + i] = acc;\n"
                    + (f"        za[{z + nout} + i] = act_{m.act}(acc);\n" if hidden else "") + "    }")
+    return "\n".join([f"static void net{k}_forward(const double *th, double *za) {{", *fwd, "}", "",
+                      _mlp_backward(k, m), "", _mlp_weights(k, m)])
+
+
+def _mlp_backward(k: int, m: MlpLayout) -> str:
+    """net<k>_backward: the deltas layer by layer (gd), the input gradient gx; no weight gradient."""
+    layers = len(m.sizes) - 1
+    bwd = [f"    for (int i = 0; i < {m.sizes[-1]}; ++i) gd[{m.deltas[-1]} + i] = gout[i];"]
     for l in reversed(range(layers)):
-        nin, nout = m.sizes[l], m.sizes[l + 1]
-        w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
+        nin, nout, w = m.sizes[l], m.sizes[l + 1], m.weights[l]
         target = "gx" if l == 0 else "gp"
         bwd.append(f"    for (int j = 0; j < {nin}; ++j) {target}[j] = 0.0;\n"
                    f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                   f"        const double gi = g[i];\n"
+                   f"        const double gi = gd[{m.deltas[l]} + i];\n"
                    f"        const double *w = th + {w} + i * {nin};\n"
-                   f"        double *gw = gth + {w} + i * {nin};\n"
-                   f"        gth[{b} + i] += gi;\n"
-                   f"        for (int j = 0; j < {nin}; ++j) {{\n"
-                   f"            gw[j] += gi * za[{src} + j];\n"
-                   f"            {target}[j] += w[j] * gi;\n"
-                   "        }\n"
+                   f"        for (int j = 0; j < {nin}; ++j) {target}[j] += w[j] * gi;\n"
                    "    }")
         if l > 0:
             zprev = m.outputs[l - 1]
-            bwd.append(f"    for (int j = 0; j < {nin}; ++j) g[j] = gp[j] * dact_{m.act}(za[{zprev} + j], "
-                       f"za[{zprev + nin} + j]);")
-    widest = max(m.sizes)
-    return "\n".join([
-        f"static void net{k}_forward(const double *th, double *za) {{", *fwd, "}", "",
-        f"static void net{k}_backward(const double *th, const double *za, const double *gout, double *gx, "
-        "double *gth) {",
-        f"    double g[{widest}], gp[{widest}];",
-        f"    for (int i = 0; i < {m.sizes[-1]}; ++i) g[i] = gout[i];", *bwd, "    (void)gp;", "}"])
+            bwd.append(f"    for (int j = 0; j < {nin}; ++j) gd[{m.deltas[l - 1]} + j] = gp[j] * "
+                       f"dact_{m.act}(za[{zprev} + j], za[{zprev + nin} + j]);")
+    return "\n".join([f"static void net{k}_backward(const double *th, const double *za, const double *gout, "
+                      "double *gx, double *gd) {", f"    double gp[{max(m.sizes)}];", *bwd, "    (void)gp;", "}"])
+
+
+def _mlp_weights(k: int, m: MlpLayout) -> str:
+    """net<k>_weights(za, gd, ds, rows, gth): adds sum over rows of delta x input (and the deltas,
+    for the biases) to each layer's gradient, one output row at a time held in an accumulator while
+    the rows stream past (rows ZA apart in za, ds apart in gd)."""
+    loops = []
+    for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
+        w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
+        loops.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
+                     f"        double acc[{nin}], bias = 0.0;\n"
+                     f"        for (int j = 0; j < {nin}; ++j) acc[j] = 0.0;\n"
+                     "        for (int r = 0; r < rows; ++r) {\n"
+                     f"            const double gi = gd[(long)r * ds + {m.deltas[l]} + i];\n"
+                     f"            const double *x = za + (long)r * ZA + {src};\n"
+                     "            bias += gi;\n"
+                     f"            for (int j = 0; j < {nin}; ++j) acc[j] += gi * x[j];\n"
+                     "        }\n"
+                     f"        gth[{b} + i] += bias;\n"
+                     f"        for (int j = 0; j < {nin}; ++j) gth[{w} + i * {nin} + j] += acc[j];\n"
+                     "    }")
+    return "\n".join([f"static void net{k}_weights(const double *za, const double *gd, int ds, int rows, "
+                      "double *gth) {", *loops, "}"])
 
 
 def generate(problem: ir.Problem, tableau) -> CSource:

@@ -41,10 +41,21 @@ void imp_rhs_batch(const double *th, double t, const double *y, double *f, int b
         rhs(th, t, y + (long)b * NS, f + (long)b * NS, save ? save + (long)b * ZA : work);
 }
 
+/* CHUNK rows at a time: each row's VJP (its nets' activations from `saved` or computed again, its
+   layer deltas kept), then the nets' weight gradients of the chunk in one pass (weight_gradients) */
 void imp_vjp_batch(const double *th, double t, const double *y, const double *a, double *gy, double *gth, int batch,
                    const double *saved) {
-    for (int b = 0; b < batch; ++b)
-        rhs_vjp(th, t, y + (long)b * NS, a + (long)b * NS, gy + (long)b * NS, gth, saved ? saved + (long)b * ZA : 0);
+    double work[CHUNK * ZA > 0 ? CHUNK * ZA : 1], gd[CHUNK * ND > 0 ? CHUNK * ND : 1];
+    for (int b0 = 0; b0 < batch; b0 += CHUNK) {
+        const int rows = batch - b0 < CHUNK ? batch - b0 : CHUNK;
+        const double *zw = saved ? saved + (long)b0 * ZA : work;
+        for (int r = 0; r < rows; ++r) {
+            const long b = b0 + r;
+            if (!saved) forward_nets(th, t, y + b * NS, work + (long)r * ZA);
+            rhs_vjp(th, t, y + b * NS, a + b * NS, gy + b * NS, gth, zw + (long)r * ZA, gd + (long)r * ND);
+        }
+        weight_gradients(zw, gd, rows, gth);
+    }
 }
 
 double imp_event(const double *th, double t, const double *y) { return event(th, t, y); }"""
@@ -60,6 +71,7 @@ def solver_header(tableau, states: int, theta: int, work: int) -> str:
         "#include <math.h>", "#include <stdlib.h>", "#include <string.h>", "",
         f"#define NS {states}", f"#define NTH {theta}", f"#define NST {stages}", f"#define ORDER {tableau.order}",
         f"#define ZA {work}", "#define SAVE_BUDGET (256L << 20)   /* bytes of activations kept for the reverse pass */",
+        "#define SPARE_BUDGET (64L << 20)   /* the largest arena a freed tape leaves to the next solve */",
         "void imp_rhs_batch(const double *th, double t, const double *y, double *f, int batch, double *save);",
         "void imp_vjp_batch(const double *th, double t, const double *y, const double *a, double *gy, double *gth, "
         "int batch, const double *saved);",
@@ -96,15 +108,44 @@ static inline double dact_silu(double z, double a) {
 }"""
 
 
-SOLVER = r"""typedef struct {
+SOLVER = r"""/* The nets' activations kept for the reverse pass live in one arena that grows by doubling (offsets,
+   not pointers, into it). A freed tape leaves its arena to the next solve (one spare per library,
+   exchanged atomically), so that a training loop's solves write to memory already mapped: fresh
+   pages cost a page fault each, more than the arithmetic they hold. */
+typedef struct { double *data; long capacity; } Arena;   /* capacity in doubles */
+static Arena *spare_arena;
+
+static Arena *take_arena(void) {
+    Arena *a = __atomic_exchange_n(&spare_arena, (Arena *)0, __ATOMIC_ACQ_REL);
+    return a ? a : calloc(1, sizeof(Arena));
+}
+
+static void drop_arena(Arena *a) { if (a) { free(a->data); free(a); } }
+
+static void give_arena(Arena *a) {
+    if (a && (long)sizeof(double) * a->capacity > SPARE_BUDGET) { drop_arena(a); return; }
+    drop_arena(__atomic_exchange_n(&spare_arena, a, __ATOMIC_ACQ_REL));
+}
+
+/* room for `need` doubles in the arena, its contents kept; 0 when out of memory */
+static int reserve(Arena *a, long need) {
+    if (need <= a->capacity) return 1;
+    long capacity = a->capacity > 0 ? a->capacity : 1;
+    while (capacity < need) capacity *= 2;
+    double *p = realloc(a->data, sizeof(double) * capacity);
+    if (!p) return 0;
+    a->data = p; a->capacity = capacity;
+    return 1;
+}
+
+typedef struct {
     long N, n, cap, nfe;
     double *t0, *dt, *y, *k;     /* per accepted step: t0, dt, y0 (N), stages (NST x N) */
     double *yinit;               /* the initial state (N) */
-    double **saved;              /* per accepted step: stages 1.. activations ((NST-1) x batch x ZA) or NULL */
-    double *saved0;              /* the activations of f(t0, y0), or NULL */
-    double *scratch;             /* where the step being tried keeps its activations */
-    long kept;                   /* bytes of activations kept so far */
-    int keep;                    /* keep activations (a reverse pass will follow) */
+    Arena *arena;                /* kept activations: f(t0, y0)'s (batch x ZA), then the kept steps'; or NULL */
+    long *saved;                 /* per accepted step: the offset of its stages 1.. activations in the arena, or -1 */
+    long used;                   /* doubles of the arena kept so far */
+    int keeping;                 /* the step being tried keeps its activations at arena + used */
     int batch, nout, stop;
     int (*watch)(double, const double *);   /* the caller's look at the solve, every `every` evaluations */
     long every;
@@ -113,6 +154,12 @@ SOLVER = r"""typedef struct {
 } Tape;
 
 static long saved_size(const Tape *tp) { return (long)(NST - 1) * tp->batch * ZA; }
+
+/* whether the step about to be tried can keep its activations (at arena + used, within SAVE_BUDGET) */
+static void make_room(Tape *tp) {
+    long need = tp->used + saved_size(tp);
+    tp->keeping = tp->arena && (long)sizeof(double) * need <= SAVE_BUDGET && reserve(tp->arena, need);
+}
 
 static void eval_rhs(Tape *tp, const double *th, double t, const double *y, double *f, double *save) {
     imp_rhs_batch(th, t, y, f, tp->batch, save);
@@ -180,7 +227,7 @@ static double next_step(double dt, double ratio) {
 static int store(Tape *tp, double t0, double dt, const double *y, const double *k) {
     long N = tp->N;
     if (tp->n == tp->cap) {
-        double **p = realloc(tp->saved, sizeof(double *) * (tp->cap ? 2 * tp->cap : 64));
+        long *p = realloc(tp->saved, sizeof(long) * (tp->cap ? 2 * tp->cap : 64));
         if (!p) return 0;
         tp->saved = p;
         long cap = tp->cap ? 2 * tp->cap : 64;
@@ -191,13 +238,8 @@ static int store(Tape *tp, double t0, double dt, const double *y, const double *
         tp->cap = cap;
     }
     tp->t0[tp->n] = t0; tp->dt[tp->n] = dt;
-    tp->saved[tp->n] = 0;
-    if (tp->scratch) {   /* the tried step's activations become the stored step's; a new scratch if in budget */
-        tp->saved[tp->n] = tp->scratch;
-        tp->kept += sizeof(double) * saved_size(tp);
-        long bytes = sizeof(double) * saved_size(tp);
-        tp->scratch = tp->kept + bytes <= SAVE_BUDGET ? malloc(bytes) : 0;
-    }
+    tp->saved[tp->n] = tp->keeping ? tp->used : -1;   /* the tried step's activations become the stored step's */
+    if (tp->keeping) tp->used += saved_size(tp);
     memcpy(tp->y + tp->n * N, y, sizeof(double) * N);
     memcpy(tp->k + tp->n * N * NST, k, sizeof(double) * N * NST);
     tp->n++;
@@ -251,8 +293,8 @@ static double locate(Tape *tp, const double *th, long s, double g0, double g1, d
 void imp_free(void *handle) {
     Tape *tp = handle;
     if (!tp) return;
-    for (long s = 0; s < tp->n; ++s) free(tp->saved[s]);
-    free(tp->saved); free(tp->saved0); free(tp->scratch);
+    give_arena(tp->arena);
+    free(tp->saved);
     free(tp->t0); free(tp->dt); free(tp->y); free(tp->k); free(tp->yinit); free(tp->tout); free(tp->ostep);
     free(tp);
 }
@@ -278,10 +320,11 @@ void *imp_solve(const double *th, const double *y0, int batch, int nout, const d
     double t = tout[0], status = 0.0, g0 = 0.0;
     long steps = 0;
     if (keep && ZA > 0) {
-        tp->saved0 = malloc(sizeof(double) * tp->batch * ZA);
-        tp->scratch = malloc(sizeof(double) * saved_size(tp));
+        tp->arena = take_arena();
+        tp->used = (long)batch * ZA;
+        if (tp->arena && !reserve(tp->arena, tp->used)) { drop_arena(tp->arena); tp->arena = 0; }
     }
-    eval_rhs(tp, th, t, y, k, tp->saved0);
+    eval_rhs(tp, th, t, y, k, tp->arena ? tp->arena->data : 0);
     double dt = initial_step(tp, th, t, y, k, rtol, atol, work);
     if (until) g0 = imp_event(th, t, y);
     int o = 1;
@@ -298,9 +341,10 @@ void *imp_solve(const double *th, const double *y0, int batch, int nout, const d
             if (steps >= max_steps) { status = 1; goto done; }
             steps++;
             if (!(t + dt > t)) { status = 2; goto done; }
+            make_room(tp);
             for (int i = 1; i < NST; ++i) {
                 combine(N, y, TA[i], k, dt, i, z);
-                double *save = tp->scratch ? tp->scratch + (long)(i - 1) * tp->batch * ZA : 0;
+                double *save = tp->keeping ? tp->arena->data + tp->used + (long)(i - 1) * tp->batch * ZA : 0;
                 eval_rhs(tp, th, stage_time(t, dt, i), z, k + (long)i * N, save);
             }
             if (tp->stop) { status = 5; goto done; }
@@ -332,7 +376,6 @@ void *imp_solve(const double *th, const double *y0, int batch, int nout, const d
 done:
     info[0] = status; info[1] = (double)tp->nfe; info[3] = t;
     free(y); free(k); free(z); free(work);
-    free(tp->scratch); tp->scratch = 0;
     return tp;
 }
 
@@ -378,7 +421,7 @@ void imp_reverse(void *handle, const double *th, const double *gout, double *gy0
             if (tp->ostep[o] == s) interpolate_reverse(tp, s, tp->tout[o], gout + (long)o * N, y0bar, zbar, kbar);
         for (int i = NST - 1; i >= 1; --i) {
             combine(N, y0, TA[i], k, dt, i, z);
-            const double *saved = tp->saved[s] ? tp->saved[s] + (long)(i - 1) * tp->batch * ZA : 0;
+            const double *saved = tp->saved[s] >= 0 ? tp->arena->data + tp->saved[s] + (long)(i - 1) * tp->batch * ZA : 0;
             vjp_rows(tp, th, stage_time(t0, dt, i), z, kbar + (long)i * N, zbar, gth, saved);
             for (long n = 0; n < N; ++n) y0bar[n] += zbar[n];
             for (int j = 0; j < i; ++j) {
@@ -392,7 +435,7 @@ void imp_reverse(void *handle, const double *th, const double *gout, double *gy0
         memcpy(ybar, y0bar, sizeof(double) * N);
         memcpy(knext, kbar, sizeof(double) * N);
     }
-    if (tp->n > 0) vjp_rows(tp, th, tp->t0[0], tp->yinit, knext, ybar, gth, tp->saved0);
+    if (tp->n > 0) vjp_rows(tp, th, tp->t0[0], tp->yinit, knext, ybar, gth, tp->arena ? tp->arena->data : 0);
     for (long n = 0; n < N; ++n) gy0[n] += ybar[n];
     free(ybar); free(y0bar); free(kbar); free(knext); free(z);
 }
