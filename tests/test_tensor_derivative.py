@@ -12,6 +12,8 @@ from impsolve.compiler import tensor_lower
 from impsolve.dsl.errors import SpecError
 from impsolve.runtime.tensor_library import derivative
 
+from conftest import assert_paths_agree
+
 DERIVATIVES = """problem derivatives "d() of every shape"
 const n = 3
 state z[n] = [1, 0.5, -0.5]
@@ -43,24 +45,10 @@ train adam(lr=0.01, steps=2)
 """
 
 
-def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[float, list[torch.Tensor]]:
-    monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
-    monkeypatch.setattr(tensor_lower, "MATRICES_AS_TENSORS", tensor)
-    problem = impsolve.load(text)
-    assert ("(tensor path)" in problem.source()) == tensor
-    model = problem.compile("cpu", "float64", 0)
-    value = model()
-    return float(value.detach()), list(torch.autograd.grad(value, list(model.parameters())))
-
-
 @pytest.mark.parametrize("text", [DERIVATIVES, BATCHED], ids=["shapes", "batch"])
 def test_autograd_and_sympy_derivatives_agree(text: str, monkeypatch) -> None:
     """Value and gradient (second derivatives, where d() is in the dynamics or the objective)."""
-    scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
-    tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
-    assert tensor == pytest.approx(scalar, rel=1e-10, abs=1e-12)
-    for a, b in zip(scalar_grads, tensor_grads):
-        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+    assert_paths_agree(text, monkeypatch)
 
 
 def test_the_shapes_and_each_batch_entrys_own_derivative() -> None:

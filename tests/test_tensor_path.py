@@ -14,6 +14,8 @@ from impsolve.compiler import tensor_lower
 from impsolve.dsl.errors import SpecError
 from impsolve.runtime.implicit import batched_jacobian, solve_implicit
 
+from conftest import assert_paths_agree, value_and_grad
+
 
 def neural_ode(n: int, extra: str = "") -> str:
     return f"""problem node "neural ODE"
@@ -115,25 +117,10 @@ expect z[0] at stop == 0.5 tol 1e-6
 """
 
 
-def value_and_grad(text: str, tensor: bool, monkeypatch) -> tuple[impsolve.Problem, float, list[torch.Tensor]]:
-    monkeypatch.setattr(tensor_lower, "SCALARISE_LIMIT", 0 if tensor else 64)
-    monkeypatch.setattr(tensor_lower, "MATRICES_AS_TENSORS", tensor)
-    problem = impsolve.load(text)
-    assert ("(tensor path)" in problem.source()) == tensor
-    model = problem.compile("cpu", "float64", 0)
-    value = model()
-    grads = torch.autograd.grad(value, list(model.parameters()))
-    return problem, float(value.detach()), grads
-
-
 @pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX, BOUNDED, STOP],
                          ids=["small", "batch", "implicit", "matrix", "bounded", "stop"])
 def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
-    _, scalar, scalar_grads = value_and_grad(text, False, monkeypatch)
-    _, tensor, tensor_grads = value_and_grad(text, True, monkeypatch)
-    assert tensor == pytest.approx(scalar, rel=1e-10, abs=1e-12)
-    for a, b in zip(scalar_grads, tensor_grads):
-        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+    assert_paths_agree(text, monkeypatch)
 
 
 def test_deq_spec_agrees_on_the_tensor_path(monkeypatch) -> None:
