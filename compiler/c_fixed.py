@@ -80,22 +80,18 @@ static void interpolate(Tape *tp, long s, double t, double *out) {
     for (long n = 0; n < N; ++n) out[n] = y0[n] + x * (y1[n] - y0[n]);
 }
 
-/* Illinois regula falsi for a root of the event on step s, given g0 < 0 <= g1 at its ends */
+typedef struct { Tape *tp; const double *th; long s; double *y; } EventAt;
+
+static double event_at(double c, void *context) {
+    EventAt *e = context;
+    interpolate(e->tp, e->s, c, e->y);
+    return imp_event(e->th, c, e->y);
+}
+
+/* the root of the event on step s (y: the state there, on the step's straight line), given g0 < 0 <= g1 at its ends */
 static double locate(Tape *tp, const double *th, long s, double g0, double g1, double *y) {
-    double a = tp->t0[s], b = a + tp->dt[s], ga = g0, gb = g1, c = b;
-    int side = 0;
-    if (g1 == 0.0) return b;
-    for (int it = 0; it < 100; ++it) {
-        double previous = c;
-        c = b - gb * (b - a) / (gb - ga);
-        if (!(a < c && c < b)) c = 0.5 * (a + b);
-        interpolate(tp, s, c, y);
-        double gc = imp_event(th, c, y), scale = fmax(1.0, fabs(c));
-        if (gc == 0.0 || fabs(c - previous) <= 4e-16 * scale || b - a <= 4e-16 * scale) return c;
-        if (gc < 0) { a = c; ga = gc; if (side == -1) gb *= 0.5; side = -1; }
-        else { b = c; gb = gc; if (side == 1) ga *= 0.5; side = 1; }
-    }
-    return c;
+    EventAt e = {tp, th, s, y};
+    return illinois(tp->t0[s], tp->t0[s] + tp->dt[s], g0, g1, event_at, &e);
 }
 
 void imp_free(void *handle) {

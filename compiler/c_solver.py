@@ -55,6 +55,24 @@ static void combine(long N, const double *y0, const double *w, const double *k, 
         for (long n = 0; n < N; ++n) z[n] += c * kj[n];
     }
 }
+
+/* Illinois regula falsi for a root of g(c, context) on [a, b], given ga = g(a) < 0 <= gb = g(b);
+   g was last evaluated at the returned root (unless it is b with gb == 0) */
+static double illinois(double a, double b, double ga, double gb, double (*g)(double, void *), void *context) {
+    double c = b;
+    int side = 0;
+    if (gb == 0.0) return b;
+    for (int it = 0; it < 100; ++it) {
+        double previous = c;
+        c = b - gb * (b - a) / (gb - ga);
+        if (!(a < c && c < b)) c = 0.5 * (a + b);
+        double gc = g(c, context), scale = fmax(1.0, fabs(c));
+        if (gc == 0.0 || fabs(c - previous) <= 4e-16 * scale || b - a <= 4e-16 * scale) return c;
+        if (gc < 0) { a = c; ga = gc; if (side == -1) gb *= 0.5; side = -1; }
+        else { b = c; gb = gc; if (side == 1) ga *= 0.5; side = 1; }
+    }
+    return c;
+}
 """
 
 
@@ -284,22 +302,18 @@ static void interpolate(Tape *tp, long s, double t, double *out, double *work) {
         out[n] = y0[n] * w[0] + w[1] * y1[n] + w[2] * mid[n] + dt * w[3] * k0[n] + dt * w[4] * kl[n];
 }
 
-/* Illinois regula falsi for a root of the event on step s, given g0 < 0 <= g1 at its ends */
+typedef struct { Tape *tp; const double *th; long s; double *y, *work; } EventAt;
+
+static double event_at(double c, void *context) {
+    EventAt *e = context;
+    interpolate(e->tp, e->s, c, e->y, e->work);
+    return imp_event(e->th, c, e->y);
+}
+
+/* the root of the event on step s (y: the state there, on the step's interpolant), given g0 < 0 <= g1 at its ends */
 static double locate(Tape *tp, const double *th, long s, double g0, double g1, double *y, double *work) {
-    double a = tp->t0[s], b = a + tp->dt[s], ga = g0, gb = g1, c = b;
-    int side = 0;
-    if (g1 == 0.0) return b;
-    for (int it = 0; it < 100; ++it) {
-        double previous = c;
-        c = b - gb * (b - a) / (gb - ga);
-        if (!(a < c && c < b)) c = 0.5 * (a + b);
-        interpolate(tp, s, c, y, work);
-        double gc = imp_event(th, c, y), scale = fmax(1.0, fabs(c));
-        if (gc == 0.0 || fabs(c - previous) <= 4e-16 * scale || b - a <= 4e-16 * scale) return c;
-        if (gc < 0) { a = c; ga = gc; if (side == -1) gb *= 0.5; side = -1; }
-        else { b = c; gb = gc; if (side == 1) ga *= 0.5; side = 1; }
-    }
-    return c;
+    EventAt e = {tp, th, s, y, work};
+    return illinois(tp->t0[s], tp->t0[s] + tp->dt[s], g0, g1, event_at, &e);
 }
 
 void imp_free(void *handle) {
