@@ -5,6 +5,8 @@ Values carry batch dimensions in front of their logical shape: a vector is [...,
 """
 from __future__ import annotations
 
+import re
+
 from . import tensors as tn
 from .indexing import show_position
 
@@ -102,6 +104,25 @@ def flat(node: tn.Node, code: str) -> str:
     return {0: f"_tensor({code})[..., None]", 1: code, 2: f"{code}.flatten(-2)"}[len(node.shape)]
 
 
+ENTRY = re.compile(r"^(.+)\[\.\.\., (\d+)\]$")   # `v[..., i]`: one entry of a vector's source
+
+
+def net_inputs(args: list[tn.Node], codes: list[str]) -> str:
+    """A net's input row: a vector as it is, consecutive entries of one vector as its slice
+    `v[..., a:b]`, scalars stacked, else the flattened arguments concatenated."""
+    if len(codes) == 1 and len(args[0].shape) == 1:
+        return codes[0]
+    if any(a.shape for a in args):
+        return f"_cat({', '.join(flat(a, c) for a, c in zip(args, codes))})"
+    entries = [ENTRY.match(c) for c in codes]
+    if all(entries) and len({m.group(1) for m in entries}) == 1:
+        first = int(entries[0].group(2))
+        if [int(m.group(2)) for m in entries] == list(range(first, first + len(codes))):
+            whole = args[0].op == "index" and args[0].args[0].shape == (len(codes),)
+            return entries[0].group(1) if whole else f"{entries[0].group(1)}[..., {first}:{first + len(codes)}]"
+    return f"_stack({', '.join(codes)})"
+
+
 def reduction(node: tn.Node, x: str) -> str:
     a = node.args[0]
     dims = DIMS.get(len(a.shape))
@@ -137,9 +158,7 @@ def operation(node: tn.Node, codes: list[str], nets: dict[str, int]) -> str:
         helper = "_stack" if len(node.shape) == 1 else "_rows"
         return f"{helper}({', '.join(codes)})"
     if op == "net":
-        inputs = codes[0] if len(codes) == 1 and len(node.args[0].shape) == 1 else \
-            f"_cat({', '.join(flat(a, c) for a, c in zip(node.args, codes))})"
-        call = f"net_{nets[node.attr]}({inputs})"
+        call = f"net_{nets[node.attr]}({net_inputs(node.args, codes)})"
         return f"{call}[..., 0]" if not node.shape else call
     if op == "netmap":
         return f"net_{nets[node.attr]}(_stack({', '.join(codes)}))[..., 0]"

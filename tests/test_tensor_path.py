@@ -117,8 +117,19 @@ expect z[0] at stop == 0.5 tol 1e-6
 """
 
 
-@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX, BOUNDED, STOP],
-                         ids=["small", "batch", "implicit", "matrix", "bounded", "stop"])
+NETS = """problem nets "nets of scalar entries of a vector state"
+state z[3] = [1, 0.5, -0.5]
+param W[3, 3] = 0.2 * randn()
+net f(a, b, c): mlp(hidden=[4], act=tanh)
+net g(a, b): mlp(hidden=[4], act=tanh)
+der(z) = tanh(W @ z) - z + 0.1 * [f(z[0], z[1], z[2]), g(z[1], z[2]), g(z[2], z[0])]
+horizon 1
+minimize sum(z(T)^2)
+"""
+
+
+@pytest.mark.parametrize("text", [SMALL, BATCH, IMPLICIT, MATRIX, BOUNDED, STOP, NETS],
+                         ids=["small", "batch", "implicit", "matrix", "bounded", "stop", "nets"])
 def test_scalar_and_forced_tensor_path_agree(text: str, monkeypatch) -> None:
     assert_paths_agree(text, monkeypatch)
 
@@ -299,3 +310,11 @@ def test_the_whole_tensor_model_passes_gradcheck() -> None:
         return torch.func.functional_call(model, dict(zip(names, values)), ())
 
     assert torch.autograd.gradcheck(objective, values, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_a_net_of_consecutive_entries_gets_the_slice() -> None:
+    """f(z[0], z[1], z[2]) is called with the whole vector, g(z[1], z[2]) with a view of it, and
+    g(z[2], z[0]) with the entries stacked (the agreement with the scalar path is tested above)."""
+    source = impsolve.load(NETS).source()
+    assert "net_0(s[..., 0:3])" in source and "net_1(s[..., 0:3][..., 1:3])" in source
+    assert "net_1(_stack(s[..., 0:3][..., 2], s[..., 0:3][..., 0]))" in source
