@@ -122,6 +122,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files of `write_atomic` that a killed run left in `folder` (a SIGKILL
+    between mkstemp and os.replace leaves `.NAME.XXXX.tmp`; the file it was writing is intact)."""
+    for stale in folder.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

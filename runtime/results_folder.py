@@ -18,17 +18,19 @@ from torch import nn
 from ..version import __version__
 from .errors import RunError
 from .plots import plot_history
-from .results import ObjectiveResult, Result, write_atomic, write_csv
+from .results import ObjectiveResult, Result, remove_stale_temporaries, write_atomic, write_csv
 from .run_options import RunOptions
 
 
 def results_folder(out: str | Path | None, name: str) -> Path:
-    """`out`, or results/<name>/ by default, created if missing; a folder that cannot be made is a RunError."""
+    """`out`, or results/<name>/ by default, created if missing (and cleared of a killed run's
+    temporary files); a folder that cannot be made is a RunError."""
     folder = Path(out) if out is not None else Path("results") / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise RunError(f"cannot create the results folder {folder}: {err.strerror}", exit_code=2) from None
+    remove_stale_temporaries(folder)
     return folder
 
 

@@ -195,13 +195,23 @@ def _kill_campaign(tmp_path: Path, kills: int) -> int:
             assert state["history"]["objective"] == reference[: len(state["history"]["objective"])]
         if (out / "result.json").exists():
             json.loads((out / "result.json").read_text())
-        assert not [p for p in out.glob("*") if p.suffix not in (".pt", ".json", ".csv", ".png", ".imp")]
+        # a kill during an atomic write leaves its temporary `.NAME.XXXX.tmp` (the next run removes it)
+        assert not [p for p in out.glob("*") if p.suffix not in (".pt", ".json", ".csv", ".png", ".imp", ".tmp")]
         clean += 1
     done = subprocess.run([sys.executable, "-m", "impsolve.cli", str(spec_path), "--quiet", "--out", str(out)]
                           + (["--resume"] if (out / "checkpoint.pt").exists() else []), env=env)
     assert done.returncode == 0
     assert json.loads((out / "result.json").read_text())["objective"]["history"] == reference
+    assert not list(out.glob("*.tmp"))
     return clean
+
+
+def test_a_new_run_removes_the_temporaries_a_killed_one_left(tmp_path):
+    from impsolve.runtime.results_folder import results_folder
+    (tmp_path / ".checkpoint.pt.k3x9.tmp").write_bytes(b"half")
+    (tmp_path / "checkpoint.pt").write_bytes(b"whole")
+    assert results_folder(tmp_path, "p") == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
 def test_killed_runs_resume_cleanly(tmp_path):
