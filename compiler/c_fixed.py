@@ -8,7 +8,7 @@ reverse pass computes the nets' activations again. Status 3 (non-finite state) i
 after every step."""
 from __future__ import annotations
 
-from .c_solver import KERNEL_DECLARATIONS, STEP_HELPERS, c_array, stage_tables
+from .c_common import KERNEL_DECLARATIONS, STEP_HELPERS, c_array, stage_tables
 
 
 def fixed_solver_header(tableau, states: int, theta: int, work: int, step: float) -> str:
