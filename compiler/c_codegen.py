@@ -20,6 +20,7 @@ from .c_print import Unsupported, block, derivative, smooth_pieces
 from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_open_loop import PiecewiseLayout, piecewise_source
 from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
+from .values import component_names
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
 MAX_ENTRIES = 1 << 16       # batch x states
@@ -87,12 +88,7 @@ class MlpLayout:
 
 def _entries(param: ir.Param) -> list[sp.Symbol]:
     """The symbols of a param's entries, row-major."""
-    if not param.shape:
-        return [sp.Symbol(param.name, real=True)]
-    if len(param.shape) == 1:
-        return [sp.Symbol(f"{param.name}[{i}]", real=True) for i in range(param.shape[0])]
-    rows, columns = param.shape
-    return [sp.Symbol(f"{param.name}[{i},{k}]", real=True) for i in range(rows) for k in range(columns)]
+    return [sp.Symbol(name, real=True) for name in component_names(param.name, param.shape)]
 
 
 def _parameter_names(problem: ir.Problem, used: set[sp.Symbol]) -> tuple[dict[sp.Symbol, str], tuple[int, ...]]:
