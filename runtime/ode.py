@@ -165,6 +165,14 @@ def _torch_tier_kwargs(options: OdeOptions) -> dict:
             "max_steps": options.max_steps}
 
 
+def _tier(func: torch.nn.Module, backend: str, use_adjoint: bool) -> str:
+    """The tier that runs a solve: the native one when asked and `func.native` holds its solver,
+    else the plain-torch one for a native or torch backprop solve, else torchdiffeq."""
+    if use_adjoint or backend not in ("torch", "native"):
+        return "torchdiffeq"
+    return "native" if backend == "native" and getattr(func, "native", None) is not None else "torch"
+
+
 def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, options: OdeOptions,
               adjoint: bool | None = None, backend: str = "torchdiffeq") -> torch.Tensor:
     """States at `times` (times x batch x states). The adjoint (eq. 2.40/2.47) when asked;
@@ -173,9 +181,10 @@ def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, opti
     use_adjoint = bool(options.adjoint if adjoint is None else adjoint)
     watch(func, options, float(times[0]), float(times[-1] - times[0]))
     try:
-        if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
+        tier = _tier(func, backend, use_adjoint)
+        if tier == "native":
             return func.native.integrate(func, s0, times, options, every=CHECK_EVERY)
-        if backend in ("torch", "native") and not use_adjoint:
+        if tier == "torch":
             return torch_odeint(func, s0, times, **_torch_tier_kwargs(options))
         import torchdiffeq   # here: its import (scipy.integrate, 0.6 s) is paid only by its tier
         solver = torchdiffeq.odeint_adjoint if use_adjoint else torchdiffeq.odeint
@@ -201,9 +210,10 @@ def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, ma
     use_adjoint = bool(options.adjoint if adjoint is None else adjoint)
     watch(func, options, 0.0, max_time)
     try:
-        if backend == "native" and getattr(func, "native", None) is not None and not use_adjoint:
+        tier = _tier(func, backend, use_adjoint)
+        if tier == "native":
             return func.native.integrate_until(func, s0, 0.0, bounded, options, every=CHECK_EVERY)
-        if backend in ("torch", "native") and not use_adjoint:
+        if tier == "torch":
             return torch_odeint_until(func, s0, 0.0, bounded, **_torch_tier_kwargs(options))
         import torchdiffeq
         interface = torchdiffeq.odeint_adjoint if use_adjoint else torchdiffeq.odeint
