@@ -137,12 +137,12 @@ def block(assignments: list[tuple[str, sp.Expr]], names: dict[sp.Symbol, str], p
     replacements, reduced = sp.cse([e for _, e in assignments], symbols=sp.numbered_symbols("_x"),
                                    optimizations="basic")
     names = dict(names)
+    printer = CPrinter(names)   # reads `names` as the locals below are added to it
     lines = []
     for k, (sym, value) in enumerate(replacements):
-        text = CPrinter(names).doprint(value)
+        text = printer.doprint(value)
         names[sym] = f"{prefix}{k}"
         lines.append(f"{indent}const double {prefix}{k} = {text};")
-    printer = CPrinter(names)
     for target, expr in zip(targets, reduced):
         if target.endswith("+"):
             if expr != 0:
