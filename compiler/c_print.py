@@ -129,10 +129,10 @@ def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
     return sp.diff(expr, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
 
 
-def block(assignments: list[tuple[str, sp.Expr]], names: dict[sp.Symbol, str], prefix: str,
-          indent: str = "    ") -> list[str]:
+def block(assignments: list[tuple[str, sp.Expr]], names: dict[sp.Symbol, str], prefix: str) -> list[str]:
     """C statements `target = value;` (or `target += value;` when target ends with '+'), with
-    common subexpressions shared as `const double <prefix>k` locals."""
+    common subexpressions shared as `const double <prefix>k` locals; indented as a function body."""
+    indent = "    "
     targets = [t for t, _ in assignments]
     replacements, reduced = sp.cse([e for _, e in assignments], symbols=sp.numbered_symbols("_x"),
                                    optimizations="basic")
