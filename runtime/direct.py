@@ -338,11 +338,7 @@ class MultipleShooting:
             for value, param in zip(self._param_values(g), self.model.params):
                 param.copy_(value.reshape(param.shape))
             for start, control in zip(self.control_offsets, self.controls):
-                values = z[start:start + control.raw.numel()]
-                if control.spec.low is not None:
-                    scaled = 2 * (values - control.spec.low) / (control.spec.high - control.spec.low) - 1
-                    values = torch.asin(scaled.clamp(-1.0, 1.0))
-                control.raw.copy_(values.to(control.raw))
+                control.set_values(z[start:start + control.raw.numel()])
 
     def nodes(self, z: torch.Tensor) -> torch.Tensor:
         """All states at the N + 1 nodes (N + 1 x columns): the quadratures summed interval by interval."""
