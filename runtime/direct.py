@@ -39,12 +39,11 @@ FEASIBLE = 1e-6   # largest violation a solve may end with
 
 @dataclass
 class DirectResult:
-    """The solution at the optimum, its objective (the spec's sense), the IPM's iterations and
-    objective history, and each `subject to` constraint's (value, violation, multiplier)."""
+    """The solution at the optimum, its objective (the spec's sense), the IPM's objective history
+    (one entry per iteration), and each `subject to` constraint's (value, violation, multiplier)."""
 
     solution: Solution
     objective: float
-    iterations: int
     history: list[float]
     constraints: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     defect: float = 0.0                 # the largest continuity defect (and initial-state violation)
@@ -116,6 +115,7 @@ class MultipleShooting:
         target[-1, self.columns + steps * P:] = first + N * steps * P + torch.arange(P)
         self.path_target = target
         self.path_first = first
+
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds of the variables (±inf where free): control ranges and a free T's range."""
         lower = torch.full((self.size,), -math.inf, dtype=self.dtype)
@@ -437,5 +437,5 @@ def _outcome(shooting: MultipleShooting, result: IpmResult) -> DirectResult:
     shooting.store(result.x)
     objective = problem.objective.scale * result.objective
     history = [problem.objective.scale * v for v in result.history]
-    return DirectResult(shooting.solution(result.x), objective, result.iterations, history, report, defect,
+    return DirectResult(shooting.solution(result.x), objective, history, report, defect,
                         result.message, result.converged, shooting.trajectory(result.x))
