@@ -18,8 +18,9 @@ RAW_FINAL_TIME = "_T"   # the free final time's raw param (a spec name never sta
 def declare_optimal_control(lowering: ExpressionLowering, params: dict[str, ir.Param]
                             ) -> tuple[dict[str, ir.Net], ir.FreeTime | None]:
     """The open-loop controls (as nets of the time) and the free final time's raw param (added to
-    `params`; under the direct method the raw param is T itself). Each control u becomes net_output(u(t / T), 0): a function on [0, 1] that the
-    runtime binds to its piecewise values (runtime/open_loop.py)."""
+    `params`; under the direct method the raw param is T itself). Each control u becomes
+    net_output(u(t / T), 0): a function on [0, 1] that the runtime binds to its piecewise values
+    (runtime/open_loop.py)."""
     checked = lowering.checked
     free_time = None
     if checked.free_horizon is not None:

@@ -39,12 +39,11 @@ FEASIBLE = 1e-6   # largest violation a solve may end with
 
 @dataclass
 class DirectResult:
-    """The solution at the optimum, its objective (the spec's sense), the IPM's iterations and
-    objective history, and each `subject to` constraint's (value, violation, multiplier)."""
+    """The solution at the optimum, its objective (the spec's sense), the IPM's objective history
+    (one entry per iteration), and each `subject to` constraint's (value, violation, multiplier)."""
 
     solution: Solution
     objective: float
-    iterations: int
     history: list[float]
     constraints: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     defect: float = 0.0                 # the largest continuity defect (and initial-state violation)
@@ -116,6 +115,7 @@ class MultipleShooting:
         target[-1, self.columns + steps * P:] = first + N * steps * P + torch.arange(P)
         self.path_target = target
         self.path_first = first
+
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper bounds of the variables (±inf where free): control ranges and a free T's range."""
         lower = torch.full((self.size,), -math.inf, dtype=self.dtype)
@@ -338,11 +338,7 @@ class MultipleShooting:
             for value, param in zip(self._param_values(g), self.model.params):
                 param.copy_(value.reshape(param.shape))
             for start, control in zip(self.control_offsets, self.controls):
-                values = z[start:start + control.raw.numel()]
-                if control.spec.low is not None:
-                    scaled = 2 * (values - control.spec.low) / (control.spec.high - control.spec.low) - 1
-                    values = torch.asin(scaled.clamp(-1.0, 1.0))
-                control.raw.copy_(values.to(control.raw))
+                control.set_values(z[start:start + control.raw.numel()])
 
     def nodes(self, z: torch.Tensor) -> torch.Tensor:
         """All states at the N + 1 nodes (N + 1 x columns): the quadratures summed interval by interval."""
@@ -441,5 +437,5 @@ def _outcome(shooting: MultipleShooting, result: IpmResult) -> DirectResult:
     shooting.store(result.x)
     objective = problem.objective.scale * result.objective
     history = [problem.objective.scale * v for v in result.history]
-    return DirectResult(shooting.solution(result.x), objective, result.iterations, history, report, defect,
+    return DirectResult(shooting.solution(result.x), objective, history, report, defect,
                         result.message, result.converged, shooting.trajectory(result.x))

@@ -35,6 +35,14 @@ class PiecewiseControl(nn.Module):
             return self.raw
         return self.spec.low + (self.spec.high - self.spec.low) * 0.5 * (1 + torch.sin(self.raw))
 
+    def set_values(self, values: torch.Tensor) -> None:
+        """Set the trained r so that values() gives `values` (the inverse of its map, clamped to the bounds)."""
+        if self.spec.low is not None:
+            scaled = 2 * (values - self.spec.low) / (self.spec.high - self.spec.low) - 1
+            values = torch.asin(scaled.clamp(-1.0, 1.0))
+        with torch.no_grad():
+            self.raw.copy_(values.to(self.raw))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """u at the rescaled times x (..., 1) -> (..., 1)."""
         s = x[..., 0].clamp(0.0, 1.0) * self.intervals
