@@ -71,15 +71,13 @@ class Emitter:
                 done[id(node)] = code
         return [done[id(n)] for n in outputs]
 
-
     def derivative(self, node: tn.Node, target: str) -> str:
         """`d(value, target)`: a nested function of the target (the value's lines written again, the
         target read from its argument `v`; implicit unknowns already solved are shared) and the call
         of `_derivative`, which differentiates it by autograd (runtime.tensor_library)."""
         at, value = node.args
         name = f"d_{len(self.lines)}"
-        inner = Emitter(self.nets, self.hoisted, {}, self.implicits, self.indent + "    ")
-        inner.names = {key: code for key, code in self.names.items()}
+        inner = Emitter(self.nets, self.hoisted, self.names, self.implicits, self.indent + "    ")
         inner.bound = {**self.bound, id(at): "v"}
         code = inner.code([value])[0]
         arguments = "v" if node.op == "d" else "v, s0, sT"     # sens(): the states at 0 and T move too

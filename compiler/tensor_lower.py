@@ -81,7 +81,6 @@ class TensorLowering(TensorExpressions):
         self.initial: dict[str, object] = {}          # column -> Distribution or its node's entries
         self.fixed: list[tn.Node] = []                # fixed initial values, in column order
         self.params: list[tuple[str, tuple[int, ...], tn.Node]] = []
-        self.implicits: list[tn.TensorImplicit] = []
         self.bounds: dict[str, tuple[float | None, float | None]] = {}   # bounded params (raw on the path)
         self.integrands: list[tn.Node] = []
         self.user_columns = 0                          # the states' columns (integrals come after)

@@ -183,24 +183,22 @@ def walk(outputs: list[Node]) -> list[Node]:
 
 def replace_leaves(outputs: list[Node], change) -> list[Node]:
     """The outputs with each leaf `n` replaced by `change(n)` (None: kept), operations rebuilt."""
-    memo: dict[int, Node] = {}
-    for node in walk(outputs):
-        if not node.args:
-            memo[id(node)] = change(node) or node
-            continue
-        args = tuple(memo[id(a)] for a in node.args)
-        same = all(x is y for x, y in zip(args, node.args))
-        memo[id(node)] = node if same else Node(node.op, node.shape, args, node.attr,
-                                                 any(a.batched for a in args), node.literal)
-    return [memo[id(n)] for n in outputs]
+    return _rebuild(outputs, lambda n: None if n.args else change(n))
 
 
 def substitute(outputs: list[Node], nodes: dict[int, Node]) -> list[Node]:
     """The outputs with each node whose id is a key of `nodes` replaced by its value, operations rebuilt."""
+    return _rebuild(outputs, lambda n: nodes.get(id(n)))
+
+
+def _rebuild(outputs: list[Node], change) -> list[Node]:
+    """The outputs with each node `n` for which `change(n)` is not None replaced by it, the
+    operations above a replaced node rebuilt."""
     memo: dict[int, Node] = {}
     for node in walk(outputs):
-        if id(node) in nodes:
-            memo[id(node)] = nodes[id(node)]
+        replaced = change(node)
+        if replaced is not None:
+            memo[id(node)] = replaced
             continue
         args = tuple(memo.get(id(a), a) for a in node.args)
         same = all(x is y for x, y in zip(args, node.args))

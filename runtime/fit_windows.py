@@ -38,7 +38,7 @@ class WindowedNll:
 
     def initial(self, starts: torch.Tensor) -> torch.Tensor:
         """The windows' initial states (windows x states): the data's at each start."""
-        declared = self.model.functions["fit_initial_0"](None, None)
+        declared = self.model.functions["fit_initial_0"](None, None) if -1 in self.items else None   # integrals only
         columns = [self.residuals.data[k][starts] if k >= 0 else
                    torch.as_tensor(declared[i], dtype=self.model.dtype, device=self.model.device).expand(starts.numel())
                    for i, k in enumerate(self.items)]

@@ -8,13 +8,13 @@ import torch
 
 from ..compiler import ir
 from ..compiler.lqr_check import equilibrium_problem, riccati_problem
+from ..compiler.tensor_lqr import OPEN_LOOP
 from .lqr import quadratic_cost, solve_riccati
 from .errors import RunError
 from .model import CompiledProblem, Solution
 from .plots import plot_reference
 
 TRAJECTORY_POINTS = 2001
-OPEN_LOOP = "lqr_open_loop"   # compiler.tensor_lqr's generated function
 
 
 def linearisation(model: CompiledProblem, reference: ir.LqrReference) -> tuple[list[list[float]], list[list[float]]]:
