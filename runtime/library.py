@@ -38,6 +38,9 @@ def namespace(dtype: torch.dtype, device: torch.device, implicits: list[ir.Impli
         return tensor(v).unsqueeze(-1)
 
     def stack(*vs):
+        first = vs[0]
+        if isinstance(first, torch.Tensor) and all(isinstance(v, torch.Tensor) and v.shape == first.shape for v in vs):
+            return torch.stack(vs, -1)   # nothing to broadcast: no expand nodes in the graph
         return torch.stack(torch.broadcast_tensors(*[tensor(v) for v in vs]), -1)
 
     def matrix(rows: int, cols: int, *entries):

@@ -12,35 +12,38 @@ from ..dsl.options import MlpOptions
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
                "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
+# the torch functions of the activations without parameters to pass (the others keep their forward)
+FUNCTIONS = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu, nn.Sigmoid: torch.sigmoid}
 
 
 class Mlp(nn.Sequential):
     """nn.Sequential (same layers, same state_dict keys) whose forward calls each layer's forward
     directly: the per-module call overhead dominates a small net's evaluation on the CPU. Inside
-    `bound()` (one solve) the layers' transposed weights are made once, so that each evaluation
-    records one node per layer (addmm) instead of two (transpose, addmm)."""
+    `bound()` (one solve) each layer is made once into one call: a linear layer into addmm with its
+    transposed weight (one graph node instead of two: transpose, addmm), an activation into its
+    torch function."""
 
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__(*layers)
-        self.transposed: list[torch.Tensor | None] | None = None   # per layer, while bound
+        self.plan: list[tuple] | None = None   # per layer, while bound: (bias, transposed weight) or (function,)
 
     @contextmanager
     def bound(self) -> Iterator[None]:
-        """Make the transposed weights once for the calls inside (under the grad mode in force)."""
-        self.transposed = [layer.weight.t() if isinstance(layer, nn.Linear) and layer.bias is not None else None
-                           for layer in self]
+        """Make the layers' calls once for the calls inside (under the grad mode in force)."""
+        self.plan = [(layer.bias, layer.weight.t()) if isinstance(layer, nn.Linear) and layer.bias is not None
+                     else (FUNCTIONS.get(type(layer), layer.forward),) for layer in self]
         try:
             yield
         finally:
-            self.transposed = None
+            self.plan = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        transposed = self.transposed if x.dim() == 2 else None
-        for i, layer in enumerate(self):
-            if transposed is not None and transposed[i] is not None:
-                x = torch.addmm(layer.bias, x, transposed[i])   # what F.linear computes for 2-d inputs
-            else:
-                x = layer.forward(x)
+        if self.plan is not None and x.dim() == 2:
+            for call in self.plan:
+                x = torch.addmm(call[0], x, call[1]) if len(call) == 2 else call[0](x)   # addmm: F.linear in 2-d
+            return x
+        for layer in self:
+            x = layer.forward(x)
         return x
 
 

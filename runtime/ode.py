@@ -77,8 +77,8 @@ class SolveWatch:
     def observe(self, t: torch.Tensor, s: torch.Tensor | None = None, function: Callable | None = None,
                 count: int = 1) -> None:
         """Count `count` evaluations, the last at (t, s); look at the pace every CHECK_EVERY."""
-        self.evaluations += count
-        if self.evaluations % CHECK_EVERY:
+        before, self.evaluations = self.evaluations, self.evaluations + count
+        if before // CHECK_EVERY == self.evaluations // CHECK_EVERY:   # no multiple of CHECK_EVERY passed
             return
         self.reach = max(self.reach, abs(float(t.detach()) - self.t0))
         if self.budget is not None:

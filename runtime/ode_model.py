@@ -49,9 +49,14 @@ class Dynamics(nn.Module):
         self.deadline = time.perf_counter() + self.timeout if self.timeout else None
 
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        self.evaluations += 1
-        self.checkpoint(t, s)
+        self.evaluated(t, s, 1)
         return self.function(t, s)
+
+    def evaluated(self, t: torch.Tensor, s: torch.Tensor, count: int) -> None:
+        """Count `count` evaluations of `function`, the last at (t, s), and run their checks (the
+        plain-torch tier calls it once per step, after the step's stages)."""
+        self.evaluations += count
+        self.checkpoint(t, s, count)
 
     def checkpoint(self, t: torch.Tensor, s: torch.Tensor, count: int = 1) -> None:
         """The checks of `count` evaluations, the last at (t, s): the solve's watch (stiffness,

@@ -94,20 +94,23 @@ def test_a_step_whose_solve_fails_is_skipped_and_the_last_good_params_are_kept(b
         result.objective.final == pytest.approx(result.objective.history[-1], rel=1e-6)
 
 
-def test_stiff_van_der_pol_is_a_clear_error():
+@pytest.mark.parametrize("backend", ["auto", "torch"])   # the torch tier counts a step's evaluations at once
+def test_stiff_van_der_pol_is_a_clear_error(backend):
     spec = ("const mu = 1000\nstate x = 2, y = 0\nder(x) = y\nder(y) = mu*(1 - x^2)*y - x\nhorizon 3000\n"
             "minimize x(T)^2\nsolve ode(max_steps=3000)\ntrain adam(steps=1)\n")
-    with pytest.raises(RunError, match="stiff"):
-        impsolve.solve(spec, write=False)
+    with pytest.raises(RunError, match="stiff") as caught:
+        impsolve.solve(spec, write=False, overrides={"solve.backend": backend})
+    assert 1000 <= int(str(caught.value).split("after ")[1].split()[0]) < 1010   # stopped at the first look
 
 
-def test_solve_timeout():
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_solve_timeout(backend):
     """A long solve that is neither stiff nor over max_steps (an oscillator over 1e5 time units)
     is stopped by its timeout."""
     spec = ("state x = 1, y = 0\nder(x) = y\nder(y) = -x\nhorizon 100000\n"
             "minimize x(T)^2\nsolve ode(timeout=0.2, max_steps=100000000)\ntrain adam(steps=1)\n")
     with pytest.raises(RunError, match=r"took longer than 0.2 s"):
-        impsolve.solve(spec, write=False)
+        impsolve.solve(spec, write=False, overrides={"solve.backend": backend})
 
 
 def test_cli_exit_codes_for_run_errors(tmp_path, capsys):

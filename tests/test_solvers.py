@@ -174,11 +174,12 @@ def test_cli_backend_flag_is_reported_in_result_json(tmp_path):
     assert solver["backend"] == "torch" and solver["requested"] == "torch" and solver["gradient"] == "backprop"
 
 
-def test_a_bound_mlp_gives_the_same_values_and_gradients_and_unbinds():
+@pytest.mark.parametrize("act", ["tanh", "softplus"])   # an activation called as a torch function, and one not
+def test_a_bound_mlp_gives_the_same_values_and_gradients_and_unbinds(act):
     from impsolve.dsl.options import MlpOptions
     from impsolve.runtime.nets import bound, build_mlp
     torch.manual_seed(0)
-    net = build_mlp(3, MlpOptions(hidden=[8, 8], act="tanh")).to(DTYPE)
+    net = build_mlp(3, MlpOptions(hidden=[8, 8], act=act)).to(DTYPE)
     x = torch.randn(5, 3, dtype=DTYPE)
 
     def loss() -> torch.Tensor:   # two 2-d calls (bound: one transpose each layer) and a 1-d one (unbound)
@@ -186,9 +187,9 @@ def test_a_bound_mlp_gives_the_same_values_and_gradients_and_unbinds():
 
     plain = loss()
     with bound([net]):
-        assert net.transposed is not None
+        assert net.plan is not None
         value = loss()
-    assert net.transposed is None
+    assert net.plan is None
     assert torch.equal(value, plain)   # addmm(b, x, W^T) is what F.linear computes
     for g, e in zip(torch.autograd.grad(value, list(net.parameters())),
                     torch.autograd.grad(plain, list(net.parameters()))):   # summed in another order

@@ -45,11 +45,18 @@ class Step:
 
 
 class RungeKutta:
-    """Takes steps of one tableau; `time` makes the scalar time tensors the right-hand side expects."""
+    """Takes steps of one tableau; `time` makes the scalar time tensors the right-hand side expects.
+
+    A right-hand side with an `evaluated(t, s, count)` method (runtime.ode_model.Dynamics) is called
+    through its raw `function`, and told of a step's evaluations once per step, at its last stage."""
 
     def __init__(self, tableau: Tableau, func: RHS, like: torch.Tensor) -> None:
         self.tableau = tableau
-        self.func = func.forward if isinstance(func, torch.nn.Module) else func   # no module-call overhead
+        self.evaluated: Callable[[torch.Tensor, torch.Tensor, int], None] | None = getattr(func, "evaluated", None)
+        if self.evaluated is not None:
+            self.func = func.function
+        else:
+            self.func = func.forward if isinstance(func, torch.nn.Module) else func   # no module-call overhead
         self.dtype, self.device = like.dtype, like.device
         self.evaluations = 0
         if tableau.error is not None:
@@ -59,17 +66,26 @@ class RungeKutta:
         return torch.scalar_tensor(t, dtype=self.dtype, device=self.device)
 
     def rhs(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        """f(t, y), counted."""
         self.evaluations += 1
-        return self.func(self.time(t), y)
+        time = self.time(t)
+        if self.evaluated is not None:
+            self.evaluated(time, y, 1)
+        return self.func(time, y)
 
     def step(self, t0: float, y0: torch.Tensor, f0: torch.Tensor, dt: float) -> Step:
         """All stages of one step from (t0, y0) with f0 = f(t0, y0)."""
         tab = self.tableau
         ks = [f0]
-        stage = y0
+        stage, time = y0, None
         for c, row in zip(tab.c, tab.a):
             stage = combine(y0, row, ks, dt)
-            ks.append(self.rhs(t0 + dt if c == 1.0 else t0 + c * dt, stage))
+            time = self.time(t0 + dt if c == 1.0 else t0 + c * dt)
+            ks.append(self.func(time, stage))
+        if time is not None:
+            self.evaluations += len(tab.c)
+            if self.evaluated is not None:
+                self.evaluated(time, stage, len(tab.c))
         y1 = stage if tab.fsal else combine(y0, tab.b, ks, dt)
         return Step(t0, dt, y0, y1, ks)
 
