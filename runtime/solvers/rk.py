@@ -58,7 +58,6 @@ class RungeKutta:
         else:
             self.func = func.forward if isinstance(func, torch.nn.Module) else func   # no module-call overhead
         self.dtype, self.device = like.dtype, like.device
-        self.evaluations = 0
         if tableau.error is not None:
             self.error_weights = torch.tensor(tableau.error, dtype=like.dtype, device=like.device)
 
@@ -67,7 +66,6 @@ class RungeKutta:
 
     def rhs(self, t: float, y: torch.Tensor) -> torch.Tensor:
         """f(t, y), counted."""
-        self.evaluations += 1
         time = self.time(t)
         if self.evaluated is not None:
             self.evaluated(time, y, 1)
@@ -82,10 +80,8 @@ class RungeKutta:
             stage = combine(y0, row, ks, dt)
             time = self.time(t0 + dt if c == 1.0 else t0 + c * dt)
             ks.append(self.func(time, stage))
-        if time is not None:
-            self.evaluations += len(tab.c)
-            if self.evaluated is not None:
-                self.evaluated(time, stage, len(tab.c))
+        if self.evaluated is not None and time is not None:
+            self.evaluated(time, stage, len(tab.c))
         y1 = stage if tab.fsal else combine(y0, tab.b, ks, dt)
         return Step(t0, dt, y0, y1, ks)
 
