@@ -1,4 +1,6 @@
 """The command line: exit codes, options, and the result.json contract."""
+import atexit
+import gc
 import json
 import subprocess
 import sys
@@ -145,3 +147,22 @@ def test_check_imports_only_the_compiler_kinds_the_spec_needs(tiny, tmp_path) ->
     assert loaded[tiny] == ["impsolve.compiler.ode"]
     assert loaded[rollout] == ["impsolve.compiler.discrete"]
 
+
+def test_check_runs_without_the_cycle_collector_and_restores_it(tiny, monkeypatch, capsys) -> None:
+    """Start-up (issue 16): the cycle collector is off while `check` imports, parses, checks and compiles,
+    and on again after (off again if the caller had it off); the exit handler that skips the collections
+    of interpreter shutdown is registered once however often `check` runs."""
+    import impsolve.api
+    states = []
+    load = impsolve.api.load
+    monkeypatch.setattr(impsolve.api, "load", lambda *a: states.append(gc.isenabled()) or load(*a))
+    assert gc.isenabled()
+    assert main(["check", str(tiny)]) == 0
+    callbacks = atexit._ncallbacks()
+    assert main(["check", str(tiny)]) == 0 and atexit._ncallbacks() == callbacks
+    assert states == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        assert main(["check", str(tiny)]) == 0 and not gc.isenabled()
+    finally:
+        gc.enable()
