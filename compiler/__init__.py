@@ -1,15 +1,15 @@
 """impsolve.compiler: checked spec -> SymPy IR -> generated torch source.
 
-Importing the package registers the built-in kinds (compiler.kinds): the time models "ode",
-"static" (compiler.ode) and "rollout" (compiler.discrete), the studies "design"
-(compiler.bayes_design) and "identify" (compiler.identify)."""
+The built-in kinds (compiler.kinds) are imported, and so registered, on first use: the time
+models "ode", "static" (compiler.ode) and "rollout" (compiler.discrete), the studies "design"
+(compiler.bayes_design), "identify" (compiler.identify) and "fit" (compiler.fit)."""
 from __future__ import annotations
 
 import sys
 
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
-from . import bayes_design, discrete, fit, identify, ir, kinds, ode  # noqa: F401 - registers the built-in kinds
+from . import ir, kinds
 from .lower import lower
 from .program import Program, generate
 

@@ -6,12 +6,13 @@ a net call is an undefined SymPy function named after the net.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import sympy as sp
 
 from ..dsl.ast import Span
+from ..dsl.records import FrozenRecord, Record, frozen_record, record
 from ..dsl.options import DirectOptions, IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, \
     TrainOptions
 
@@ -38,8 +39,8 @@ def computed(label: str) -> sp.Symbol:
     return sp.Symbol(f"<{label}>", real=True)
 
 
-@dataclass(frozen=True)
-class Distribution:
+@frozen_record
+class Distribution(FrozenRecord):
     """A random initial value: normal(mean, std) or uniform(low, high)."""
 
     kind: str
@@ -47,8 +48,8 @@ class Distribution:
     b: float
 
 
-@dataclass
-class Net:
+@record
+class Net(Record):
     """A net: its inputs, each with its number of entries (a vector input is several), and options."""
 
     name: str
@@ -62,8 +63,8 @@ class Net:
         return sum(self.sizes) if self.sizes else len(self.inputs)
 
 
-@dataclass
-class Objective:
+@record
+class Objective(Record):
     """What is optimised. The runtime minimises `scale * expr` (`passes.to_minimize` sets the
     scale: -1 for maximize); `sense` and `expr` stay as written, for reporting."""
 
@@ -74,8 +75,8 @@ class Objective:
     scale: float = 1.0
 
 
-@dataclass
-class StopEvent:
+@record
+class StopEvent(Record):
     """Integration stops when `function` (of t and states) crosses zero from below."""
 
     function: sp.Expr
@@ -83,8 +84,8 @@ class StopEvent:
     text: str
 
 
-@dataclass
-class Expectation:
+@record
+class Expectation(Record):
     """An `expect` check. Terminal ones use initial/final symbols; `over` ones are pointwise."""
 
     text: str
@@ -99,8 +100,8 @@ class Expectation:
     at: str | None = None   # "end" or "stop": pointwise until `passes.final_values` takes it at T
 
 
-@dataclass
-class LqrReference:
+@record
+class LqrReference(Record):
     """LQR weights, the equilibrium, and the linearisation A = ∂f/∂x, B = ∂f/∂u there."""
 
     Q: list[list[float]]
@@ -113,8 +114,8 @@ class LqrReference:
     line: int | None = None         # the reference's line (named by run-time errors)
 
 
-@dataclass
-class Plot:
+@record
+class Plot(Record):
     """Pointwise expressions drawn over a range of one state."""
 
     exprs: list[sp.Expr]
@@ -122,8 +123,8 @@ class Plot:
     over: tuple[str, float, float]
 
 
-@dataclass
-class Param:
+@record
+class Param(Record):
     """A trainable scalar, vector or matrix: its shape and initial entries (row-major), which are
     numbers or expressions in standard normal draws `randn_k` (made with the run's seed)."""
 
@@ -133,8 +134,8 @@ class Param:
     bounds: tuple[float | None, float | None] | None = None   # (low, high): `initial` is raw (compiler.bounds)
 
 
-@dataclass
-class Implicit:
+@record
+class Implicit(Record):
     """`solve y: lhs = rhs`: the unknowns, the residual φ = lhs - rhs (one entry per unknown), its
     SymPy Jacobian ∂φ/∂y (None when a net of the unknowns makes it opaque), the solver options."""
 
@@ -147,8 +148,8 @@ class Implicit:
     text: str
 
 
-@dataclass
-class DesignVariable:
+@record
+class DesignVariable(Record):
     """A design chosen each round: value = low + (high - low) * sigmoid(raw). The optimiser moves
     the unbounded param `raw`, so the value stays inside (low, high)."""
 
@@ -158,8 +159,8 @@ class DesignVariable:
     raw: str
 
 
-@dataclass
-class DesignStudy:
+@record
+class DesignStudy(Record):
     """A sequential Bayesian design study (report §6, algorithm 2) with a linearised Gaussian belief.
 
     Params of the problem hold the uncertain params (the model's value of theta), the designs' raw
@@ -184,8 +185,8 @@ class DesignStudy:
     observation_time: sp.Expr | None = None   # tau, put in for T by `bayes_design.observe_at`
 
 
-@dataclass
-class Experiment:
+@record
+class Experiment(Record):
     """One data set of a fit: its observation times and its own initial states (state -> value)."""
 
     name: str
@@ -194,8 +195,8 @@ class Experiment:
     initial: dict[str, sp.Expr]
 
 
-@dataclass
-class FitItem:
+@record
+class FitItem(Record):
     """A fitted expression (pointwise), the experiment and column it is fitted to, the data, and
     its noise std (None: estimated, one sigma per item)."""
 
@@ -207,8 +208,8 @@ class FitItem:
     sigma: float | None
 
 
-@dataclass
-class FitStudy:
+@record
+class FitStudy(Record):
     """A fit to measured data (compiler.fit). `params` are the fitted params (every param of the
     spec); the generated functions `fit_observed` (each item's value, then its derivative with
     respect to each fitted param entry, item-major) and `fit_initial_k` (experiment k's initial
@@ -223,8 +224,8 @@ class FitStudy:
     state_items: list[int] = field(default_factory=list)   # windowed fits: the item that measures each state
 
 
-@dataclass
-class OpenLoop:
+@record
+class OpenLoop(Record):
     """The options of an open-loop control (`control u in [low, high] piecewise(...)`), bound at run
     time to its piecewise values (a Net's options in place of an MLP's)."""
 
@@ -233,8 +234,8 @@ class OpenLoop:
     high: float | None = None
 
 
-@dataclass
-class Constraint:
+@record
+class Constraint(Record):
     """`subject to ...`, as `expr == 0` (kind "eq") or `expr <= 0` (kind "ineq") over initial/final
     symbols, T and params. A path constraint g <= 0 `always` is the equality ∫ max(g, 0)² dt == 0
     (an extra running state, compiler.constraints); under the direct method it stays g <= 0 over the
@@ -249,8 +250,8 @@ class Constraint:
     running: bool = False   # expr is g(t, states, controls, params) of a path constraint (the direct method)
 
 
-@dataclass
-class FreeTime:
+@record
+class FreeTime(Record):
     """`horizon free in [low, high]`: T = low + (high - low) * sigmoid(raw), `raw` a param (or T =
     raw under the direct method, which keeps it in the range as a bound); the dynamics run in
     rescaled time s = t / T on [0, 1] (compiler.constraints.free_final_time)."""
@@ -262,8 +263,8 @@ class FreeTime:
     squashed: bool = True   # T = low + (high - low) sigmoid(raw); else T = raw
 
 
-@dataclass
-class Direct:
+@record
+class Direct(Record):
     """`solve direct(...)`: its options (N resolved), the final value a terminal equality fixes for
     a state (x(T) == 0), for the initial guess of the nodes, and the integral states that are
     quadratures: summed over the intervals, not variables at the nodes (runtime/direct.py)."""
@@ -273,8 +274,8 @@ class Direct:
     quadratures: list[str] = field(default_factory=list)   # integral states no dynamics reads
 
 
-@dataclass
-class Problem:
+@record
+class Problem(Record):
     name: str
     title: str
     states: list[str]                        # columns of the state vector (integral states last)
@@ -311,8 +312,8 @@ class Problem:
     direct: Direct | None = None              # `solve direct(...)`: solved by the direct method
 
 
-@dataclass
-class Noise:
+@record
+class Noise(Record):
     """`noise w[d] ~ ...`: its entries, drawn independently at every step of every rollout."""
 
     name: str
@@ -320,8 +321,8 @@ class Noise:
     distribution: Distribution
 
 
-@dataclass
-class Estimate:
+@record
+class Estimate(Record):
     """`truth A = ...` with `estimate A by ols`: the entries (row-major) and their true values."""
 
     name: str
@@ -330,8 +331,8 @@ class Estimate:
     method: str
 
 
-@dataclass
-class Baseline:
+@record
+class Baseline(Record):
     """`baseline u ~ ...`: random inputs played instead of a control."""
 
     control: str
@@ -339,8 +340,8 @@ class Baseline:
     distribution: Distribution
 
 
-@dataclass
-class Discrete:
+@record
+class Discrete(Record):
     """A discrete-time problem. Its columns (the Problem's `states`, in this order): the states,
     the noise entries, the estimated entries, the control entries (open-loop sequences first,
     then closed-loop controls), and the entries of each total(...).

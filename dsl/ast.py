@@ -1,12 +1,13 @@
 """The syntax tree of a `.imp` spec. Every node carries the source span it came from."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Union
 
+from .records import FrozenRecord, Record, frozen_record, record
 
-@dataclass(frozen=True)
-class Span:
+
+@frozen_record
+class Span(FrozenRecord):
     """1-based line/column range of a node in its source text."""
 
     line: int
@@ -16,21 +17,21 @@ class Span:
 
 
 # ---------------------------------------------------------------- expressions
-@dataclass(frozen=True)
-class Number:
+@frozen_record
+class Number(FrozenRecord):
     value: float
     text: str
     span: Span
 
 
-@dataclass(frozen=True)
-class Name:
+@frozen_record
+class Name(FrozenRecord):
     id: str
     span: Span
 
 
-@dataclass(frozen=True)
-class Call:
+@frozen_record
+class Call(FrozenRecord):
     func: str
     args: tuple["Expr", ...]
     kwargs: tuple["Keyword", ...]
@@ -38,57 +39,57 @@ class Call:
     func_span: Span
 
 
-@dataclass(frozen=True)
-class Keyword:
+@frozen_record
+class Keyword(FrozenRecord):
     name: str
     value: "Expr"
     span: Span
 
 
-@dataclass(frozen=True)
-class BinOp:
+@frozen_record
+class BinOp(FrozenRecord):
     op: str  # one of + - * / @ ^
     left: "Expr"
     right: "Expr"
     span: Span
 
 
-@dataclass(frozen=True)
-class Neg:
+@frozen_record
+class Neg(FrozenRecord):
     operand: "Expr"
     span: Span
 
 
-@dataclass(frozen=True)
-class Compare:
+@frozen_record
+class Compare(FrozenRecord):
     op: str
     left: "Expr"
     right: "Expr"
     span: Span
 
 
-@dataclass(frozen=True)
-class Transpose:
+@frozen_record
+class Transpose(FrozenRecord):
     operand: "Expr"
     span: Span
 
 
-@dataclass(frozen=True)
-class Array:
+@frozen_record
+class Array(FrozenRecord):
     items: tuple["Expr", ...]
     span: Span
 
 
-@dataclass(frozen=True)
-class Slice:
+@frozen_record
+class Slice(FrozenRecord):
     """`a:b` in an index (either bound may be missing): entries a, ..., b - 1."""
     start: "Expr | None"
     stop: "Expr | None"
     span: Span
 
 
-@dataclass(frozen=True)
-class Index:
+@frozen_record
+class Index(FrozenRecord):
     """`x[i]`, `A[i, j]`, `x[a:b]`, `A[:, j]`: entries of a vector or matrix (0-based, constant)."""
     operand: "Expr"
     items: tuple["Expr | Slice", ...]
@@ -99,8 +100,8 @@ Expr = Union[Number, Name, Call, BinOp, Neg, Compare, Transpose, Array, Index]
 
 
 # ----------------------------------------------------------------- statements
-@dataclass(frozen=True)
-class Binding:
+@frozen_record
+class Binding(FrozenRecord):
     """`name[shape] = expr` or `name[shape] ~ distribution(...)` in const/param/state."""
 
     name: str
@@ -112,8 +113,8 @@ class Binding:
     bound: "Bound | None" = None   # `param k > 0 = 1`, `param k in [a, b] = v` (dsl/fitting.py)
 
 
-@dataclass(frozen=True)
-class Bound:
+@frozen_record
+class Bound(FrozenRecord):
     """A param's constraint: `> low`, `< high` (either may be None) or `in [low, high]`."""
 
     low: Expr | None
@@ -122,16 +123,16 @@ class Bound:
     span: Span
 
 
-@dataclass(frozen=True)
-class ProblemStmt:
+@frozen_record
+class ProblemStmt(FrozenRecord):
     name: str
     name_span: Span
     title: str
     span: Span
 
 
-@dataclass(frozen=True)
-class DeclStmt:
+@frozen_record
+class DeclStmt(FrozenRecord):
     """`const`, `param` or `state` with one or more bindings."""
 
     kind: str
@@ -139,8 +140,8 @@ class DeclStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class DefStmt:
+@frozen_record
+class DefStmt(FrozenRecord):
     name: str
     name_span: Span
     params: tuple[str, ...]
@@ -149,8 +150,8 @@ class DefStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class LetStmt:
+@frozen_record
+class LetStmt(FrozenRecord):
     """`let` or `control`: a named expression."""
 
     kind: str
@@ -161,8 +162,8 @@ class LetStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class NetStmt:
+@frozen_record
+class NetStmt(FrozenRecord):
     name: str
     name_span: Span
     inputs: tuple[str, ...]
@@ -171,37 +172,37 @@ class NetStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class DerStmt:
+@frozen_record
+class DerStmt(FrozenRecord):
     state: str
     state_span: Span
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True)
-class HorizonStmt:
+@frozen_record
+class HorizonStmt(FrozenRecord):
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True)
-class StopStmt:
+@frozen_record
+class StopStmt(FrozenRecord):
     condition: Expr
     max_time: Expr
     span: Span
 
 
-@dataclass(frozen=True)
-class ObjectiveStmt:
+@frozen_record
+class ObjectiveStmt(FrozenRecord):
     sense: str  # "minimize" | "maximize"
     expr: Expr
     at: str | None  # "stop" | "end" | None
     span: Span
 
 
-@dataclass(frozen=True)
-class SettingsStmt:
+@frozen_record
+class SettingsStmt(FrozenRecord):
     """`solve ode(...)`, `train adam(...)`: a settings call."""
 
     kind: str
@@ -209,14 +210,14 @@ class SettingsStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class BatchStmt:
+@frozen_record
+class BatchStmt(FrozenRecord):
     size: Expr
     span: Span
 
 
-@dataclass(frozen=True)
-class ExpectStmt:
+@frozen_record
+class ExpectStmt(FrozenRecord):
     left: Expr
     at: str | None
     op: str
@@ -230,8 +231,8 @@ class ExpectStmt:
     each_round: bool = False   # design studies: checked on every round (else once, at the end)
 
 
-@dataclass(frozen=True)
-class ImplicitStmt:
+@frozen_record
+class ImplicitStmt(FrozenRecord):
     """`solve y[n]: lhs = rhs [using newton(...)]`: y is defined by an equation (an implicit layer)."""
 
     name: str
@@ -243,8 +244,8 @@ class ImplicitStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class ReferenceStmt:
+@frozen_record
+class ReferenceStmt(FrozenRecord):
     """`reference lqr(Q=..., R=...) at x=0, ...`: a reference solution computed from the spec."""
 
     call: Call
@@ -252,8 +253,8 @@ class ReferenceStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class PlotStmt:
+@frozen_record
+class PlotStmt(FrozenRecord):
     """`plot f(q), -q over q in [-2, 2]`: pointwise expressions drawn over a range of a state."""
 
     exprs: tuple[Expr, ...]
@@ -264,8 +265,8 @@ class PlotStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class DesignStmt:
+@frozen_record
+class DesignStmt(FrozenRecord):
     """`design tobs in [0, 5]`: a variable the study chooses each round, within [low, high]."""
 
     name: str
@@ -275,16 +276,16 @@ class DesignStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class ObserveStmt:
+@frozen_record
+class ObserveStmt(FrozenRecord):
     """`observe u(tobs) + normal(0, sigma)`: what one experiment returns (noise split by the checker)."""
 
     expr: Expr
     span: Span
 
 
-@dataclass(frozen=True)
-class TruthStmt:
+@frozen_record
+class TruthStmt(FrozenRecord):
     """`truth theta = 1.7` (an uncertain param) or `truth A[d, d] = [[...]]` (an unknown the planner
     estimates): values used only to simulate the real system; the planner never sees them."""
 
@@ -296,8 +297,8 @@ class TruthStmt:
         return tuple((b.name, b.value, b.name_span) for b in self.bindings)
 
 
-@dataclass(frozen=True)
-class RoundsStmt:
+@frozen_record
+class RoundsStmt(FrozenRecord):
     """`rounds 30`: how many design-observe-update rounds the study runs."""
 
     count: Expr
@@ -305,8 +306,8 @@ class RoundsStmt:
 
 
 # ------------------------------------------------------- discrete time, identification
-@dataclass(frozen=True)
-class NextStmt:
+@frozen_record
+class NextStmt(FrozenRecord):
     """`next(x) = expr`: the state at the next step, x_{t+1} = expr(x_t, u_t, w_t, t)."""
 
     state: str
@@ -315,16 +316,16 @@ class NextStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class StepsStmt:
+@frozen_record
+class StepsStmt(FrozenRecord):
     """`steps N`: the number of steps of a discrete-time rollout."""
 
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True)
-class NoiseStmt:
+@frozen_record
+class NoiseStmt(FrozenRecord):
     """`noise w[d] ~ normal(0, sigma)`: a fresh draw at every step of every rollout."""
 
     name: str
@@ -334,8 +335,8 @@ class NoiseStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class EstimateStmt:
+@frozen_record
+class EstimateStmt(FrozenRecord):
     """`estimate A by ols`: the planner sees the estimate of A from the transitions observed so far."""
 
     names: tuple[str, ...]
@@ -345,16 +346,16 @@ class EstimateStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class IdentifyStmt:
+@frozen_record
+class IdentifyStmt(FrozenRecord):
     """`identify epochs=3, first=10, growth=3`: the adaptive identification study (Algorithm 1)."""
 
     options: tuple[tuple[str, Expr, Span], ...]
     span: Span
 
 
-@dataclass(frozen=True)
-class BaselineStmt:
+@frozen_record
+class BaselineStmt(FrozenRecord):
     """`baseline u ~ normal(0, s)`: random inputs played instead of the control `u` (first epoch, baseline)."""
 
     control: str
@@ -363,8 +364,8 @@ class BaselineStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class SequenceStmt:
+@frozen_record
+class SequenceStmt(FrozenRecord):
     """`control u[d] over steps [energy E]`: an open-loop control, one free value per step; with
     `energy`, scaled so that its mean energy (1/T) Σ_t |u_t|² is E."""
 
@@ -375,8 +376,8 @@ class SequenceStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class StudyStmt:
+@frozen_record
+class StudyStmt(FrozenRecord):
     """`study grid(n=5, values=[1, 2])`: the registered study (dsl.kinds) run on the model, with its settings."""
 
     name: str
@@ -385,8 +386,8 @@ class StudyStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class DataStmt:
+@frozen_record
+class DataStmt(FrozenRecord):
     """`data lv = csv("file.csv", time=t) with x = 2`: a table of measurements (path relative to
     the spec), its time column and, optionally, the experiment's own initial states."""
 
@@ -402,8 +403,8 @@ class DataStmt:
 
 
 # ------------------------------------------------------- optimal control (dsl/constraints.py)
-@dataclass(frozen=True)
-class ConstraintStmt:
+@frozen_record
+class ConstraintStmt(FrozenRecord):
     """`subject to lhs op rhs [always]`: a terminal constraint (of x(T), x(0), T, params) or, with
     `always`, a path constraint that holds at every time of the trajectory."""
 
@@ -414,8 +415,8 @@ class ConstraintStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class OpenLoopStmt:
+@frozen_record
+class OpenLoopStmt(FrozenRecord):
     """`control u [in [low, high]] piecewise(N=50)`: a free function of time on [0, T], its values
     trained; with a range, kept inside it."""
 
@@ -427,8 +428,8 @@ class OpenLoopStmt:
     span: Span
 
 
-@dataclass(frozen=True)
-class FitItem:
+@frozen_record
+class FitItem(FrozenRecord):
     """`x to lv.prey sigma 0.5`: a model expression fitted to a data column, with its noise level
     (a number, "estimated", or None: the statement's last one)."""
 
@@ -441,16 +442,16 @@ class FitItem:
     span: Span
 
 
-@dataclass(frozen=True)
-class FitStmt:
+@frozen_record
+class FitStmt(FrozenRecord):
     """`fit x to lv.prey, y to lv.predator sigma 0.5`: what the model is fitted to."""
 
     items: tuple[FitItem, ...]
     span: Span
 
 
-@dataclass(frozen=True)
-class FreeHorizonStmt:
+@frozen_record
+class FreeHorizonStmt(FrozenRecord):
     """`horizon free in [low, high]`: the final time T is a decision variable inside the range."""
 
     low: Expr
@@ -470,8 +471,8 @@ Statement = Union[
 ]
 
 
-@dataclass
-class Spec:
+@record
+class Spec(Record):
     """A parsed spec: its statements plus the text and file name for error messages."""
 
     statements: list[Statement]

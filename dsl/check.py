@@ -6,20 +6,21 @@ discrete-time statements) and the problem's two axes: its time model and its stu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable
 
 from . import ast
 from .errors import SpecError
 from .options import DirectOptions, IdentifyOptions, MlpOptions, NewtonOptions, OdeOptions, PiecewiseOptions, \
     TrainOptions, settings_problem
+from .records import Record, record
 from .settings import override
 
 TIME_MODELS = ("ode", "rollout", "static")   # der, next, no states
 
 
-@dataclass
-class Observation:
+@record
+class Observation(Record):
     """`observe model + normal(0, sigma)`: the model's prediction and its additive Gaussian noise."""
 
     model: ast.Expr
@@ -28,8 +29,8 @@ class Observation:
     time: str | None = None   # states are observed at: a design's name, T (the horizon), or None
 
 
-@dataclass
-class DiscreteSpec:
+@record
+class DiscreteSpec(Record):
     """The discrete-time statements of a checked spec (dsl/discrete.py, dsl/identification.py)."""
 
     first: ast.Span                                   # the first discrete-time statement
@@ -44,8 +45,8 @@ class DiscreteSpec:
     baseline: ast.BaselineStmt | None = None
 
 
-@dataclass
-class Dataset:
+@record
+class Dataset(Record):
     """A `data` statement's table, read and checked (dsl/fitting.py): observation times and columns."""
 
     statement: ast.DataStmt
@@ -55,8 +56,8 @@ class Dataset:
     columns: dict[str, tuple[float, ...]]
 
 
-@dataclass
-class FitSpec:
+@record
+class FitSpec(Record):
     """A fit study's data sets (by name, in statement order) and fitted items (each with its sigma:
     an expression, or "estimated")."""
 
@@ -64,8 +65,8 @@ class FitSpec:
     items: list[ast.FitItem] = field(default_factory=list)
 
 
-@dataclass
-class CheckedSpec:
+@record
+class CheckedSpec(Record):
     """A spec whose names, kinds and settings are resolved; declarations in dependency order."""
 
     spec: ast.Spec

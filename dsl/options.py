@@ -9,7 +9,7 @@ from ..constants import BACKENDS
 
 
 class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # no inf/nan setting reaches torch
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)   # no inf/nan setting reaches torch
 
 
 ODE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "rk4", "midpoint", "euler")

@@ -34,21 +34,28 @@ class ArgumentError(ValueError):
 
 def _validated(function):
     """pydantic's validate_call, with its errors reported as one ArgumentError naming each argument.
-    The return annotation (a torch type, imported lazily) is left out of what pydantic resolves."""
-    clone = types.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__,
-                               function.__closure__)
-    clone.__kwdefaults__ = function.__kwdefaults__
-    clone.__annotations__ = {k: v for k, v in function.__annotations__.items() if k != "return"}
-    checked = validate_call(clone)
+    The validator is built on the first call (building one takes milliseconds: `impsolve check`
+    calls only `load`). The return annotation (a torch type, imported lazily) is left out of what
+    pydantic resolves."""
     names = list(inspect.signature(function).parameters)
 
     @functools.wraps(function)
     def call(*args, **kwargs):
         try:
-            return checked(*args, **kwargs)
+            return _validator(function)(*args, **kwargs)
         except ValidationError as err:
             raise ArgumentError(f"{function.__name__}(): {_describe(err, names)}") from None
     return call
+
+
+@functools.cache
+def _validator(function):
+    """pydantic's validate_call of `function`, without its return annotation."""
+    clone = types.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__,
+                               function.__closure__)
+    clone.__kwdefaults__ = function.__kwdefaults__
+    clone.__annotations__ = {k: v for k, v in function.__annotations__.items() if k != "return"}
+    return validate_call(clone)
 
 
 def _describe(err: ValidationError, names: list[str]) -> str:

@@ -1,4 +1,6 @@
 """The command line: exit codes, options, and the result.json contract."""
+import atexit
+import gc
 import json
 import subprocess
 import sys
@@ -102,9 +104,9 @@ def test_same_seed_same_numbers(tiny, tmp_path):
 HEAVY = ('sympy', 'torch', 'scipy', 'matplotlib', 'pydantic', 'lark', 'impsolve.dsl')
 
 
-def _loaded_after(statements: str) -> list[str]:
-    """The heavy modules a fresh interpreter has loaded after running `statements`."""
-    code = f"import sys\n{statements}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+def _loaded_after(statements: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
+    """The `modules` (default: the heavy ones) a fresh interpreter has loaded after running `statements`."""
+    code = f"import sys\n{statements}\nprint(','.join(m for m in {modules!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return [m for m in (done.stdout.strip().splitlines() or [""])[-1].split(",") if m]
 
@@ -125,3 +127,42 @@ def test_check_loads_the_compiler_but_not_torch(tiny) -> None:
                            f"with contextlib.redirect_stdout(io.StringIO()):\n"
                            f"    assert impsolve.cli.main(['check', {str(tiny)!r}]) == 0")
     assert "sympy" in loaded and not {"torch", "scipy", "matplotlib"} & set(loaded)
+
+
+OTHER_KINDS = ("impsolve.compiler.discrete", "impsolve.compiler.identify", "impsolve.compiler.fit",
+               "impsolve.compiler.ode")
+
+
+def test_check_imports_only_the_compiler_kinds_the_spec_needs(tiny, tmp_path) -> None:
+    """Start-up (issue 16): the compiler imports a built-in time model or study on first use
+    (compiler.kinds), so checking an ODE spec loads compiler.ode but not the discrete time model nor
+    the identify and fit studies; checking a discrete spec loads compiler.discrete."""
+    rollout = tmp_path / "walk.imp"
+    rollout.write_text("state x = 0\nnext(x) = x + 1\nsteps 3\nminimize x(T)\n")
+    loaded = {}
+    for spec in (tiny, rollout):
+        loaded[spec] = _loaded_after(f"import contextlib, io, impsolve.cli\n"
+                                     f"with contextlib.redirect_stdout(io.StringIO()):\n"
+                                     f"    assert impsolve.cli.main(['check', {str(spec)!r}]) == 0", OTHER_KINDS)
+    assert loaded[tiny] == ["impsolve.compiler.ode"]
+    assert loaded[rollout] == ["impsolve.compiler.discrete"]
+
+
+def test_check_runs_without_the_cycle_collector_and_restores_it(tiny, monkeypatch, capsys) -> None:
+    """Start-up (issue 16): the cycle collector is off while `check` imports, parses, checks and compiles,
+    and on again after (off again if the caller had it off); the exit handler that skips the collections
+    of interpreter shutdown is registered once however often `check` runs."""
+    import impsolve.api
+    states = []
+    load = impsolve.api.load
+    monkeypatch.setattr(impsolve.api, "load", lambda *a: states.append(gc.isenabled()) or load(*a))
+    assert gc.isenabled()
+    assert main(["check", str(tiny)]) == 0
+    callbacks = atexit._ncallbacks()
+    assert main(["check", str(tiny)]) == 0 and atexit._ncallbacks() == callbacks
+    assert states == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        assert main(["check", str(tiny)]) == 0 and not gc.isenabled()
+    finally:
+        gc.enable()
