@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import impsolve
+from impsolve.runtime.errors import RunError
 
 LINE_FIT = """problem line
 param a = 0, b = 0
@@ -31,3 +32,36 @@ def test_the_api_objective_of_a_fit_is_its_negative_log_likelihood(tmp_path: Pat
     a, b = (float(p.grad) for p in model.params[:2])
     assert a == pytest.approx(-(1 + 2 + 3 + 4 + 5) / 0.01, rel=1e-6)          # d/da ½Σ(a + bt - y)²/σ²
     assert b == pytest.approx(-(0 + 1 + 3 + 6 + 10) / 0.01, rel=1e-6)         # Σ t (a + bt - y)/σ²
+
+
+PROJECTILE = """problem projectile
+const g = 9.81, v0 = 10
+param a in [0.1, 1.5] = 0.3
+state p[2] = [0, 0]
+state v[2] = [v0*cos(a), v0*sin(a)]
+der(p) = v
+der(v) = [0, -g]
+stop when p[1] < {level} within 10
+maximize p(T)[0]
+train adam(lr=0.05, steps=1)
+"""
+
+
+def test_an_event_on_its_boundary_at_the_start_is_named_as_such() -> None:
+    """`p[1] < 0` with p[1] = 0 does not hold at t = 0, but no crossing can be located from there:
+    the error says so (it said the condition 'already holds')."""
+    with pytest.raises(RunError, match=r"the stop condition 'p\[1\] < 0' is on its boundary at t = 0"):
+        impsolve.solve(PROJECTILE.format(level="0"), write=False)
+
+
+def test_an_event_with_initial_states_of_params_lands_where_the_ballistics_say() -> None:
+    """Flight time and range of a projectile whose initial velocity depends on a bounded param; the
+    event check at t = 0 read that param's graph into a float and left a torch warning in result.json."""
+    result = impsolve.solve(PROJECTILE.format(level="-1e-12"), write=False)
+    assert not [w for w in result.warnings if "requires_grad" in w]
+    values = result.values
+    T, vx, vy = values["t_stop"], values["v[0]"], values["v[1]"]
+    assert math.hypot(vx, vy) == pytest.approx(10, rel=1e-12)          # speed is conserved at landing
+    assert T == pytest.approx(-2 * vy / 9.81, rel=1e-7)                  # flight time 2 v0 sin(a) / g
+    assert values["p[0]"] == pytest.approx(vx * T, rel=1e-7)             # range v0 cos(a) T
+    assert values["p[1]"] == pytest.approx(0, abs=1e-9)
