@@ -65,3 +65,35 @@ def test_an_event_with_initial_states_of_params_lands_where_the_ballistics_say()
     assert T == pytest.approx(-2 * vy / 9.81, rel=1e-7)                  # flight time 2 v0 sin(a) / g
     assert values["p[0]"] == pytest.approx(vx * T, rel=1e-7)             # range v0 cos(a) T
     assert values["p[1]"] == pytest.approx(0, abs=1e-9)
+
+
+LQR_WEIGHTS = """problem integrators
+const n = {n}
+state x[n] = 1
+param k = 0.5
+control u[n] = -k*x
+der(x) = u
+horizon 10
+minimize integral(sum(x^2) + sum(u^2))
+const q[n] = [{q}]
+{r_const}
+reference lqr(Q=diag(q), R={r}) at x=0
+"""
+
+
+def test_lqr_weights_may_be_consts_and_diag_of_a_vector() -> None:
+    """Q = diag(q) of a const vector and R a const matrix (they were refused as 'matrix entry must be a
+    number'); the Riccati gain of x' = u with these weights is sqrt(q_i / r_i) on the diagonal."""
+    spec = LQR_WEIGHTS.format(n=2, q="1, 4", r_const="const Rm[n, n] = [[1, 0], [0, 9]]", r="Rm")
+    result = impsolve.solve(spec, steps=1, write=False)
+    K = result.reference["lqr"]["K"]
+    assert K[0] == pytest.approx([1.0, 0.0], abs=1e-12) and K[1] == pytest.approx([0.0, 2 / 3], abs=1e-12)
+
+
+def test_lqr_weights_of_a_const_above_the_scalarisation_limit() -> None:
+    """On the tensor path a const of 70 entries in `diag(...)` was a KeyError (an internal error): the
+    scalar lowering, which reads the weights, did not know it. It is now lowered there when read."""
+    spec = LQR_WEIGHTS.format(n=70, q="1, " * 69 + "2", r_const="", r="diag(q)")
+    reference = impsolve.load(spec).program.problem.references[0]
+    assert reference.Q == reference.R == [[(2.0 if i == 69 else 1.0) if i == j else 0.0 for j in range(70)]
+                                          for i in range(70)]
