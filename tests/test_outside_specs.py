@@ -97,3 +97,13 @@ def test_lqr_weights_of_a_const_above_the_scalarisation_limit() -> None:
     reference = impsolve.load(spec).program.problem.references[0]
     assert reference.Q == reference.R == [[(2.0 if i == 69 else 1.0) if i == j else 0.0 for j in range(70)]
                                           for i in range(70)]
+
+
+def test_a_byte_order_mark_in_the_spec_and_the_data_is_dropped(tmp_path: Path) -> None:
+    """Files saved by Windows editors and Excel ('CSV UTF-8') start with a BOM: the spec's first
+    statement was an 'unexpected character', the data's first column was named '\\ufefft'."""
+    (tmp_path / "line.csv").write_bytes(b"\xef\xbb\xbft,y\n0,1\n0.5,2\n1,3\n1.5,4\n2,5\n")
+    (tmp_path / "line.imp").write_bytes(b"\xef\xbb\xbf" + LINE_FIT.encode())
+    result = impsolve.solve(tmp_path / "line.imp", write=False)
+    assert result.estimates["a"].value == pytest.approx(1, abs=1e-9)
+    assert result.estimates["b"].value == pytest.approx(2, abs=1e-9)
