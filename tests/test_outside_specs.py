@@ -107,3 +107,11 @@ def test_a_byte_order_mark_in_the_spec_and_the_data_is_dropped(tmp_path: Path) -
     result = impsolve.solve(tmp_path / "line.imp", write=False)
     assert result.estimates["a"].value == pytest.approx(1, abs=1e-9)
     assert result.estimates["b"].value == pytest.approx(2, abs=1e-9)
+
+
+def test_an_expect_of_a_value_that_is_not_finite_says_so_in_its_reason() -> None:
+    """sqrt of a negative terminal value: result.json had value null, error null and reason null."""
+    result = impsolve.solve("state x = 1\nder(x) = -2*x\nhorizon 1\nminimize x(T)\nexpect sqrt(x(T) - 1) < 1\n",
+                            write=False)
+    check = result.checks[0]
+    assert not check.passed and check.reason == "not a finite number: value nan, error nan"
