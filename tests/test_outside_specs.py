@@ -115,3 +115,23 @@ def test_an_expect_of_a_value_that_is_not_finite_says_so_in_its_reason() -> None
                             write=False)
     check = result.checks[0]
     assert not check.passed and check.reason == "not a finite number: value nan, error nan"
+
+
+TENSOR_EXPRESSIONS = """problem tensor_expressions
+param big[70] = 0
+param v[3] = [1, 2, 3]
+const a = 2, b = 3
+minimize sum(big^2)
+expect det(diag(1, 2, 3)) == 6 tol 1e-12
+expect sum(diag(v[0], 2*v[1], 5) @ v) == 1 + 8 + 15 tol 1e-12
+expect where(a > b, 1, 2) == 2 tol 0
+expect sum(where(v > 1.5, v, 0)) == 5 tol 0
+"""
+
+
+def test_tensor_path_diag_of_numbers_and_where_of_a_constant_condition() -> None:
+    """On the tensor path (a 70-entry param) diag(a, b, c) was refused ('diag() takes one vector here')
+    and where(a > b, ...) of consts was an internal error (torch.where of a Python bool)."""
+    result = impsolve.solve(TENSOR_EXPRESSIONS, steps=1, write=False)
+    assert "(tensor path)" in impsolve.load(TENSOR_EXPRESSIONS).source()
+    assert [c.passed for c in result.checks] == [True] * 4, [(c.name, c.value) for c in result.checks]
