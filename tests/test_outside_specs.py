@@ -135,3 +135,24 @@ def test_tensor_path_diag_of_numbers_and_where_of_a_constant_condition() -> None
     result = impsolve.solve(TENSOR_EXPRESSIONS, steps=1, write=False)
     assert "(tensor path)" in impsolve.load(TENSOR_EXPRESSIONS).source()
     assert [c.passed for c in result.checks] == [True] * 4, [(c.name, c.value) for c in result.checks]
+
+
+DIRECT = """problem direct_time
+state x = 0
+control u in [0, 1] piecewise(N=10)
+der(x) = u
+horizon free in [0.5, 4]
+subject to x(T) == 1
+minimize T
+solve direct(N=10)
+"""
+
+
+def test_training_settings_on_a_direct_spec_are_a_warning_not_silently_dropped() -> None:
+    """`--steps 3` (train.steps) on a spec solved by the direct method ran to convergence without a word."""
+    quiet = impsolve.solve(DIRECT, write=False)
+    told = impsolve.solve(DIRECT, steps=3, write=False)
+    assert told.values["T"] == pytest.approx(1, abs=1e-6) == quiet.values["T"]
+    assert not [w for w in quiet.warnings if "training settings" in w]
+    assert [w for w in told.warnings if w.startswith("training settings (--steps, --set train.<option>) have no "
+                                                     "effect: the spec is solved by the direct method")]
