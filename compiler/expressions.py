@@ -88,6 +88,7 @@ class ExpressionLowering:
         self.study: StudyLowering | None = None   # the study's part (compiler.kinds)
         self.net_sizes: dict[str, tuple[int, ...]] = {}   # net -> entries of each input
         self.entry_limit: int | None = MAX_ENTRIES        # None on the tensor path (compiler.tensor_lower)
+        self.deferred: dict[str, Callable[[], Value]] = {}  # name -> its exact value, lowered when first read
 
     def error(self, message: str, span: ast.Span, hint: str | None = None) -> SpecError:
         """A SpecError located in this spec."""
@@ -117,13 +118,7 @@ class ExpressionLowering:
                 return sp.Integer(int(n.value)) if n.value.is_integer() and abs(n.value) < 2**53 \
                     else sp.Float(n.text if "." in n.text or "e" in n.text.lower() else n.value, 17)
             if isinstance(n, ast.Name):
-                if n.id in local:
-                    return local[n.id]
-                if n.id == "t":
-                    return ir.TIME
-                if n.id == "T":
-                    return self.final_time()
-                return self.env[n.id]
+                return local[n.id] if n.id in local else self.name_value(n.id)
             if isinstance(n, ast.Neg):
                 return elementwise(lambda v: -v, go(n.operand))
             if isinstance(n, ast.Transpose):
@@ -141,6 +136,16 @@ class ExpressionLowering:
             raise self.error("this expression is not supported here", n.span)
 
         return go(node)
+
+    def name_value(self, name: str) -> Value:
+        """The value of a name: `t`, `T`, or a declared value (a deferred one lowered now)."""
+        if name == "t":
+            return ir.TIME
+        if name == "T":
+            return self.final_time()
+        if name not in self.env and name in self.deferred:
+            self.env[name] = self.deferred.pop(name)()
+        return self.env[name]
 
     def index(self, n: ast.Index, value: Value) -> Value:
         """Entries of a vector or matrix (compiler/indexing.py)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..dsl import ast
 from .lower import Lowering
 from .lqr_check import weight_problem
-from .values import component_names, entries
+from .values import component_names, entries, is_matrix
 
 
 @dataclass
@@ -49,10 +49,11 @@ def lqr_weights(lowering: Lowering, r: ast.ReferenceStmt, states: list[str], con
 
 
 def constant_matrix(lowering: Lowering, node: ast.Expr) -> list[list[float]]:
-    """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""
-    if isinstance(node, ast.Call):
-        values = [float(lowering.constant(a, "matrix entry")) for a in node.args]
-        return [[values[i] if i == j else 0.0 for j in range(len(values))] for i in range(len(values))]
-    if isinstance(node, ast.Array):
-        return [[float(lowering.constant(e, "matrix entry")) for e in row.items] for row in node.items]
-    return [[float(lowering.constant(node, "matrix entry"))]]
+    """A constant matrix from any constant expression: diag(...) of numbers or of a vector, a matrix
+    literal or const, or a single value (a 1 x 1 matrix)."""
+    value = lowering.expr(node)
+    if not is_matrix(value):
+        return [[float(lowering.constant(node, "a weight"))]]
+    if any(e.free_symbols for e in entries(value)):
+        raise lowering.error("the weights must be constant", node.span)
+    return [[float(value[i, j]) for j in range(value.cols)] for i in range(value.rows)]

@@ -10,6 +10,7 @@ placeholders (the values exist only as tensor code, `Problem.tensor`).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import sympy as sp
 
@@ -24,7 +25,7 @@ from .tensor_design import TensorDesign
 from .tensor_fit import TensorFit
 from .tensor_jacobian import jacobian
 from .tensor_lqr import OPEN_LOOP, tensor_references
-from .values import component_names, entries, is_matrix, shaped, show
+from .values import Value, component_names, entries, is_matrix, shaped, show
 
 SCALARISE_LIMIT = 64     # entries of the largest declared shape that is still scalarised
 MATRICES_AS_TENSORS = True   # small matrices go on the tensor path where it supports the spec
@@ -179,6 +180,12 @@ class TensorLowering(TensorExpressions):
                 if tn.reads([node], lambda n: n.op != "number"):
                     raise self.error(f"const '{name}' must be constant", b.value.span)
                 self.env[name] = node
+                self.scalar.deferred[name] = self._exact(name, dims, b)
+
+    def _exact(self, name: str, dims: tuple[int, ...], b: ast.Binding) -> Callable[[], Value]:
+        """The exact value of a const above the limit, for the places the scalar lowering reads (an LQR
+        reference's weights and point), lowered only when one of them reads it."""
+        return lambda: self.scalar.declared(name, dims, self.scalar.expr(b.value), b.value.span)
 
     def declare_params(self) -> None:
         for name, b in self.checked.params.items():

@@ -89,8 +89,9 @@ def elementwise(node: tn.Node, codes: list[str]) -> str:
     wrapped = [tensor(a, c) for a, c in zip(node.args, args)]
     if op == "sech":
         return f"(1 / torch.cosh({wrapped[0]}))"
-    if op == "where":
-        return f"torch.where({args[0]}, {wrapped[1]}, {wrapped[2]})"
+    if op == "where":   # a condition of numbers only is a Python bool: as a tensor on the model's device
+        condition = f"({wrapped[0]} != 0)" if node.args[0].literal else args[0]
+        return f"torch.where({condition}, {wrapped[1]}, {wrapped[2]})"
     if op in ("min", "max"):
         out = wrapped[0]
         for w in wrapped[1:]:

@@ -139,9 +139,10 @@ def linear_algebra(name: str, args: list[Node]) -> Node:
             raise ShapeError(f"outer() takes two vectors, got {show(a.shape)} and {show(b.shape)}")
         return _combine("outer", (a, b), (a.shape[0], b.shape[0]))
     if name == "diag":
-        if len(args) > 1 or len(a.shape) != 1:
-            raise ShapeError("diag() takes one vector here")
-        return _combine("diag", (a,), (a.shape[0], a.shape[0]))
+        entries = array(args) if len(args) > 1 and all(not x.shape for x in args) else a
+        if len(args) > 1 and entries is a or len(entries.shape) != 1:
+            raise ShapeError("diag() takes one vector or several numbers: diag(v) or diag(a, b, ...)")
+        return _combine("diag", (entries,), (entries.shape[0], entries.shape[0]))
     if name == "svdvals":
         return _combine("svdvals", (_shaped(a, name),), (min(_as_matrix(a.shape)),))
     raise ShapeError(f"{name}() is not supported on the tensor path yet")

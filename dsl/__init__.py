@@ -27,7 +27,7 @@ def _source(path_or_text: str | Path) -> tuple[str, str]:
     if isinstance(path_or_text, Path) or ("\n" not in str(path_or_text) and str(path_or_text).endswith(".imp")):
         path = Path(path_or_text)
         try:
-            return path.read_text(encoding="utf-8"), str(path)
+            return path.read_text(encoding="utf-8-sig"), str(path)   # -sig: a byte order mark is dropped
         except FileNotFoundError:
             raise SpecError(f"no such spec file: {path}", None, filename=str(path)) from None
         except UnicodeDecodeError as err:

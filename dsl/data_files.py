@@ -47,7 +47,7 @@ def read_table(file: Path, error: Error) -> Table:
     and every cell is a finite number."""
     shown = file.as_posix()
     try:
-        with open(file, newline="", encoding="utf-8") as handle:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
             rows = list(_limited(csv.reader(handle), shown, error))
     except FileNotFoundError:
         raise error(f"no such data file: {shown}", "the path is relative to the spec's folder") from None

@@ -144,12 +144,23 @@ def export(results: Path, fmt: str, spec: Path | None = None, out: Path | None =
             example32 = tuple(x.float() for x in example)
             torch.onnx.export(law32, example32, str(path), dynamo=False, input_names=["t", "state"],
                               output_names=["controls"], dynamic_axes={"state": {0: "batch"}, "controls": {0: "batch"}})
+            _keep_time_input(path)
     time = "the step index 0, 1, ..., T-1" if isinstance(law, RolloutControlLaw) else "time"
     sidecar = {"inputs": {"t": [], "state": states}, "outputs": controls, "t": time}
     if getattr(law, "copy", None) is not None:
         sidecar["realization"] = realization
     (path.parent / f"{path.name}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     return path
+
+
+def _keep_time_input(path: Path) -> None:
+    """Give the ONNX graph its `t` input back where the exporter dropped it (a law that does not read
+    the time), so that every exported law takes the inputs its sidecar names: (t, state)."""
+    import onnx   # torch.onnx.export needs it, so it is there
+    graph = onnx.load(str(path))
+    if all(i.name != "t" for i in graph.graph.input):
+        graph.graph.input.insert(0, onnx.helper.make_tensor_value_info("t", onnx.TensorProto.FLOAT, []))
+        onnx.save(graph, str(path))
 
 
 def _read(path: Path) -> str:

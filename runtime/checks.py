@@ -87,6 +87,12 @@ def _missing(e: ir.Expectation, reason: str) -> dict:
 
 
 def _record(e: ir.Expectation, value: float, reference: float, error: float, passed: bool) -> dict:
-    tolerance = e.tolerance
-    return {"name": e.text, "value": value, "reference": reference, "error": error,
-            "tolerance": tolerance, "relative": e.relative, "passed": bool(passed)}
+    """An evaluated expect; a value that is not finite (written as null in result.json) gets a reason
+    naming it."""
+    record = {"name": e.text, "value": value, "reference": reference, "error": error,
+              "tolerance": e.tolerance, "relative": e.relative, "passed": bool(passed)}
+    infinite = [f"{k} {v}" for k, v in (("value", value), ("reference", reference), ("error", error))
+                if not math.isfinite(v)]
+    if infinite:
+        record["reason"] = f"not a finite number: {', '.join(infinite)}"
+    return record

@@ -141,6 +141,14 @@ class FitResiduals:
         return change
 
 
+class FitProblem(OdeProblem):
+    """The model of a fit: `forward()` is the negative log-likelihood of the data at the current
+    params (the objective a fit adds; its compiled `nll` holds a value only after the fit, for the expects)."""
+
+    def forward(self) -> torch.Tensor:
+        return FitResiduals(self).nll_tensor()
+
+
 def _trial(residuals: FitResiduals, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Residuals and Jacobian at theta, or None when the solve fails or is not finite there."""
     residuals.set(theta)

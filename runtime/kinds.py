@@ -16,6 +16,7 @@ from torch import nn
 
 from ..compiler import Program
 from .errors import RunError
+from .fit import FitProblem
 from .model import CompiledProblem
 from .ode_model import OdeProblem
 from .results import Result, write_json
@@ -34,9 +35,12 @@ def register_runner(study: str, runner: Runner) -> None:
 def compile_model(program: Program, device: torch.device, dtype: torch.dtype, seed: int = 0,
                   realizations: int | None = None) -> CompiledProblem:
     """The model of the program's time model: a DiscreteProblem for a rollout (`realizations` copies
-    its nets), else an OdeProblem (which integrates the dynamics, if there are any)."""
+    its nets), a FitProblem for a fit to data, else an OdeProblem (which integrates the dynamics, if
+    there are any)."""
     if program.problem.time_model == "rollout":
         return DiscreteProblem(program, device, dtype, seed, realizations)
+    if program.problem.fit is not None:
+        return FitProblem(program, device, dtype, seed)
     return OdeProblem(program, device, dtype, seed)
 
 

@@ -193,16 +193,29 @@ def integrate(func: torch.nn.Module, s0: torch.Tensor, times: torch.Tensor, opti
         raise _failure(err, options, func) from None
 
 
+def _check_event_start(value: float, condition: str) -> None:
+    """An event is a crossing of zero from below during the run: a RunError when the event
+    function at t = 0 is already on or past zero (on it: the two sides of the condition are equal,
+    which a strict '<' or '>' does not count as holding, but no crossing can be located from there)."""
+    if value < 0:
+        return
+    named = f"the stop condition '{condition}'" if condition else "the stop condition"
+    if value > 0:
+        raise RunError(f"{named} already holds at t = 0", "the event must become true during the run")
+    raise RunError(f"{named} is on its boundary at t = 0 (its two sides are equal): an event is located as "
+                   "a crossing from the side where it does not hold", "start the states off the boundary")
+
+
 def integrate_until(func: torch.nn.Module, s0: torch.Tensor, event: Callable, max_time: float,
                     options: OdeOptions, adjoint: bool | None = None,
-                    backend: str = "torchdiffeq") -> tuple[torch.Tensor, torch.Tensor]:
-    """Integrate until `event(t, s)` crosses zero from below, or until `max_time`.
+                    backend: str = "torchdiffeq", condition: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """Integrate until `event(t, s)` crosses zero from below, or until `max_time`; `condition` is
+    the stop condition's text, for the error when it holds from the start.
 
     Returns the event time and the state there; both carry gradients (the event time's through
     the implicit function theorem, as torchdiffeq's odeint_event provides)."""
     t0 = torch.zeros((), dtype=s0.dtype, device=s0.device)
-    if float(event(t0, s0)) >= 0:
-        raise RunError("the stop condition already holds at t = 0", "the event must become true during the run")
+    _check_event_start(float(event(t0, s0).detach()), condition)
 
     def bounded(t, s):
         return torch.maximum(event(t, s), t - max_time)

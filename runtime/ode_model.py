@@ -132,7 +132,8 @@ class OdeProblem(CompiledProblem):
             event = self.functions["event"]
             max_time = self.problem.stop.max_time
             T, sT = ode.integrate_until(self.dynamics, s0, lambda t, s: event(t, s)[0].reshape(()),
-                                        max_time, options, self.solver_plan.adjoint, self.solver_plan.backend)
+                                        max_time, options, self.solver_plan.adjoint, self.solver_plan.backend,
+                                        self.problem.stop.text)
             reached = bool(event(T, sT)[0].detach().reshape(()) >= -1e-6 * (1 + abs(float(T.detach()))))
             return Solution(s0, sT, T, reached)
         T = torch.tensor(self.problem.horizon, dtype=self.dtype, device=self.device)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..dsl.options import TrainOptions
 from .checks import evaluate_checks, range_samples
 from .constraints import AugmentedLagrangian, Outer, final_time_value, history_rows, train_constrained
 from .diagnose import NonFiniteError
@@ -106,6 +107,9 @@ def _direct(model: CompiledProblem, options: RunOptions) -> _Solved:
                    for name, (v, x, m) in outcome.constraints.items()}
     warnings = [] if outcome.converged else \
         [f"the direct method stopped at a feasible point without converging: {outcome.note}"]
+    if any(phase != TrainOptions() for phase in model.problem.training):
+        warnings.append("training settings (--steps, --set train.<option>) have no effect: the spec is solved by "
+                        "the direct method, whose options are set with --set direct.<option>")
     return _Solved(outcome.solution, outcome.objective, History(objective=outcome.history), constraints,
                    outcome.describe(model.problem.direct.options), warnings, nodes=outcome.trajectory)
 

@@ -74,10 +74,8 @@ def test_onnx_round_trip_in_float32(trained, tmp_path: Path) -> None:
     t = torch.tensor(0.3, dtype=torch.float64)
     expected = _model_controls(results, spec, t, states)
     session = ort.InferenceSession(str(path))
-    feeds = {"t": t.float().numpy(), "state": states.float().numpy()}
-    names = [i.name for i in session.get_inputs()]   # ONNX drops `t` when the law does not use it
-    assert "state" in names
-    got = session.run(None, {name: feeds[name] for name in names})[0]
+    assert [i.name for i in session.get_inputs()] == ["t", "state"]   # also where the law does not read t
+    got = session.run(None, {"t": t.float().numpy(), "state": states.float().numpy()})[0]
     error = (torch.from_numpy(got).double() - expected).abs().max()
     # float32 rounds each layer to ~1e-7 relative; a law with gains ~100 cancels to small controls, so the
     # error is measured against the size of the controls, not entry by entry

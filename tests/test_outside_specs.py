@@ -1,0 +1,158 @@
+"""Specs an outside user writes, combining documented features in ways the shipped specs do not,
+each with an answer known analytically (regressions of what broke when they were first run)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+import impsolve
+from impsolve.runtime.errors import RunError
+
+LINE_FIT = """problem line
+param a = 0, b = 0
+state x = a
+der(x) = b
+data d = csv("line.csv", time=t)
+fit x to d.y sigma 0.1
+"""
+
+
+def test_the_api_objective_of_a_fit_is_its_negative_log_likelihood(tmp_path: Path) -> None:
+    """model() of a fit is the data's NLL at the current params (it was the unfilled `nll`, 0)."""
+    (tmp_path / "line.csv").write_text("t,y\n0,1\n0.5,2\n1,3\n1.5,4\n2,5\n")
+    (tmp_path / "line.imp").write_text(LINE_FIT)
+    model = impsolve.load(str(tmp_path / "line.imp")).compile(device="cpu")
+    objective = model()
+    squares = 1 + 4 + 9 + 16 + 25   # a = b = 0: every model value is 0
+    assert float(objective.detach()) == pytest.approx(squares / (2 * 0.1 ** 2) + 5 * math.log(0.1 * math.sqrt(2 * math.pi)),
+                                             rel=1e-9)
+    objective.backward()
+    a, b = (float(p.grad) for p in model.params[:2])
+    assert a == pytest.approx(-(1 + 2 + 3 + 4 + 5) / 0.01, rel=1e-6)          # d/da ½Σ(a + bt - y)²/σ²
+    assert b == pytest.approx(-(0 + 1 + 3 + 6 + 10) / 0.01, rel=1e-6)         # Σ t (a + bt - y)/σ²
+
+
+PROJECTILE = """problem projectile
+const g = 9.81, v0 = 10
+param a in [0.1, 1.5] = 0.3
+state p[2] = [0, 0]
+state v[2] = [v0*cos(a), v0*sin(a)]
+der(p) = v
+der(v) = [0, -g]
+stop when p[1] < {level} within 10
+maximize p(T)[0]
+train adam(lr=0.05, steps=1)
+"""
+
+
+def test_an_event_on_its_boundary_at_the_start_is_named_as_such() -> None:
+    """`p[1] < 0` with p[1] = 0 does not hold at t = 0, but no crossing can be located from there:
+    the error says so (it said the condition 'already holds')."""
+    with pytest.raises(RunError, match=r"the stop condition 'p\[1\] < 0' is on its boundary at t = 0"):
+        impsolve.solve(PROJECTILE.format(level="0"), write=False)
+
+
+def test_an_event_with_initial_states_of_params_lands_where_the_ballistics_say() -> None:
+    """Flight time and range of a projectile whose initial velocity depends on a bounded param; the
+    event check at t = 0 read that param's graph into a float and left a torch warning in result.json."""
+    result = impsolve.solve(PROJECTILE.format(level="-1e-12"), write=False)
+    assert not [w for w in result.warnings if "requires_grad" in w]
+    values = result.values
+    T, vx, vy = values["t_stop"], values["v[0]"], values["v[1]"]
+    assert math.hypot(vx, vy) == pytest.approx(10, rel=1e-12)          # speed is conserved at landing
+    assert T == pytest.approx(-2 * vy / 9.81, rel=1e-7)                  # flight time 2 v0 sin(a) / g
+    assert values["p[0]"] == pytest.approx(vx * T, rel=1e-7)             # range v0 cos(a) T
+    assert values["p[1]"] == pytest.approx(0, abs=1e-9)
+
+
+LQR_WEIGHTS = """problem integrators
+const n = {n}
+state x[n] = 1
+param k = 0.5
+control u[n] = -k*x
+der(x) = u
+horizon 10
+minimize integral(sum(x^2) + sum(u^2))
+const q[n] = [{q}]
+{r_const}
+reference lqr(Q=diag(q), R={r}) at x=0
+"""
+
+
+def test_lqr_weights_may_be_consts_and_diag_of_a_vector() -> None:
+    """Q = diag(q) of a const vector and R a const matrix (they were refused as 'matrix entry must be a
+    number'); the Riccati gain of x' = u with these weights is sqrt(q_i / r_i) on the diagonal."""
+    spec = LQR_WEIGHTS.format(n=2, q="1, 4", r_const="const Rm[n, n] = [[1, 0], [0, 9]]", r="Rm")
+    result = impsolve.solve(spec, steps=1, write=False)
+    K = result.reference["lqr"]["K"]
+    assert K[0] == pytest.approx([1.0, 0.0], abs=1e-12) and K[1] == pytest.approx([0.0, 2 / 3], abs=1e-12)
+
+
+def test_lqr_weights_of_a_const_above_the_scalarisation_limit() -> None:
+    """On the tensor path a const of 70 entries in `diag(...)` was a KeyError (an internal error): the
+    scalar lowering, which reads the weights, did not know it. It is now lowered there when read."""
+    spec = LQR_WEIGHTS.format(n=70, q="1, " * 69 + "2", r_const="", r="diag(q)")
+    reference = impsolve.load(spec).program.problem.references[0]
+    assert reference.Q == reference.R == [[(2.0 if i == 69 else 1.0) if i == j else 0.0 for j in range(70)]
+                                          for i in range(70)]
+
+
+def test_a_byte_order_mark_in_the_spec_and_the_data_is_dropped(tmp_path: Path) -> None:
+    """Files saved by Windows editors and Excel ('CSV UTF-8') start with a BOM: the spec's first
+    statement was an 'unexpected character', the data's first column was named '\\ufefft'."""
+    (tmp_path / "line.csv").write_bytes(b"\xef\xbb\xbft,y\n0,1\n0.5,2\n1,3\n1.5,4\n2,5\n")
+    (tmp_path / "line.imp").write_bytes(b"\xef\xbb\xbf" + LINE_FIT.encode())
+    result = impsolve.solve(tmp_path / "line.imp", write=False)
+    assert result.estimates["a"].value == pytest.approx(1, abs=1e-9)
+    assert result.estimates["b"].value == pytest.approx(2, abs=1e-9)
+
+
+def test_an_expect_of_a_value_that_is_not_finite_says_so_in_its_reason() -> None:
+    """sqrt of a negative terminal value: result.json had value null, error null and reason null."""
+    result = impsolve.solve("state x = 1\nder(x) = -2*x\nhorizon 1\nminimize x(T)\nexpect sqrt(x(T) - 1) < 1\n",
+                            write=False)
+    check = result.checks[0]
+    assert not check.passed and check.reason == "not a finite number: value nan, error nan"
+
+
+TENSOR_EXPRESSIONS = """problem tensor_expressions
+param big[70] = 0
+param v[3] = [1, 2, 3]
+const a = 2, b = 3
+minimize sum(big^2)
+expect det(diag(1, 2, 3)) == 6 tol 1e-12
+expect sum(diag(v[0], 2*v[1], 5) @ v) == 1 + 8 + 15 tol 1e-12
+expect where(a > b, 1, 2) == 2 tol 0
+expect sum(where(v > 1.5, v, 0)) == 5 tol 0
+"""
+
+
+def test_tensor_path_diag_of_numbers_and_where_of_a_constant_condition() -> None:
+    """On the tensor path (a 70-entry param) diag(a, b, c) was refused ('diag() takes one vector here')
+    and where(a > b, ...) of consts was an internal error (torch.where of a Python bool)."""
+    result = impsolve.solve(TENSOR_EXPRESSIONS, steps=1, write=False)
+    assert "(tensor path)" in impsolve.load(TENSOR_EXPRESSIONS).source()
+    assert [c.passed for c in result.checks] == [True] * 4, [(c.name, c.value) for c in result.checks]
+
+
+DIRECT = """problem direct_time
+state x = 0
+control u in [0, 1] piecewise(N=10)
+der(x) = u
+horizon free in [0.5, 4]
+subject to x(T) == 1
+minimize T
+solve direct(N=10)
+"""
+
+
+def test_training_settings_on_a_direct_spec_are_a_warning_not_silently_dropped() -> None:
+    """`--steps 3` (train.steps) on a spec solved by the direct method ran to convergence without a word."""
+    quiet = impsolve.solve(DIRECT, write=False)
+    told = impsolve.solve(DIRECT, steps=3, write=False)
+    assert told.values["T"] == pytest.approx(1, abs=1e-6) == quiet.values["T"]
+    assert not [w for w in quiet.warnings if "training settings" in w]
+    assert [w for w in told.warnings if w.startswith("training settings (--steps, --set train.<option>) have no "
+                                                     "effect: the spec is solved by the direct method")]
