@@ -1,0 +1,63 @@
+"""Specs an outside user writes with tensors, implicit equations and rollouts, run in float64 and
+float32 and compared with closed forms (helper hy's checks; each test is fast)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import impsolve
+from impsolve.cli import main
+from impsolve.runtime.implicit import default_tol
+
+from conftest import spec_path
+
+F64 = torch.float64
+
+# r^3 + r = x entry by entry inside an ODE: without a tol of its own, the implicit equation must
+# solve in float32 as written (the float64 default 1e-12 is below float32's precision).
+IMPLICIT_ODE = """problem implicit_ode
+param a = 1
+state x[2] = [1, 2]
+solve r[2]: r^3 + r = x
+der(x) = -a * r
+horizon 0.5
+minimize sum(x(T)^2)
+train adam(lr=0.01, steps=1)
+"""
+
+
+def test_the_default_tol_is_1e_12_in_float64_and_above_the_precision_in_float32():
+    assert default_tol(torch.float64) == 1e-12
+    assert 10 * torch.finfo(torch.float32).eps < default_tol(torch.float32) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_implicit_vector_unknown_in_an_ode_solves_in_both_dtypes(dtype):
+    objective = float(impsolve.load(IMPLICIT_ODE).compile(device="cpu", dtype=dtype)().detach())
+    # reference: x' = -r(x) integrated by scipy-free RK4 in float64, r the real root of r^3 + r = x
+    def rate(x):
+        r = x.clone()
+        for _ in range(60):
+            r = r - (r ** 3 + r - x) / (3 * r ** 2 + 1)
+        return -r
+    x, h = torch.tensor([1.0, 2.0], dtype=F64), 0.5 / 500
+    for _ in range(500):
+        k1 = rate(x); k2 = rate(x + h / 2 * k1); k3 = rate(x + h / 2 * k2); k4 = rate(x + h * k3)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    assert objective == pytest.approx(float(x.square().sum()), rel=1e-6 if dtype == "float64" else 1e-5)
+
+
+def test_the_shipped_deq_trains_in_float32_with_its_default_tol(tmp_path):
+    out = tmp_path / "o"
+    assert main([str(spec_path("deq")), "--out", str(out), "--dtype", "float32", "--quiet"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["dtype"] == "float32" and all(c["passed"] for c in result["checks"])
+    assert not any("below float32 precision" in w for w in result["warnings"])
+
+
+def test_the_fixed_point_layer_in_float32_agrees_with_float64_to_its_precision():
+    spec = impsolve.load(spec_path("fixed_point"))
+    values = [float(spec.compile(device="cpu", dtype=d)().detach()) for d in ("float64", "float32")]
+    assert values[1] == pytest.approx(values[0], abs=1e-6)
