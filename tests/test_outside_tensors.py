@@ -61,3 +61,12 @@ def test_the_fixed_point_layer_in_float32_agrees_with_float64_to_its_precision()
     spec = impsolve.load(spec_path("fixed_point"))
     values = [float(spec.compile(device="cpu", dtype=d)().detach()) for d in ("float64", "float32")]
     assert values[1] == pytest.approx(values[0], abs=1e-6)
+
+
+def test_where_of_a_vector_comparison_is_scalarised_without_sympy_deprecation_warnings(recwarn):
+    text = ("problem w\nconst c[3] = [0.3, -0.5, 0.9]\nparam w[3] = [0.3, -0.5, 0.9]\n"
+            "minimize sum(where(w > 0.1, w^2, abs(w))) + sum(where(c > 0, w, 0))\ntrain adam(lr=0.01, steps=1)\n")
+    problem = impsolve.load(text)
+    assert "(tensor path)" not in problem.source()
+    assert not [w for w in recwarn if "deprecat" in str(w.message).lower()]   # SymPy: non-Expr in a Matrix
+    assert float(problem.compile(device="cpu")().detach()) == pytest.approx(0.09 + 0.5 + 0.81 + 0.3 + 0.9, rel=1e-15)
