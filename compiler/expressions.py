@@ -123,6 +123,9 @@ class ExpressionLowering:
                     return ir.TIME
                 if n.id == "T":
                     return self.final_time()
+                if n.id not in self.env:   # a const kept as a tensor (tensor path) where a number is needed
+                    raise self.error(f"'{n.id}' is not an exact constant here: it is a const above the "
+                                     f"scalarisation limit, or computed from one", n.span, "write the value here")
                 return self.env[n.id]
             if isinstance(n, ast.Neg):
                 return elementwise(lambda v: -v, go(n.operand))

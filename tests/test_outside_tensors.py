@@ -9,6 +9,7 @@ import torch
 
 import impsolve
 from impsolve.cli import main
+from impsolve.dsl import SpecError
 from impsolve.runtime.implicit import default_tol
 
 from conftest import spec_path
@@ -70,3 +71,28 @@ def test_where_of_a_vector_comparison_is_scalarised_without_sympy_deprecation_wa
     assert "(tensor path)" not in problem.source()
     assert not [w for w in recwarn if "deprecat" in str(w.message).lower()]   # SymPy: non-Expr in a Matrix
     assert float(problem.compile(device="cpu")().detach()) == pytest.approx(0.09 + 0.5 + 0.81 + 0.3 + 0.9, rel=1e-15)
+
+
+def test_a_horizon_given_by_a_const_on_the_tensor_path(tmp_path):
+    # the horizon was read before the consts were declared: an internal KeyError
+    text = ("problem h\nconst Tf = 2\nconst A[2, 2] = [[-1, 0], [0, -1]]\nparam k = 1\nstate x[2] = [1, 1]\n"
+            "der(x) = k * (A @ x)\nhorizon Tf\nminimize sum(x(T))\ntrain adam(lr=0.01, steps=1)\n")
+    problem = impsolve.load(text)
+    assert "(tensor path)" in problem.source()
+    assert float(problem.compile(device="cpu")().detach()) == pytest.approx(2 * torch.e ** -2, rel=1e-6)
+
+
+def test_a_number_const_computed_from_a_const_above_the_limit_is_a_tensor_value():
+    text = ("problem s\nconst n = 70\nconst w[n] = 1\nconst s = sum(w)\nparam k = 1\nstate x[n] = 1\n"
+            "der(x) = -k * x\nhorizon 1\nminimize sum(x(T)) / s\ntrain adam(lr=0.01, steps=1)\n")
+    assert float(impsolve.load(text).compile(device="cpu")().detach()) == pytest.approx(torch.e ** -1, rel=1e-6)
+
+
+def test_a_const_above_the_limit_where_an_exact_number_is_needed_is_a_located_error():
+    text = ("problem s\nconst n = 70\nconst w[n] = 2\nparam k = 1\nstate x[n] = 1\n"
+            "der(x) = -k * x\nhorizon sum(w)\nminimize sum(x(T))\ntrain adam(lr=0.01, steps=1)\n")
+    with pytest.raises(SpecError) as err:
+        impsolve.load(text)
+    message = str(err.value)
+    assert ":7:13: error: 'w' is not an exact constant here: it is a const above the scalarisation limit" in message
+    assert "hint: write the value here" in message
