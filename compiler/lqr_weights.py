@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..dsl import ast
 from .lower import Lowering
 from .lqr_check import weight_problem
-from .values import component_names, entries
+from .values import component_names, entries, is_matrix
 
 
 @dataclass
@@ -49,10 +49,14 @@ def lqr_weights(lowering: Lowering, r: ast.ReferenceStmt, states: list[str], con
 
 
 def constant_matrix(lowering: Lowering, node: ast.Expr) -> list[list[float]]:
-    """A constant matrix from diag(...), [[...]] or a single value (shapes checked already)."""
-    if isinstance(node, ast.Call):
-        values = [float(lowering.constant(a, "matrix entry")) for a in node.args]
-        return [[values[i] if i == j else 0.0 for j in range(len(values))] for i in range(len(values))]
-    if isinstance(node, ast.Array):
-        return [[float(lowering.constant(e, "matrix entry")) for e in row.items] for row in node.items]
-    return [[float(lowering.constant(node, "matrix entry"))]]
+    """A constant matrix from any constant expression: diag(...) (of numbers or of a vector), [[...]]
+    (rows of numbers or vectors), a const matrix, or a single value (sizes are checked by the caller)."""
+    value = lowering.expr(node)
+    if any(e.free_symbols or not e.is_real for e in entries(value)):
+        raise lowering.error("the weights must be constant", node.span)
+    if not is_matrix(value):
+        return [[float(value)]]
+    if value.cols == 1 and value.rows > 1 and not isinstance(node, ast.Array):
+        raise lowering.error(f"expected a square matrix, got a vector of {value.rows}", node.span,
+                             "diag(v) makes a diagonal matrix of a vector")
+    return [[float(value[i, j]) for j in range(value.cols)] for i in range(value.rows)]

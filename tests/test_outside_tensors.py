@@ -96,3 +96,31 @@ def test_a_const_above_the_limit_where_an_exact_number_is_needed_is_a_located_er
     message = str(err.value)
     assert ":7:13: error: 'w' is not an exact constant here: it is a const above the scalarisation limit" in message
     assert "hint: write the value here" in message
+
+
+LQR_VECTOR = """problem l
+const q[2] = [1, 3]
+const Qm[2, 2] = [[1, 0], [0, 3]]
+state x[2] = [1, 0]
+net p(x): mlp(hidden=[4])
+control u = p(x)
+der(x) = [x[1], u]
+horizon 5
+minimize integral(sum(x^2) + u^2)
+train adam(lr=0.01, steps=2)
+reference lqr(Q=WEIGHTS, R=1) at x=0
+"""
+
+
+@pytest.mark.parametrize("weights", ["diag(q)", "Qm", "[[1, 0], [0, 3]]", "diag(1, 3)", "[q[0]*[1, 0], [0, 3]]"])
+def test_lqr_weights_of_vector_states_may_be_any_constant_matrix(weights):
+    # diag(q), a const matrix or rows that are vectors were a located error or an internal AttributeError
+    reference = impsolve.load(LQR_VECTOR.replace("WEIGHTS", weights)).program.problem.references[0]
+    assert reference.Q == [[1.0, 0.0], [0.0, 3.0]] and reference.R == [[1.0]]
+
+
+def test_lqr_weights_given_as_a_vector_are_a_located_error():
+    with pytest.raises(SpecError) as err:
+        impsolve.load(LQR_VECTOR.replace("WEIGHTS", "q"))
+    assert ":11:17: error: expected a square matrix, got a vector of 2" in str(err.value)
+    assert "diag(v) makes a diagonal matrix of a vector" in str(err.value)
