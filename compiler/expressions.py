@@ -18,7 +18,7 @@ from ..dsl.errors import SpecError
 from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
 from .derivative import solution_symbols, total_derivative
-from .functions import COMPARISONS, CONSTANTS, ELEMENTWISE, batch_mean, net_output
+from .functions import CONSTANTS, ELEMENTWISE, batch_mean, compare, net_output
 from .indexing import Item, ranges, resolve
 from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
     shaped, show, transpose
@@ -130,7 +130,7 @@ class ExpressionLowering:
             if isinstance(n, ast.BinOp):
                 return self.binary(n, go(n.left), go(n.right))
             if isinstance(n, ast.Compare):
-                return elementwise(COMPARISONS[n.op], go(n.left), go(n.right))
+                return elementwise(compare(n.op), go(n.left), go(n.right))
             if isinstance(n, ast.Call):
                 return self.call(n, go, at_time, shape_of)
             raise self.error("this expression is not supported here", n.span)

@@ -1,6 +1,8 @@
 """The SymPy side of the function table: each language function as a SymPy constructor."""
 from __future__ import annotations
 
+from typing import Callable
+
 import sympy as sp
 
 
@@ -40,8 +42,20 @@ class net_output(sp.Function):  # noqa: N801
     the net. The entries of one call share it, so CSE runs a vector-valued net once."""
 
 
+class condition(sp.Function):  # noqa: N801
+    """A comparison as an expression: condition(x > 0). SymPy matrices hold expressions, not the
+    booleans a comparison gives, so the entries of `v > 0` (a vector v) are kept wrapped until
+    where() reads them."""
+
+
+def compare(op: str) -> Callable[[sp.Expr, sp.Expr], sp.Expr]:
+    """The comparison `op` of two numbers, wrapped as a condition (see `condition`)."""
+    relation = COMPARISONS[op]
+    return lambda a, b: condition(relation(a, b))
+
+
 def _where(cond, a, b):
-    return sp.Piecewise((a, cond), (b, True))
+    return sp.Piecewise((a, cond.args[0] if isinstance(cond, condition) else cond), (b, True))
 
 
 ELEMENTWISE = {

@@ -49,11 +49,14 @@ def lqr_weights(lowering: Lowering, r: ast.ReferenceStmt, states: list[str], con
 
 
 def constant_matrix(lowering: Lowering, node: ast.Expr) -> list[list[float]]:
-    """A constant matrix from any constant expression: diag(...) of numbers or of a vector, a matrix
-    literal or const, or a single value (a 1 x 1 matrix)."""
+    """A constant matrix from any constant expression: diag(...) (of numbers or of a vector), [[...]]
+    (rows of numbers or vectors), a const matrix, or a single value (sizes are checked by the caller)."""
     value = lowering.expr(node)
-    if not is_matrix(value):
-        return [[float(lowering.constant(node, "a weight"))]]
-    if any(e.free_symbols for e in entries(value)):
+    if any(e.free_symbols or not e.is_real for e in entries(value)):
         raise lowering.error("the weights must be constant", node.span)
+    if not is_matrix(value):
+        return [[float(value)]]
+    if value.cols == 1 and value.rows > 1 and not isinstance(node, ast.Array):
+        raise lowering.error(f"expected a square matrix, got a vector of {value.rows}", node.span,
+                             "diag(v) makes a diagonal matrix of a vector")
     return [[float(value[i, j]) for j in range(value.cols)] for i in range(value.rows)]

@@ -16,6 +16,7 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
+from ..dsl.walk import walk
 from . import ir
 from . import tensors as tn
 from .expressions import ExpressionLowering, source_text
@@ -31,6 +32,11 @@ SCALARISE_LIMIT = 64     # entries of the largest declared shape that is still s
 MATRICES_AS_TENSORS = True   # small matrices go on the tensor path where it supports the spec
 
 
+def _exact(value: ast.Expr, env: dict, checked: CheckedSpec) -> bool:
+    """Whether a const's value reads only consts held exactly (in `env`), none kept as a tensor."""
+    return all(n.id in env for n in walk(value) if isinstance(n, ast.Name) and n.id in checked.consts)
+
+
 def declared_shapes(checked: CheckedSpec) -> list[tuple[str, tuple[int, ...]]]:
     """(name, dims) of every declaration with a shape; scalar consts are evaluated for the dims."""
     scalar = ExpressionLowering(checked)
@@ -39,7 +45,7 @@ def declared_shapes(checked: CheckedSpec) -> list[tuple[str, tuple[int, ...]]]:
     for name, b in checked.consts.items():
         dims = scalar.dims(b.shape, b.span) if b.shape else ()
         found.append((name, dims))
-        if not dims or math.prod(dims) <= SCALARISE_LIMIT:
+        if _exact(b.value, scalar.env, checked) and (not dims or math.prod(dims) <= SCALARISE_LIMIT):
             scalar.env[name] = scalar.expr(b.value)
     c = checked
     shaped = [*c.params.values(), *c.states.values(), *c.lets.values(), *c.implicits.values()]
@@ -68,8 +74,7 @@ class TensorLowering(TensorExpressions):
     def __init__(self, checked: CheckedSpec) -> None:
         self.scalar = Lowering(checked)     # exact constants, dims and distributions
         self.scalar.entry_limit = None
-        horizon = float(self.scalar.constant(checked.horizon.value, "horizon")) if checked.horizon else None
-        super().__init__(checked, horizon)
+        super().__init__(checked, None)   # the horizon, once the consts it may read are declared (run)
         self.shapes = dict(declared_shapes(checked))
         name, dims = max(self.shapes.items(), key=lambda item: math.prod(item[1]))
         self.rule = (f"'{name}' has {math.prod(dims)} entries, more than the scalarisation limit of {SCALARISE_LIMIT}: "
@@ -91,6 +96,8 @@ class TensorLowering(TensorExpressions):
         """The problem (the passes of the scalar path are done here, on nodes)."""
         self.refuse_unsupported()
         self.declare_consts()
+        if self.checked.horizon:
+            self.horizon = float(self.scalar.constant(self.checked.horizon.value, "horizon"))
         self.declare_params()
         if self.study:
             self.study.declare()
@@ -169,7 +176,7 @@ class TensorLowering(TensorExpressions):
         """Small consts exactly (as the scalar path), large ones as tensor nodes of numbers."""
         for name, b in self.checked.consts.items():
             dims = self.dims(b)
-            if not dims or math.prod(dims) <= SCALARISE_LIMIT:
+            if _exact(b.value, self.scalar.env, self.checked) and (not dims or math.prod(dims) <= SCALARISE_LIMIT):
                 value = self.scalar.declared(name, dims or None, self.scalar.expr(b.value), b.value.span)
                 if any(e.free_symbols for e in entries(value)):
                     raise self.error(f"const '{name}' must be constant", b.value.span)

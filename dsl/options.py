@@ -77,7 +77,7 @@ class NewtonOptions(_Options):
     `y = g(y)` is y <- g(y)."""
 
     method: Literal["newton", "picard"] = "newton"
-    tol: PositiveFloat = 1e-12          # on the largest residual entry
+    tol: PositiveFloat | None = None    # on the largest residual entry; None: the dtype's (runtime/implicit.py)
     max_iter: PositiveInt = 100
     damping: bool = True                # backtracking on the residual norm
 

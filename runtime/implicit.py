@@ -16,6 +16,14 @@ from .errors import RunError
 
 Residual = Callable[[torch.Tensor], torch.Tensor]
 LAST_ITERATIONS: dict[str, int] = {}   # label -> iterations of its latest forward solve (diagnostics)
+DEFAULT_TOL = 1e-12          # the default tol in float64
+DEFAULT_TOL_EPSILONS = 32    # ... and at least this many machine epsilons of the dtype (float32: 3.8e-6)
+
+
+def default_tol(dtype: torch.dtype) -> float:
+    """The tol of an implicit equation whose spec sets none: 1e-12, or 32 machine epsilons where the
+    dtype cannot reach that (float32), so that a spec runs in float32 as written."""
+    return max(DEFAULT_TOL, DEFAULT_TOL_EPSILONS * torch.finfo(dtype).eps)
 
 
 def _autograd_jacobian(residual: Residual, y: torch.Tensor) -> torch.Tensor:
@@ -81,9 +89,11 @@ def _solve_vectors(J: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
     return x.squeeze(-1), info
 
 
-def solve_implicit(residual: Residual, jacobian: Callable | None, size: int, *, tol: float, max_iter: int,
+def solve_implicit(residual: Residual, jacobian: Callable | None, size: int, *, tol: float | None, max_iter: int,
                    damping: bool, newton: bool, label: str, like: torch.Tensor) -> torch.Tensor:
-    """The unknowns y (..., size) with φ(y) = 0, differentiable by the implicit function theorem."""
+    """The unknowns y (..., size) with φ(y) = 0, differentiable by the implicit function theorem;
+    tol None is the dtype's default."""
+    tol = default_tol(like.dtype) if tol is None else tol
     with torch.no_grad():
         start = torch.zeros(size, dtype=like.dtype, device=like.device)
         phi = residual(start)   # its shape gives the batch; its value is φ at the broadcast start

@@ -185,7 +185,8 @@ def _settings_found(model: CompiledProblem) -> list[str]:
     eps = torch.finfo(model.dtype).eps
     found = [f"the implicit equation '{i.name}' (line {i.line}): tol {i.options.tol:g} is below "
              f"{dtype_name(model.dtype)} precision (machine epsilon {eps:.2g}); it may not converge "
-             "(use --dtype float64 or a larger tol)" for i in problem.implicits if i.options.tol < 10 * eps]
+             "(use --dtype float64 or a larger tol)" for i in problem.implicits
+             if i.options.tol is not None and i.options.tol < 10 * eps]
     if not problem.states:
         return found
     if problem.stop:

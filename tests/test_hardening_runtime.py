@@ -181,9 +181,10 @@ def test_float32_with_a_tolerance_below_its_precision_says_so(tmp_path, capsys, 
     assert "is below float32 precision" in json.loads((tmp_path / "o" / "result.json").read_text())["warnings"][0]
 
 
-def test_deq_in_float32_names_the_precision_when_it_does_not_converge(tmp_path, capsys):
-    code = main([str(spec_path("deq")), "--out", str(tmp_path / "o"), "--dtype", "float32", "--steps", "1",
-                 "--quiet"])
+def test_deq_in_float32_names_the_precision_when_it_does_not_converge(tmp_path, capsys, write_spec):
+    text = spec_path("deq").read_text().replace("z = tanh(W @ z + x)", "z = tanh(W @ z + x) using newton(tol=1e-12)")
+    assert "tol=1e-12" in text   # a tol written in the spec is kept in float32 (only the default adapts)
+    code = main([write_spec(text), "--out", str(tmp_path / "o"), "--dtype", "float32", "--steps", "1", "--quiet"])
     assert code == 3
     assert "(tol 1e-12); tol 1e-12 is below float32 precision (machine epsilon 1.2e-07)\n  hint: use --dtype " \
            "float64" in capsys.readouterr().err

@@ -22,7 +22,7 @@ def build(params, nets):
         return (k_2 - ((1.0 - torch.square(torch.tanh(((y @ c0.mT) + k_1))))[..., :, None] * c0))
 
     def implicit_0(t, s, s0=None, sT=None, T=None):
-        return _solve_tensor(lambda y: residual_0(y, t, s, s0, sT, T), lambda y: jacobian_0(y, t, s, s0, sT, T), 8, tol=1e-12, max_iter=100, damping=True, label=0)
+        return _solve_tensor(lambda y: residual_0(y, t, s, s0, sT, T), lambda y: jacobian_0(y, t, s, s0, sT, T), 8, tol=None, max_iter=100, damping=True, label=0)
 
     def objective(t, s, s0=None, sT=None, T=None):
         y_0 = implicit_0(t, s, s0, sT, T)

@@ -14,7 +14,7 @@ def build(params, nets):
         return _matrix(1, 1, 0.5*(torch.square(torch.tanh(p_0 + 0.5*y_0[..., 0])) + 1))
 
     def implicit_0(t, s, s0=None, sT=None, T=None):
-        return _solve_implicit(lambda y: residual_0(y, t, s, s0, sT, T), lambda y: jacobian_0(y, t, s, s0, sT, T), 1, tol=1e-12, max_iter=100, damping=True, label=0)
+        return _solve_implicit(lambda y: residual_0(y, t, s, s0, sT, T), lambda y: jacobian_0(y, t, s, s0, sT, T), 1, tol=None, max_iter=100, damping=True, label=0)
 
     def objective(t, s, s0=None, sT=None, T=None):
         y_0 = implicit_0(t, s, s0, sT, T)
