@@ -164,30 +164,42 @@ def _delta_offsets(calls: list[NetCall], mlps: list) -> tuple[list[int | None], 
 
 
 def _views(calls: list[NetCall], mlps: list[MlpLayout], qualifier: str) -> list[str]:
-    """`za<c>`: each call's work buffer inside `zw`."""
+    """`za<c>`: each call's work buffer inside a block's work area `zw` (its entry k of row r at
+    za<c>[k * n + r])."""
     offsets, _ = _offsets(calls, mlps)
-    return [f"    {qualifier}double *za{c} = zw + {offsets[c]};" for c in range(len(calls))]
+    return [f"    {qualifier}double *za{c} = zw + {offsets[c]} * n;" for c in range(len(calls))]
+
+
+def _rows(rows: dict[str, str], lines: list[str]) -> list[str]:
+    """`lines` (a function body's statements) once per row r of the block, with each name of `rows`
+    pointing at row r's entries (NS apart) of the batch array it names."""
+    pointers = [f"        {decl} = {batch} + (long)r * NS;" for decl, batch in rows.items()]
+    names = ", ".join(f"(void){decl.split('*')[-1]}" for decl in rows)
+    return ["    for (int r = 0; r < n; ++r) {", *pointers, f"        {names};",
+            *("    " + line for line in lines), "    }"]
 
 
 def _forward_nets(calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
-    """forward_nets(th, t, s, zw): fill each call's inputs and run its net (activations into zw)."""
-    inputs = [(f"za{c}[{j}]", a) for c, call in enumerate(calls) for j, a in enumerate(call.args)]
-    lines = [*_views(calls, mlps, ""), *block(inputs, names, "q")]
-    lines += [f"    net{call.net}_forward(th, za{c});" for c, call in enumerate(calls)]
-    return "\n".join(["static void forward_nets(const double *th, double t, const double *s, double *zw) {",
-                      "    (void)t; (void)th; (void)s; (void)zw;", *lines, "}"])
+    """forward_nets(th, t, y, zw, n): fill each call's inputs of the block's n rows and run its net
+    (activations into zw)."""
+    inputs = [(f"za{c}[{j} * n + r]", a) for c, call in enumerate(calls) for j, a in enumerate(call.args)]
+    lines = [*_views(calls, mlps, ""), *_rows({"const double *s": "y"}, block(inputs, names, "q"))]
+    lines += [f"    net{call.net}_forward(th, za{c}, n);" for c, call in enumerate(calls)]
+    return "\n".join(["BLOCK void forward_nets(const double *th, double t, const double *y, double *zw, int n) {",
+                      "    (void)t; (void)th; (void)y; (void)zw;", *lines, "}"])
 
 
 def _output_names(calls: list[NetCall], mlps: list[MlpLayout]) -> dict[sp.Symbol, str]:
-    return {sp.Symbol(f"_n{c}_{i}", real=True): f"za{c}[{mlps[call.net].outputs[-1] + i}]"
+    return {sp.Symbol(f"_n{c}_{i}", real=True): f"za{c}[{mlps[call.net].outputs[-1] + i} * n + r]"
             for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
 
 
 def _rhs(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
-    """rhs(th, t, s, ds, zw): the derivatives, the nets' activations left in zw."""
-    lines = ["    forward_nets(th, t, s, zw);", *_views(calls, mlps, "const ")]
-    lines += block([(f"ds[{i}]", e) for i, e in enumerate(dynamics)], {**names, **_output_names(calls, mlps)}, "c")
-    return "\n".join(["static void rhs(const double *th, double t, const double *s, double *ds, double *zw) {",
+    """rhs(th, t, y, f, zw, n): the derivatives of a block's n rows, the nets' activations left in zw."""
+    lines = ["    forward_nets(th, t, y, zw, n);", *_views(calls, mlps, "const ")]
+    body = block([(f"ds[{i}]", e) for i, e in enumerate(dynamics)], {**names, **_output_names(calls, mlps)}, "c")
+    lines += _rows({"const double *s": "y", "double *ds": "f"}, body)
+    return "\n".join(["BLOCK void rhs(const double *th, double t, const double *y, double *f, double *zw, int n) {",
                       "    (void)t; (void)th;", *lines, "}"])
 
 
@@ -198,44 +210,51 @@ def _gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[st
 
 def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict,
          states: list[sp.Symbol], params: dict) -> str:
-    """a . df/d(s, th): SymPy derivatives through the expressions, generated loops through the nets,
-    whose activations come from `saved` (the forward evaluation's) or are computed again."""
+    """a . df/d(s, th) of a block's n rows: SymPy derivatives through the expressions row by row,
+    generated loops through the nets along the rows, whose activations come from `zw` (the forward
+    evaluation's, kept or computed again); the nets' output and input gradients in gn<c>, gi<c>."""
     outputs = _output_names(calls, mlps)
     adjoint = sum((sp.Symbol(f"_a{i}", real=True) * e for i, e in enumerate(dynamics)), sp.Integer(0))
     local = {**names, **outputs, **{sp.Symbol(f"_a{i}", real=True): f"a[{i}]" for i in range(len(dynamics))}}
     targets = {s: f"gs[{i}]+" for i, s in enumerate(states)}
     targets.update({p: f"g{code}+" for p, code in params.items()})
-    net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i}]"
+    net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i} * n + r]"
                    for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
     lines = ["    (void)zw; (void)gd;", *_views(calls, mlps, "const ")]
-    lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]}], gi{c}[{mlps[call.net].sizes[0]}];"
+    lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]} * CHUNK], gi{c}[{mlps[call.net].sizes[0]} * CHUNK];"
               for c, call in enumerate(calls)]
-    lines += block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c")
+    rows = {"const double *s": "y", "const double *a": "adj", "double *gs": "gy"}
+    lines += _rows(rows, block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c"))
     deltas, _ = _delta_offsets(calls, mlps)
     lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, "
-              + ("gth);" if deltas[c] is None else f"gd + {deltas[c]});") for c, call in enumerate(calls)]
+              + ("gth, n);" if deltas[c] is None else f"gd + {deltas[c]} * n, n);") for c, call in enumerate(calls)]
     chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * a for c, call in enumerate(calls)
                  for j, a in enumerate(call.args)), sp.Integer(0))
-    local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j}]"
+    local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j} * n + r]"
                   for c, call in enumerate(calls) for j in range(len(call.args))})
-    lines += block(_gradient(chain, targets), local, "e")
-    return "\n".join(["static void rhs_vjp(const double *th, double t, const double *s, const double *a, "
-                      "double *gs, double *gth, const double *zw, double *gd) {", "    (void)t; (void)th; (void)a;",
-                      *lines, "}", "", _weight_gradients(calls, mlps)])
+    lines += _rows({"const double *s": "y", "double *gs": "gy"}, block(_gradient(chain, targets), local, "e"))
+    return "\n".join(["BLOCK void rhs_vjp(const double *th, double t, const double *y, const double *adj, "
+                      "double *gy, double *gth, const double *zw, double *gd, int n) {",
+                      "    (void)t; (void)th; (void)adj;", *lines, "}", "", _weight_gradients(calls, mlps)])
+
+
+def _sizes(calls: list[NetCall], mlps: list) -> str:
+    """ND, the layer deltas per row, and CHUNK, the rows of a block (compiler.c_solver.KERNEL_ENTRIES):
+    a multiple of 8 (the nets' loops run along a block's rows) whose work areas stay near 128 KiB."""
+    width = _offsets(calls, mlps)[1] + _delta_offsets(calls, mlps)[1]
+    chunk = max(8, min(64, 16384 // max(1, width)) // 8 * 8)
+    return "\n".join([f"#define ND {_delta_offsets(calls, mlps)[1]}", f"#define CHUNK {chunk}"])
 
 
 def _weight_gradients(calls: list[NetCall], mlps: list) -> str:
-    """weight_gradients(zw, gd, rows, gth): the MLPs' weight and bias gradients of `rows` rows at
-    once from their activations (ZA apart) and layer deltas (ND apart), and the sizes the batch
-    entry (compiler.c_solver.KERNEL_ENTRIES) works in: ND deltas per row, CHUNK rows at a time."""
-    deltas, size = _delta_offsets(calls, mlps)
+    """weight_gradients(zw, gd, n, gth): the MLPs' weight and bias gradients of a block's n rows
+    from their activations (zw) and layer deltas (gd)."""
+    deltas, _ = _delta_offsets(calls, mlps)
     work = _offsets(calls, mlps)
-    chunk = max(1, min(64, 8192 // max(1, work[1] + size)))
-    body = [f"    net{call.net}_weights(zw + {work[0][c]}, gd + {deltas[c]}, ND, rows, gth);"
+    body = [f"    net{call.net}_weights(zw + {work[0][c]} * n, gd + {deltas[c]} * n, n, gth);"
             for c, call in enumerate(calls) if deltas[c] is not None]
-    return "\n".join([f"#define ND {size}", f"#define CHUNK {chunk}", "",
-                      "static void weight_gradients(const double *zw, const double *gd, int rows, double *gth) {",
-                      "    (void)zw; (void)gd; (void)rows; (void)gth;", *body, "}"])
+    return "\n".join(["BLOCK void weight_gradients(const double *zw, const double *gd, int n, double *gth) {",
+                      "    (void)zw; (void)gd; (void)n; (void)gth;", *body, "}"])
 
 
 def _event(problem: ir.Problem, names: dict) -> str:
@@ -253,64 +272,75 @@ def _event(problem: ir.Problem, names: dict) -> str:
 
 
 def _mlp_source(k: int, m: MlpLayout) -> str:
-    """net<k>_forward(th, za), net<k>_backward(th, za, gout, gx, gd) (the input gradient, and each
-    layer's delta into gd) and net<k>_weights (the weight gradients of many rows' deltas)."""
+    """net<k>_forward(th, za, n), net<k>_backward(th, za, gout, gx, gd, n) (the input gradient, and
+    each layer's delta into gd) and net<k>_weights (the weight gradients) of a block's n rows, entry
+    k of row r at [k * n + r] in every array, so that the innermost loops run along the rows."""
     fwd = []
     for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
         w, b, src, z = m.weights[l], m.weights[l] + nout * nin, m.inputs[l], m.outputs[l]
         hidden = l < len(m.sizes) - 2
         fwd.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
                    f"        const double *w = th + {w} + i * {nin};\n"
-                   f"        double acc = th[{b} + i];\n"
-                   f"        for (int j = 0; j < {nin}; ++j) acc += w[j] * za[{src} + j];\n"
-                   f"        za[{z} + i] = acc;\n"
-                   + (f"        za[{z + nout} + i] = act_{m.act}(acc);\n" if hidden else "") + "    }")
-    return "\n".join([f"static void net{k}_forward(const double *th, double *za) {{", *fwd, "}", "",
+                   "        double acc[CHUNK];\n"
+                   f"        for (int r = 0; r < n; ++r) acc[r] = th[{b} + i];\n"
+                   f"        for (int j = 0; j < {nin}; ++j) {{\n"
+                   f"            const double wj = w[j], *x = za + ({src} + j) * n;\n"
+                   "            for (int r = 0; r < n; ++r) acc[r] += wj * x[r];\n"
+                   "        }\n"
+                   f"        double *z = za + ({z} + i) * n;\n"
+                   "        for (int r = 0; r < n; ++r) z[r] = acc[r];\n"
+                   + (f"        double *y = za + ({z + nout} + i) * n;\n"
+                      f"        for (int r = 0; r < n; ++r) y[r] = act_{m.act}(acc[r]);\n" if hidden else "")
+                   + "    }")
+    return "\n".join([f"BLOCK void net{k}_forward(const double *th, double *za, int n) {{", *fwd, "}", "",
                       _mlp_backward(k, m), "", _mlp_weights(k, m)])
 
 
 def _mlp_backward(k: int, m: MlpLayout) -> str:
     """net<k>_backward: the deltas layer by layer (gd), the input gradient gx; no weight gradient."""
     layers = len(m.sizes) - 1
-    bwd = [f"    for (int i = 0; i < {m.sizes[-1]}; ++i) gd[{m.deltas[-1]} + i] = gout[i];"]
+    bwd = [f"    for (int i = 0; i < {m.sizes[-1]}; ++i)\n"
+           f"        for (int r = 0; r < n; ++r) gd[({m.deltas[-1]} + i) * n + r] = gout[i * n + r];"]
     for l in reversed(range(layers)):
         nin, nout, w = m.sizes[l], m.sizes[l + 1], m.weights[l]
-        target = "gx" if l == 0 else "gp"
-        bwd.append(f"    for (int j = 0; j < {nin}; ++j) {target}[j] = 0.0;\n"
-                   f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                   f"        const double gi = gd[{m.deltas[l]} + i];\n"
-                   f"        const double *w = th + {w} + i * {nin};\n"
-                   f"        for (int j = 0; j < {nin}; ++j) {target}[j] += w[j] * gi;\n"
-                   "    }")
         if l > 0:
             zprev = m.outputs[l - 1]
-            bwd.append(f"    for (int j = 0; j < {nin}; ++j) gd[{m.deltas[l - 1]} + j] = gp[j] * "
-                       f"dact_{m.act}(za[{zprev} + j], za[{zprev + nin} + j]);")
-    return "\n".join([f"static void net{k}_backward(const double *th, const double *za, const double *gout, "
-                      "double *gx, double *gd) {", f"    double gp[{max(m.sizes)}];", *bwd, "    (void)gp;", "}"])
+            store = (f"        const double *z = za + ({zprev} + j) * n, *y = za + ({zprev + nin} + j) * n;\n"
+                     f"        double *g = gd + ({m.deltas[l - 1]} + j) * n;\n"
+                     f"        for (int r = 0; r < n; ++r) g[r] = acc[r] * dact_{m.act}(z[r], y[r]);\n")
+        else:
+            store = "        for (int r = 0; r < n; ++r) gx[j * n + r] = acc[r];\n"
+        bwd.append(f"    for (int j = 0; j < {nin}; ++j) {{\n"
+                   "        double acc[CHUNK];\n"
+                   "        for (int r = 0; r < n; ++r) acc[r] = 0.0;\n"
+                   f"        for (int i = 0; i < {nout}; ++i) {{\n"
+                   f"            const double wij = th[{w} + i * {nin} + j], *d = gd + ({m.deltas[l]} + i) * n;\n"
+                   "            for (int r = 0; r < n; ++r) acc[r] += wij * d[r];\n"
+                   "        }\n" + store + "    }")
+    return "\n".join([f"BLOCK void net{k}_backward(const double *th, const double *za, const double *gout, "
+                      "double *gx, double *gd, int n) {", *bwd, "}"])
 
 
 def _mlp_weights(k: int, m: MlpLayout) -> str:
-    """net<k>_weights(za, gd, ds, rows, gth): adds sum over rows of delta x input (and the deltas,
-    for the biases) to each layer's gradient, one output row at a time held in an accumulator while
-    the rows stream past (rows ZA apart in za, ds apart in gd)."""
+    """net<k>_weights(za, gd, n, gth): adds the sum over a block's n rows of delta x input (and the
+    deltas, for the biases) to each layer's gradient."""
     loops = []
     for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
         w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
         loops.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                     f"        double acc[{nin}], bias = 0.0;\n"
-                     f"        for (int j = 0; j < {nin}; ++j) acc[j] = 0.0;\n"
-                     "        for (int r = 0; r < rows; ++r) {\n"
-                     f"            const double gi = gd[(long)r * ds + {m.deltas[l]} + i];\n"
-                     f"            const double *x = za + (long)r * ZA + {src};\n"
-                     "            bias += gi;\n"
-                     f"            for (int j = 0; j < {nin}; ++j) acc[j] += gi * x[j];\n"
-                     "        }\n"
+                     f"        const double *d = gd + ({m.deltas[l]} + i) * n;\n"
+                     "        double bias = 0.0;\n"
+                     "        for (int r = 0; r < n; ++r) bias += d[r];\n"
                      f"        gth[{b} + i] += bias;\n"
-                     f"        for (int j = 0; j < {nin}; ++j) gth[{w} + i * {nin} + j] += acc[j];\n"
+                     f"        for (int j = 0; j < {nin}; ++j) {{\n"
+                     f"            const double *x = za + ({src} + j) * n;\n"
+                     "            double acc = 0.0;\n"
+                     "            for (int r = 0; r < n; ++r) acc += d[r] * x[r];\n"
+                     f"            gth[{w} + i * {nin} + j] += acc;\n"
+                     "        }\n"
                      "    }")
-    return "\n".join([f"static void net{k}_weights(const double *za, const double *gd, int ds, int rows, "
-                      "double *gth) {", *loops, "}"])
+    return "\n".join([f"BLOCK void net{k}_weights(const double *za, const double *gd, int n, double *gth) {{",
+                      *loops, "}"])
 
 
 def generate(problem: ir.Problem, tableau) -> CSource:
@@ -339,7 +369,7 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     names.update({s: f"s[{i}]" for i, s in enumerate(states)})
     names[ir.TIME] = "t"
     work = _offsets(calls, mlps)[1]
-    kernel = [kernel_header(len(states), theta, work), activation_helpers()]
+    kernel = [kernel_header(len(states), theta, work), activation_helpers(), _sizes(calls, mlps)]
     kernel += [piecewise_source(k, m) if isinstance(m, PiecewiseLayout) else _mlp_source(k, m)
                for k, m in enumerate(mlps)]
     kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names),
