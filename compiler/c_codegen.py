@@ -19,7 +19,7 @@ from . import ir
 from .c_print import Unsupported, block, derivative, smooth_pieces
 from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_open_loop import PiecewiseLayout, piecewise_source
-from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
+from .c_solver import FROM_OUTPUT, KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
 from .values import component_names
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -49,27 +49,33 @@ class CSource:
 @dataclass(frozen=True)
 class MlpLayout:
     """Where one MLP's weights sit in `th` and its activations in its work buffer `za`: the input
-    a0 first, then per hidden layer its pre-activations z and activations a, the output last."""
+    a0 first, then per hidden layer its pre-activations z (unless the activation's derivative
+    needs only a: compiler.c_solver.FROM_OUTPUT) and its activations a, the output z last."""
 
     sizes: tuple[int, ...]
     act: str
-    weights: tuple[int, ...]     # offset of W (out x in, row-major) per layer; b follows W
-    inputs: tuple[int, ...]      # offset of the layer's input activations in za
-    outputs: tuple[int, ...]     # offset of the layer's pre-activations z in za
-    buffer: int                  # entries of za
+    weights: tuple[int, ...]         # offset of W (out x in, row-major) per layer; b follows W
+    inputs: tuple[int, ...]          # offset of the layer's input activations in za
+    outputs: tuple[int | None, ...]  # offset of the layer's pre-activations z in za (None: not kept)
+    activations: tuple[int, ...]     # offset of each hidden layer's activations a in za
+    buffer: int                      # entries of za
 
     @classmethod
     def of(cls, sizes: tuple[int, ...], act: str, offset: int) -> "MlpLayout":
-        weights, inputs, outputs = [], [], []
-        position, previous = sizes[0], 0
-        for nin, nout in zip(sizes, sizes[1:]):
+        weights, inputs, outputs, activations = [], [], [], []
+        position, previous, layers = sizes[0], 0, len(sizes) - 1
+        for l, (nin, nout) in enumerate(zip(sizes, sizes[1:])):
             weights.append(offset)
             offset += nout * nin + nout
             inputs.append(previous)
-            outputs.append(position)
-            previous = position + nout
-            position += 2 * nout
-        return cls(sizes, act, tuple(weights), tuple(inputs), tuple(outputs), position)
+            kept = l == layers - 1 or act not in FROM_OUTPUT
+            outputs.append(position if kept else None)
+            position += nout if kept else 0
+            if l < layers - 1:
+                activations.append(position)
+                previous = position
+                position += nout
+        return cls(sizes, act, tuple(weights), tuple(inputs), tuple(outputs), tuple(activations), position)
 
     @property
     def size(self) -> int:
@@ -287,9 +293,9 @@ def _mlp_source(k: int, m: MlpLayout) -> str:
                    f"            const double wj = w[j], *x = za + ({src} + j) * n;\n"
                    "            for (int r = 0; r < n; ++r) acc[r] += wj * x[r];\n"
                    "        }\n"
-                   f"        double *z = za + ({z} + i) * n;\n"
-                   "        for (int r = 0; r < n; ++r) z[r] = acc[r];\n"
-                   + (f"        double *y = za + ({z + nout} + i) * n;\n"
+                   + (f"        double *z = za + ({z} + i) * n;\n"
+                      "        for (int r = 0; r < n; ++r) z[r] = acc[r];\n" if z is not None else "")
+                   + (f"        double *y = za + ({m.activations[l]} + i) * n;\n"
                       f"        for (int r = 0; r < n; ++r) y[r] = act_{m.act}(acc[r]);\n" if hidden else "")
                    + "    }")
     return "\n".join([f"BLOCK void net{k}_forward(const double *th, double *za, int n) {{", *fwd, "}", "",
@@ -305,9 +311,11 @@ def _mlp_backward(k: int, m: MlpLayout) -> str:
         nin, nout, w = m.sizes[l], m.sizes[l + 1], m.weights[l]
         if l > 0:
             zprev = m.outputs[l - 1]
-            store = (f"        const double *z = za + ({zprev} + j) * n, *y = za + ({zprev + nin} + j) * n;\n"
-                     f"        double *g = gd + ({m.deltas[l - 1]} + j) * n;\n"
-                     f"        for (int r = 0; r < n; ++r) g[r] = acc[r] * dact_{m.act}(z[r], y[r]);\n")
+            store = (f"        const double *y = za + ({m.activations[l - 1]} + j) * n;\n"
+                     + (f"        const double *z = za + ({zprev} + j) * n;\n" if zprev is not None else "")
+                     + f"        double *g = gd + ({m.deltas[l - 1]} + j) * n;\n"
+                     f"        for (int r = 0; r < n; ++r) g[r] = acc[r] * dact_{m.act}("
+                     + ("y[r]);\n" if zprev is None else "z[r], y[r]);\n"))
         else:
             store = "        for (int r = 0; r < n; ++r) gx[j * n + r] = acc[r];\n"
         bwd.append(f"    for (int j = 0; j < {nin}; ++j) {{\n"

@@ -92,9 +92,13 @@ def solver_header(tableau, states: int, theta: int, work: int) -> str:
         f"static const double TM[NST] = {c_array(tableau.mid)};"])
 
 
+FROM_OUTPUT = frozenset({"tanh", "sigmoid"})   # activations whose derivative is dact(a) (else dact(z, a))
+
+
 def activation_helpers() -> str:
-    """Scalar functions and the MLP activations with their derivatives (given z and a = act(z)),
-    as torch defines them (softplus with threshold 20, elu with alpha 1, exact gelu)."""
+    """Scalar functions and the MLP activations with their derivatives (given z and a = act(z), or
+    a alone for FROM_OUTPUT), as torch defines them (softplus with threshold 20, elu with alpha 1,
+    exact gelu)."""
     return r"""static double imp_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 static double imp_softplus(double x) { return x > 20.0 ? x : log1p(exp(x)); }
 static double imp_sign(double x) { return (double)((x > 0.0) - (x < 0.0)); }
@@ -104,11 +108,11 @@ static inline double act_tanh(double z) {
     const double t = expm1(2.0 * fmin(fabs(z), 20.0));
     return copysign(t / (t + 2.0), z);
 }
-static inline double dact_tanh(double z, double a) { (void)z; return 1.0 - a * a; }
+static inline double dact_tanh(double a) { return 1.0 - a * a; }
 static inline double act_relu(double z) { return z > 0.0 ? z : 0.0; }
 static inline double dact_relu(double z, double a) { (void)a; return z > 0.0 ? 1.0 : 0.0; }
 static inline double act_sigmoid(double z) { return imp_sigmoid(z); }
-static inline double dact_sigmoid(double z, double a) { (void)z; return a * (1.0 - a); }
+static inline double dact_sigmoid(double a) { return a * (1.0 - a); }
 static inline double act_softplus(double z) { return imp_softplus(z); }
 static inline double dact_softplus(double z, double a) { (void)a; return z > 20.0 ? 1.0 : imp_sigmoid(z); }
 static inline double act_elu(double z) { return z > 0.0 ? z : expm1(z); }
