@@ -244,12 +244,14 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
                       "    (void)t; (void)th; (void)adj;", *lines, "}", "", _weight_gradients(calls, mlps)])
 
 
-def _sizes(calls: list[NetCall], mlps: list) -> str:
-    """ND, the layer deltas per row, and CHUNK, the rows of a block (compiler.c_solver.KERNEL_ENTRIES):
-    a multiple of 8 (the nets' loops run along a block's rows) whose work areas stay near 128 KiB."""
+def _sizes(calls: list[NetCall], mlps: list, batch: int) -> str:
+    """ND, the layer deltas per row; CHUNK, the rows of a block (compiler.c_solver.KERNEL_ENTRIES): a
+    multiple of 8 (the nets' loops run along a block's rows) whose work areas stay near 128 KiB; and
+    TAIL, the rows of the spec's batch's last block when shorter (both get code for their constant)."""
     width = _offsets(calls, mlps)[1] + _delta_offsets(calls, mlps)[1]
     chunk = max(8, min(64, 16384 // max(1, width)) // 8 * 8)
-    return "\n".join([f"#define ND {_delta_offsets(calls, mlps)[1]}", f"#define CHUNK {chunk}"])
+    return "\n".join([f"#define ND {_delta_offsets(calls, mlps)[1]}", f"#define CHUNK {chunk}",
+                      f"#define TAIL {batch % chunk}"])
 
 
 def _weight_gradients(calls: list[NetCall], mlps: list) -> str:
@@ -277,54 +279,83 @@ def _event(problem: ir.Problem, names: dict) -> str:
     return "\n".join(["static double event(const double *th, double t, const double *s) {", *body, "}"])
 
 
+GROUP = 2   # outputs (forward) or inputs (input gradient) of a layer per pass over a block's rows
+
+
+def _groups(count: int) -> list[tuple[int, int, int]]:
+    """(size, start, stop): `count` entries in groups of GROUP, then one at a time."""
+    paired = count - count % GROUP
+    return [g for g in [(GROUP, 0, paired), (1, paired, count)] if g[1] < g[2]]
+
+
+def _along(statements: list[str]) -> str:
+    """A loop over a block's rows r doing `statements`."""
+    return "for (int r = 0; r < n; ++r) { " + " ".join(statements) + " }"
+
+
+def _forward_layer(m: MlpLayout, l: int) -> list[str]:
+    """Layer l's outputs: per group of outputs, their accumulators along the rows, each input
+    loaded once for the group, then z (when kept) and the activations."""
+    nin, nout = m.sizes[l], m.sizes[l + 1]
+    w, b, src, z = m.weights[l], m.weights[l] + nout * nin, m.inputs[l], m.outputs[l]
+    loops = []
+    for size, start, stop in _groups(nout):
+        g = range(size)
+        body = [f"        const double *w = th + {w} + i * {nin};",
+                "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
+                "        " + _along([f"acc{q}[r] = th[{b} + i + {q}];" for q in g]),
+                f"        for (int j = 0; j < {nin}; ++j) {{",
+                f"            const double *x = za + ({src} + j) * n, "
+                + ", ".join(f"w{q} = w[{q * nin} + j]" for q in g) + ";",
+                "            " + _along([f"acc{q}[r] += w{q} * x[r];" for q in g]), "        }"]
+        if z is not None:
+            body.append("        " + _along([f"za[({z} + i + {q}) * n + r] = acc{q}[r];" for q in g]))
+        if l < len(m.sizes) - 2:
+            body.append("        " + _along([f"za[({m.activations[l]} + i + {q}) * n + r] = act_{m.act}(acc{q}[r]);"
+                                            for q in g]))
+        loops += [f"    for (int i = {start}; i < {stop}; i += {size}) {{", *body, "    }"]
+    return loops
+
+
 def _mlp_source(k: int, m: MlpLayout) -> str:
     """net<k>_forward(th, za, n), net<k>_backward(th, za, gout, gx, gd, n) (the input gradient, and
     each layer's delta into gd) and net<k>_weights (the weight gradients) of a block's n rows, entry
     k of row r at [k * n + r] in every array, so that the innermost loops run along the rows."""
-    fwd = []
-    for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
-        w, b, src, z = m.weights[l], m.weights[l] + nout * nin, m.inputs[l], m.outputs[l]
-        hidden = l < len(m.sizes) - 2
-        fwd.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                   f"        const double *w = th + {w} + i * {nin};\n"
-                   "        double acc[CHUNK];\n"
-                   f"        for (int r = 0; r < n; ++r) acc[r] = th[{b} + i];\n"
-                   f"        for (int j = 0; j < {nin}; ++j) {{\n"
-                   f"            const double wj = w[j], *x = za + ({src} + j) * n;\n"
-                   "            for (int r = 0; r < n; ++r) acc[r] += wj * x[r];\n"
-                   "        }\n"
-                   + (f"        double *z = za + ({z} + i) * n;\n"
-                      "        for (int r = 0; r < n; ++r) z[r] = acc[r];\n" if z is not None else "")
-                   + (f"        double *y = za + ({m.activations[l]} + i) * n;\n"
-                      f"        for (int r = 0; r < n; ++r) y[r] = act_{m.act}(acc[r]);\n" if hidden else "")
-                   + "    }")
+    fwd = [line for l in range(len(m.sizes) - 1) for line in _forward_layer(m, l)]
     return "\n".join([f"BLOCK void net{k}_forward(const double *th, double *za, int n) {{", *fwd, "}", "",
                       _mlp_backward(k, m), "", _mlp_weights(k, m)])
 
 
+def _backward_layer(m: MlpLayout, l: int) -> list[str]:
+    """Layer l's input gradient from its deltas (per group of inputs, each delta loaded once for the
+    group): the previous layer's deltas (times the activation's derivative), or gx for layer 0."""
+    nin, nout, w = m.sizes[l], m.sizes[l + 1], m.weights[l]
+    loops = []
+    for size, start, stop in _groups(nin):
+        g = range(size)
+        if l == 0:
+            store = [f"gx[(j + {q}) * n + r] = acc{q}[r];" for q in g]
+        else:
+            y, z = m.activations[l - 1], m.outputs[l - 1]
+            args = [f"za[({y} + j + {q}) * n + r]" if z is None
+                    else f"za[({z} + j + {q}) * n + r], za[({y} + j + {q}) * n + r]" for q in g]
+            store = [f"gd[({m.deltas[l - 1]} + j + {q}) * n + r] = acc{q}[r] * dact_{m.act}({args[q]});" for q in g]
+        loops += [f"    for (int j = {start}; j < {stop}; j += {size}) {{",
+                  "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
+                  "        " + _along([f"acc{q}[r] = 0.0;" for q in g]),
+                  f"        for (int i = 0; i < {nout}; ++i) {{",
+                  f"            const double *d = gd + ({m.deltas[l]} + i) * n, "
+                  + ", ".join(f"w{q} = th[{w} + i * {nin} + j + {q}]" for q in g) + ";",
+                  "            " + _along([f"acc{q}[r] += w{q} * d[r];" for q in g]), "        }",
+                  "        " + _along(store), "    }"]
+    return loops
+
+
 def _mlp_backward(k: int, m: MlpLayout) -> str:
     """net<k>_backward: the deltas layer by layer (gd), the input gradient gx; no weight gradient."""
-    layers = len(m.sizes) - 1
     bwd = [f"    for (int i = 0; i < {m.sizes[-1]}; ++i)\n"
            f"        for (int r = 0; r < n; ++r) gd[({m.deltas[-1]} + i) * n + r] = gout[i * n + r];"]
-    for l in reversed(range(layers)):
-        nin, nout, w = m.sizes[l], m.sizes[l + 1], m.weights[l]
-        if l > 0:
-            zprev = m.outputs[l - 1]
-            store = (f"        const double *y = za + ({m.activations[l - 1]} + j) * n;\n"
-                     + (f"        const double *z = za + ({zprev} + j) * n;\n" if zprev is not None else "")
-                     + f"        double *g = gd + ({m.deltas[l - 1]} + j) * n;\n"
-                     f"        for (int r = 0; r < n; ++r) g[r] = acc[r] * dact_{m.act}("
-                     + ("y[r]);\n" if zprev is None else "z[r], y[r]);\n"))
-        else:
-            store = "        for (int r = 0; r < n; ++r) gx[j * n + r] = acc[r];\n"
-        bwd.append(f"    for (int j = 0; j < {nin}; ++j) {{\n"
-                   "        double acc[CHUNK];\n"
-                   "        for (int r = 0; r < n; ++r) acc[r] = 0.0;\n"
-                   f"        for (int i = 0; i < {nout}; ++i) {{\n"
-                   f"            const double wij = th[{w} + i * {nin} + j], *d = gd + ({m.deltas[l]} + i) * n;\n"
-                   "            for (int r = 0; r < n; ++r) acc[r] += wij * d[r];\n"
-                   "        }\n" + store + "    }")
+    bwd += [line for l in reversed(range(len(m.sizes) - 1)) for line in _backward_layer(m, l)]
     return "\n".join([f"BLOCK void net{k}_backward(const double *th, const double *za, const double *gout, "
                       "double *gx, double *gd, int n) {", *bwd, "}"])
 
@@ -377,7 +408,7 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     names.update({s: f"s[{i}]" for i, s in enumerate(states)})
     names[ir.TIME] = "t"
     work = _offsets(calls, mlps)[1]
-    kernel = [kernel_header(len(states), theta, work), activation_helpers(), _sizes(calls, mlps)]
+    kernel = [kernel_header(len(states), theta, work), activation_helpers(), _sizes(calls, mlps, problem.batch)]
     kernel += [piecewise_source(k, m) if isinstance(m, PiecewiseLayout) else _mlp_source(k, m)
                for k, m in enumerate(mlps)]
     kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names),

@@ -33,7 +33,8 @@ def kernel_header(states: int, theta: int, work: int) -> str:
 
 
 BLOCK = """/* The functions of a block of rows, inlined into the entries below: a full block's row count is
-   then a constant (CHUNK), so that the compiler unrolls and keeps the loops along the rows in registers */
+   then a constant (CHUNK, and TAIL for the spec's batch's last block), so that the compiler unrolls
+   the loops along the rows and keeps them in registers */
 #if defined(__GNUC__)
 #define BLOCK static inline __attribute__((always_inline))
 #else
@@ -50,6 +51,9 @@ void imp_rhs_batch(const double *th, double t, const double *y, double *f, int b
         const int n = batch - b0 < CHUNK ? batch - b0 : CHUNK;
         double *zw = save ? save + (long)b0 * ZA : work;
         if (n == CHUNK) rhs(th, t, y + (long)b0 * NS, f + (long)b0 * NS, zw, CHUNK);
+#if TAIL > 0
+        else if (n == TAIL) rhs(th, t, y + (long)b0 * NS, f + (long)b0 * NS, zw, TAIL);
+#endif
         else rhs(th, t, y + (long)b0 * NS, f + (long)b0 * NS, zw, n);
     }
 }
@@ -71,6 +75,9 @@ void imp_vjp_batch(const double *th, double t, const double *y, const double *a,
         const double *zw = saved ? saved + (long)b0 * ZA : work;
         const long o = (long)b0 * NS;
         if (n == CHUNK) vjp_block(th, t, y + o, a + o, gy + o, gth, zw, saved ? 0 : work, gd, CHUNK);
+#if TAIL > 0
+        else if (n == TAIL) vjp_block(th, t, y + o, a + o, gy + o, gth, zw, saved ? 0 : work, gd, TAIL);
+#endif
         else vjp_block(th, t, y + o, a + o, gy + o, gth, zw, saved ? 0 : work, gd, n);
     }
 }
