@@ -360,25 +360,33 @@ def _mlp_backward(k: int, m: MlpLayout) -> str:
                       "double *gx, double *gd, int n) {", *bwd, "}"])
 
 
+def _weights_layer(m: MlpLayout, l: int) -> list[str]:
+    """Layer l's weight and bias gradients: per group of outputs, the sums along the rows of their
+    deltas and of their deltas times each input (loaded once for the group)."""
+    nin, nout = m.sizes[l], m.sizes[l + 1]
+    w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
+    loops = []
+    for size, start, stop in _groups(nout):
+        g = range(size)
+        loops += [f"    for (int i = {start}; i < {stop}; i += {size}) {{",
+                  "        const double " + ", ".join(f"*d{q} = gd + ({m.deltas[l]} + i + {q}) * n" for q in g) + ";",
+                  "        double " + ", ".join(f"bias{q} = 0.0" for q in g) + ";",
+                  "        " + _along([f"bias{q} += d{q}[r];" for q in g]),
+                  "        " + " ".join(f"gth[{b} + i + {q}] += bias{q};" for q in g),
+                  f"        for (int j = 0; j < {nin}; ++j) {{",
+                  f"            const double *x = za + ({src} + j) * n;",
+                  "            double " + ", ".join(f"acc{q} = 0.0" for q in g) + ";",
+                  "            " + _along([f"acc{q} += d{q}[r] * x[r];" for q in g]),
+                  "            " + " ".join(f"gth[{w} + (i + {q}) * {nin} + j] += acc{q};" for q in g),
+                  "        }", "    }"]
+    return loops
+
+
 def _mlp_weights(k: int, m: MlpLayout) -> str:
     """net<k>_weights(za, gd, n, gth): adds the sum over a block's n rows of delta x input (and the
-    deltas, for the biases) to each layer's gradient."""
-    loops = []
-    for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
-        w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
-        loops.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                     f"        const double *d = gd + ({m.deltas[l]} + i) * n;\n"
-                     "        double bias = 0.0;\n"
-                     "        for (int r = 0; r < n; ++r) bias += d[r];\n"
-                     f"        gth[{b} + i] += bias;\n"
-                     f"        for (int j = 0; j < {nin}; ++j) {{\n"
-                     f"            const double *x = za + ({src} + j) * n;\n"
-                     "            double acc = 0.0;\n"
-                     "            for (int r = 0; r < n; ++r) acc += d[r] * x[r];\n"
-                     f"            gth[{w} + i * {nin} + j] += acc;\n"
-                     "        }\n"
-                     "    }")
-    return "\n".join([f"BLOCK void net{k}_weights(const double *za, const double *gd, int n, double *gth) {{",
+    deltas, for the biases) to each layer's gradient (gth, the caller's, aliases neither)."""
+    loops = [line for l in range(len(m.sizes) - 1) for line in _weights_layer(m, l)]
+    return "\n".join([f"BLOCK void net{k}_weights(const double *za, const double *gd, int n, double *restrict gth) {{",
                       *loops, "}"])
 
 
