@@ -6,8 +6,11 @@ The solver sees one flat parameter vector `th`: the entries of the params the dy
 stop event) use, in the spec's order, row-major, then the weights and biases of the nets they call,
 layer by layer (nn.Linear's order). A net call's output
 entries become plain symbols, so the dynamics' derivatives are SymPy derivatives of plain
-expressions; the nets' own reverse pass is a generated loop nest. Only numbers and mangled names
-reach the source (compiler.c_print). Constructs the generator does not cover raise `Unsupported`."""
+expressions; the nets' own reverse pass is a generated loop nest. The kernel works on blocks of
+CHUNK rows (trajectories), each array of a block stored entry-major (entry k of row r at k * n + r):
+the expressions run row by row, the nets' loops along the rows, so that they vectorise and each
+weight is loaded once per block. Only numbers and mangled names reach the source (compiler.c_print).
+Constructs the generator does not cover raise `Unsupported`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
