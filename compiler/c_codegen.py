@@ -249,12 +249,12 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
 
 def _sizes(calls: list[NetCall], mlps: list, batch: int) -> str:
     """ND, the layer deltas per row; CHUNK, the rows of a block (compiler.c_solver.KERNEL_ENTRIES):
-    at most 64, a multiple of 8 (the nets' loops run along a block's rows) where the block's work
-    areas (on the stack) fit in 128 KiB, else fewer; and TAIL, the rows of the spec's batch's last
-    block when shorter (both get code for their constant)."""
+    the batch when smaller, else at most 64, a multiple of 8 (the nets' loops run along a block's
+    rows) where the block's work areas (on the stack) fit in 128 KiB, else fewer; and TAIL, the rows
+    of the spec's batch's last block when shorter (both get code for their constant)."""
     width = _offsets(calls, mlps)[1] + _delta_offsets(calls, mlps)[1]
     rows = min(64, 16384 // max(1, width))
-    chunk = rows // 8 * 8 or max(1, rows)
+    chunk = min(batch, rows // 8 * 8 or max(1, rows))
     return "\n".join([f"#define ND {_delta_offsets(calls, mlps)[1]}", f"#define CHUNK {chunk}",
                       f"#define TAIL {batch % chunk}"])
 

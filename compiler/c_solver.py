@@ -34,7 +34,8 @@ def kernel_header(states: int, theta: int, work: int) -> str:
 
 BLOCK = """/* The functions of a block of rows, inlined into the entries below: a full block's row count is
    then a constant (CHUNK, and TAIL for the spec's batch's last block), so that the compiler unrolls
-   the loops along the rows and keeps them in registers */
+   the loops along the rows and keeps them in registers; other counts (batches other than the
+   spec's) take a general copy, which blocks of one row never need */
 #if defined(__GNUC__)
 #define BLOCK static inline __attribute__((always_inline))
 #else
@@ -54,7 +55,9 @@ void imp_rhs_batch(const double *th, double t, const double *y, double *f, int b
 #if TAIL > 0
         else if (n == TAIL) rhs(th, t, y + (long)b0 * NS, f + (long)b0 * NS, zw, TAIL);
 #endif
+#if CHUNK > 1
         else rhs(th, t, y + (long)b0 * NS, f + (long)b0 * NS, zw, n);
+#endif
     }
 }
 
@@ -78,7 +81,9 @@ void imp_vjp_batch(const double *th, double t, const double *y, const double *a,
 #if TAIL > 0
         else if (n == TAIL) vjp_block(th, t, y + o, a + o, gy + o, gth, zw, saved ? 0 : work, gd, TAIL);
 #endif
+#if CHUNK > 1
         else vjp_block(th, t, y + o, a + o, gy + o, gth, zw, saved ? 0 : work, gd, n);
+#endif
     }
 }
 
