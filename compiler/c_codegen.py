@@ -6,8 +6,11 @@ The solver sees one flat parameter vector `th`: the entries of the params the dy
 stop event) use, in the spec's order, row-major, then the weights and biases of the nets they call,
 layer by layer (nn.Linear's order). A net call's output
 entries become plain symbols, so the dynamics' derivatives are SymPy derivatives of plain
-expressions; the nets' own reverse pass is a generated loop nest. Only numbers and mangled names
-reach the source (compiler.c_print). Constructs the generator does not cover raise `Unsupported`."""
+expressions; the nets' own reverse pass is a generated loop nest. The kernel works on blocks of
+CHUNK rows (trajectories), each array of a block stored entry-major (entry k of row r at k * n + r):
+the expressions run row by row, the nets' loops along the rows, so that they vectorise and each
+weight is loaded once per block. Only numbers and mangled names reach the source (compiler.c_print).
+Constructs the generator does not cover raise `Unsupported`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from . import ir
 from .c_print import Unsupported, block, derivative, smooth_pieces
 from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_open_loop import PiecewiseLayout, piecewise_source
-from .c_solver import KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
+from .c_solver import FROM_OUTPUT, KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
 from .values import component_names
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -49,27 +52,33 @@ class CSource:
 @dataclass(frozen=True)
 class MlpLayout:
     """Where one MLP's weights sit in `th` and its activations in its work buffer `za`: the input
-    a0 first, then per hidden layer its pre-activations z and activations a, the output last."""
+    a0 first, then per hidden layer its pre-activations z (unless the activation's derivative
+    needs only a: compiler.c_solver.FROM_OUTPUT) and its activations a, the output z last."""
 
     sizes: tuple[int, ...]
     act: str
-    weights: tuple[int, ...]     # offset of W (out x in, row-major) per layer; b follows W
-    inputs: tuple[int, ...]      # offset of the layer's input activations in za
-    outputs: tuple[int, ...]     # offset of the layer's pre-activations z in za
-    buffer: int                  # entries of za
+    weights: tuple[int, ...]         # offset of W (out x in, row-major) per layer; b follows W
+    inputs: tuple[int, ...]          # offset of the layer's input activations in za
+    outputs: tuple[int | None, ...]  # offset of the layer's pre-activations z in za (None: not kept)
+    activations: tuple[int, ...]     # offset of each hidden layer's activations a in za
+    buffer: int                      # entries of za
 
     @classmethod
     def of(cls, sizes: tuple[int, ...], act: str, offset: int) -> "MlpLayout":
-        weights, inputs, outputs = [], [], []
-        position, previous = sizes[0], 0
-        for nin, nout in zip(sizes, sizes[1:]):
+        weights, inputs, outputs, activations = [], [], [], []
+        position, previous, layers = sizes[0], 0, len(sizes) - 1
+        for l, (nin, nout) in enumerate(zip(sizes, sizes[1:])):
             weights.append(offset)
             offset += nout * nin + nout
             inputs.append(previous)
-            outputs.append(position)
-            previous = position + nout
-            position += 2 * nout
-        return cls(sizes, act, tuple(weights), tuple(inputs), tuple(outputs), position)
+            kept = l == layers - 1 or act not in FROM_OUTPUT
+            outputs.append(position if kept else None)
+            position += nout if kept else 0
+            if l < layers - 1:
+                activations.append(position)
+                previous = position
+                position += nout
+        return cls(sizes, act, tuple(weights), tuple(inputs), tuple(outputs), tuple(activations), position)
 
     @property
     def size(self) -> int:
@@ -164,30 +173,42 @@ def _delta_offsets(calls: list[NetCall], mlps: list) -> tuple[list[int | None], 
 
 
 def _views(calls: list[NetCall], mlps: list[MlpLayout], qualifier: str) -> list[str]:
-    """`za<c>`: each call's work buffer inside `zw`."""
+    """`za<c>`: each call's work buffer inside a block's work area `zw` (its entry k of row r at
+    za<c>[k * n + r])."""
     offsets, _ = _offsets(calls, mlps)
-    return [f"    {qualifier}double *za{c} = zw + {offsets[c]};" for c in range(len(calls))]
+    return [f"    {qualifier}double *za{c} = zw + {offsets[c]} * n;" for c in range(len(calls))]
+
+
+def _rows(rows: dict[str, str], lines: list[str]) -> list[str]:
+    """`lines` (a function body's statements) once per row r of the block, with each name of `rows`
+    pointing at row r's entries (NS apart) of the batch array it names."""
+    pointers = [f"        {decl} = {batch} + (long)r * NS;" for decl, batch in rows.items()]
+    names = ", ".join(f"(void){decl.split('*')[-1]}" for decl in rows)
+    return ["    for (int r = 0; r < n; ++r) {", *pointers, f"        {names};",
+            *("    " + line for line in lines), "    }"]
 
 
 def _forward_nets(calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
-    """forward_nets(th, t, s, zw): fill each call's inputs and run its net (activations into zw)."""
-    inputs = [(f"za{c}[{j}]", a) for c, call in enumerate(calls) for j, a in enumerate(call.args)]
-    lines = [*_views(calls, mlps, ""), *block(inputs, names, "q")]
-    lines += [f"    net{call.net}_forward(th, za{c});" for c, call in enumerate(calls)]
-    return "\n".join(["static void forward_nets(const double *th, double t, const double *s, double *zw) {",
-                      "    (void)t; (void)th; (void)s; (void)zw;", *lines, "}"])
+    """forward_nets(th, t, y, zw, n): fill each call's inputs of the block's n rows and run its net
+    (activations into zw)."""
+    inputs = [(f"za{c}[{j} * n + r]", a) for c, call in enumerate(calls) for j, a in enumerate(call.args)]
+    lines = [*_views(calls, mlps, ""), *_rows({"const double *s": "y"}, block(inputs, names, "q"))]
+    lines += [f"    net{call.net}_forward(th, za{c}, n);" for c, call in enumerate(calls)]
+    return "\n".join(["BLOCK void forward_nets(const double *th, double t, const double *y, double *zw, int n) {",
+                      "    (void)t; (void)th; (void)y; (void)zw;", *lines, "}"])
 
 
 def _output_names(calls: list[NetCall], mlps: list[MlpLayout]) -> dict[sp.Symbol, str]:
-    return {sp.Symbol(f"_n{c}_{i}", real=True): f"za{c}[{mlps[call.net].outputs[-1] + i}]"
+    return {sp.Symbol(f"_n{c}_{i}", real=True): f"za{c}[{mlps[call.net].outputs[-1] + i} * n + r]"
             for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
 
 
 def _rhs(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> str:
-    """rhs(th, t, s, ds, zw): the derivatives, the nets' activations left in zw."""
-    lines = ["    forward_nets(th, t, s, zw);", *_views(calls, mlps, "const ")]
-    lines += block([(f"ds[{i}]", e) for i, e in enumerate(dynamics)], {**names, **_output_names(calls, mlps)}, "c")
-    return "\n".join(["static void rhs(const double *th, double t, const double *s, double *ds, double *zw) {",
+    """rhs(th, t, y, f, zw, n): the derivatives of a block's n rows, the nets' activations left in zw."""
+    lines = ["    forward_nets(th, t, y, zw, n);", *_views(calls, mlps, "const ")]
+    body = block([(f"ds[{i}]", e) for i, e in enumerate(dynamics)], {**names, **_output_names(calls, mlps)}, "c")
+    lines += _rows({"const double *s": "y", "double *ds": "f"}, body)
+    return "\n".join(["BLOCK void rhs(const double *th, double t, const double *y, double *f, double *zw, int n) {",
                       "    (void)t; (void)th;", *lines, "}"])
 
 
@@ -198,44 +219,55 @@ def _gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[st
 
 def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict,
          states: list[sp.Symbol], params: dict) -> str:
-    """a . df/d(s, th): SymPy derivatives through the expressions, generated loops through the nets,
-    whose activations come from `saved` (the forward evaluation's) or are computed again."""
+    """a . df/d(s, th) of a block's n rows: SymPy derivatives through the expressions row by row,
+    generated loops through the nets along the rows, whose activations come from `zw` (the forward
+    evaluation's, kept or computed again); the nets' output and input gradients in gn<c>, gi<c>."""
     outputs = _output_names(calls, mlps)
     adjoint = sum((sp.Symbol(f"_a{i}", real=True) * e for i, e in enumerate(dynamics)), sp.Integer(0))
     local = {**names, **outputs, **{sp.Symbol(f"_a{i}", real=True): f"a[{i}]" for i in range(len(dynamics))}}
     targets = {s: f"gs[{i}]+" for i, s in enumerate(states)}
     targets.update({p: f"g{code}+" for p, code in params.items()})
-    net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i}]"
+    net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i} * n + r]"
                    for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
     lines = ["    (void)zw; (void)gd;", *_views(calls, mlps, "const ")]
-    lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]}], gi{c}[{mlps[call.net].sizes[0]}];"
+    lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]} * CHUNK], gi{c}[{mlps[call.net].sizes[0]} * CHUNK];"
               for c, call in enumerate(calls)]
-    lines += block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c")
+    rows = {"const double *s": "y", "const double *a": "adj", "double *gs": "gy"}
+    lines += _rows(rows, block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c"))
     deltas, _ = _delta_offsets(calls, mlps)
     lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, "
-              + ("gth);" if deltas[c] is None else f"gd + {deltas[c]});") for c, call in enumerate(calls)]
+              + ("gth, n);" if deltas[c] is None else f"gd + {deltas[c]} * n, n);") for c, call in enumerate(calls)]
     chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * a for c, call in enumerate(calls)
                  for j, a in enumerate(call.args)), sp.Integer(0))
-    local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j}]"
+    local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j} * n + r]"
                   for c, call in enumerate(calls) for j in range(len(call.args))})
-    lines += block(_gradient(chain, targets), local, "e")
-    return "\n".join(["static void rhs_vjp(const double *th, double t, const double *s, const double *a, "
-                      "double *gs, double *gth, const double *zw, double *gd) {", "    (void)t; (void)th; (void)a;",
-                      *lines, "}", "", _weight_gradients(calls, mlps)])
+    lines += _rows({"const double *s": "y", "double *gs": "gy"}, block(_gradient(chain, targets), local, "e"))
+    return "\n".join(["BLOCK void rhs_vjp(const double *th, double t, const double *y, const double *adj, "
+                      "double *gy, double *gth, const double *zw, double *gd, int n) {",
+                      "    (void)t; (void)th; (void)adj;", *lines, "}", "", _weight_gradients(calls, mlps)])
+
+
+def _sizes(calls: list[NetCall], mlps: list, batch: int) -> str:
+    """ND, the layer deltas per row; CHUNK, the rows of a block (compiler.c_solver.KERNEL_ENTRIES):
+    the batch when smaller, else at most 64, a multiple of 8 (the nets' loops run along a block's
+    rows) where the block's work areas (on the stack) fit in 128 KiB, else fewer; and TAIL, the rows
+    of the spec's batch's last block when shorter (both get code for their constant)."""
+    width = _offsets(calls, mlps)[1] + _delta_offsets(calls, mlps)[1]
+    rows = min(64, 16384 // max(1, width))
+    chunk = min(batch, rows // 8 * 8 or max(1, rows))
+    return "\n".join([f"#define ND {_delta_offsets(calls, mlps)[1]}", f"#define CHUNK {chunk}",
+                      f"#define TAIL {batch % chunk}"])
 
 
 def _weight_gradients(calls: list[NetCall], mlps: list) -> str:
-    """weight_gradients(zw, gd, rows, gth): the MLPs' weight and bias gradients of `rows` rows at
-    once from their activations (ZA apart) and layer deltas (ND apart), and the sizes the batch
-    entry (compiler.c_solver.KERNEL_ENTRIES) works in: ND deltas per row, CHUNK rows at a time."""
-    deltas, size = _delta_offsets(calls, mlps)
+    """weight_gradients(zw, gd, n, gth): the MLPs' weight and bias gradients of a block's n rows
+    from their activations (zw) and layer deltas (gd)."""
+    deltas, _ = _delta_offsets(calls, mlps)
     work = _offsets(calls, mlps)
-    chunk = max(1, min(64, 8192 // max(1, work[1] + size)))
-    body = [f"    net{call.net}_weights(zw + {work[0][c]}, gd + {deltas[c]}, ND, rows, gth);"
+    body = [f"    net{call.net}_weights(zw + {work[0][c]} * n, gd + {deltas[c]} * n, n, gth);"
             for c, call in enumerate(calls) if deltas[c] is not None]
-    return "\n".join([f"#define ND {size}", f"#define CHUNK {chunk}", "",
-                      "static void weight_gradients(const double *zw, const double *gd, int rows, double *gth) {",
-                      "    (void)zw; (void)gd; (void)rows; (void)gth;", *body, "}"])
+    return "\n".join(["BLOCK void weight_gradients(const double *zw, const double *gd, int n, double *gth) {",
+                      "    (void)zw; (void)gd; (void)n; (void)gth;", *body, "}"])
 
 
 def _event(problem: ir.Problem, names: dict) -> str:
@@ -252,65 +284,115 @@ def _event(problem: ir.Problem, names: dict) -> str:
     return "\n".join(["static double event(const double *th, double t, const double *s) {", *body, "}"])
 
 
+GROUP = 2   # outputs (forward) or inputs (input gradient) of a layer per pass over a block's rows
+
+
+def _groups(count: int) -> list[tuple[int, int, int]]:
+    """(size, start, stop): `count` entries in groups of GROUP, then one at a time."""
+    paired = count - count % GROUP
+    return [g for g in [(GROUP, 0, paired), (1, paired, count)] if g[1] < g[2]]
+
+
+def _along(statements: list[str]) -> str:
+    """A loop over a block's rows r doing `statements`."""
+    return "for (int r = 0; r < n; ++r) { " + " ".join(statements) + " }"
+
+
+def _forward_layer(m: MlpLayout, l: int) -> list[str]:
+    """Layer l's outputs: per group of outputs, their accumulators along the rows, each input
+    loaded once for the group, then z (when kept) and the activations."""
+    nin, nout = m.sizes[l], m.sizes[l + 1]
+    w, b, src, z = m.weights[l], m.weights[l] + nout * nin, m.inputs[l], m.outputs[l]
+    loops = []
+    for size, start, stop in _groups(nout):
+        g = range(size)
+        body = [f"        const double *w = th + {w} + i * {nin};",
+                "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
+                "        " + _along([f"acc{q}[r] = th[{b} + i + {q}];" for q in g]),
+                f"        for (int j = 0; j < {nin}; ++j) {{",
+                f"            const double *x = za + ({src} + j) * n, "
+                + ", ".join(f"w{q} = w[{q * nin} + j]" for q in g) + ";",
+                "            " + _along([f"acc{q}[r] += w{q} * x[r];" for q in g]), "        }"]
+        if z is not None:
+            body.append("        " + _along([f"za[({z} + i + {q}) * n + r] = acc{q}[r];" for q in g]))
+        if l < len(m.sizes) - 2:
+            body.append("        " + _along([f"za[({m.activations[l]} + i + {q}) * n + r] = act_{m.act}(acc{q}[r]);"
+                                            for q in g]))
+        loops += [f"    for (int i = {start}; i < {stop}; i += {size}) {{", *body, "    }"]
+    return loops
+
+
 def _mlp_source(k: int, m: MlpLayout) -> str:
-    """net<k>_forward(th, za), net<k>_backward(th, za, gout, gx, gd) (the input gradient, and each
-    layer's delta into gd) and net<k>_weights (the weight gradients of many rows' deltas)."""
-    fwd = []
-    for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
-        w, b, src, z = m.weights[l], m.weights[l] + nout * nin, m.inputs[l], m.outputs[l]
-        hidden = l < len(m.sizes) - 2
-        fwd.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                   f"        const double *w = th + {w} + i * {nin};\n"
-                   f"        double acc = th[{b} + i];\n"
-                   f"        for (int j = 0; j < {nin}; ++j) acc += w[j] * za[{src} + j];\n"
-                   f"        za[{z} + i] = acc;\n"
-                   + (f"        za[{z + nout} + i] = act_{m.act}(acc);\n" if hidden else "") + "    }")
-    return "\n".join([f"static void net{k}_forward(const double *th, double *za) {{", *fwd, "}", "",
+    """net<k>_forward(th, za, n), net<k>_backward(th, za, gout, gx, gd, n) (the input gradient, and
+    each layer's delta into gd) and net<k>_weights (the weight gradients) of a block's n rows, entry
+    k of row r at [k * n + r] in every array, so that the innermost loops run along the rows."""
+    fwd = [line for l in range(len(m.sizes) - 1) for line in _forward_layer(m, l)]
+    return "\n".join([f"BLOCK void net{k}_forward(const double *th, double *za, int n) {{", *fwd, "}", "",
                       _mlp_backward(k, m), "", _mlp_weights(k, m)])
+
+
+def _backward_layer(m: MlpLayout, l: int) -> list[str]:
+    """Layer l's input gradient from its deltas (per group of inputs, each delta loaded once for the
+    group): the previous layer's deltas (times the activation's derivative), or gx for layer 0."""
+    nin, nout, w = m.sizes[l], m.sizes[l + 1], m.weights[l]
+    loops = []
+    for size, start, stop in _groups(nin):
+        g = range(size)
+        if l == 0:
+            store = [f"gx[(j + {q}) * n + r] = acc{q}[r];" for q in g]
+        else:
+            y, z = m.activations[l - 1], m.outputs[l - 1]
+            args = [f"za[({y} + j + {q}) * n + r]" if z is None
+                    else f"za[({z} + j + {q}) * n + r], za[({y} + j + {q}) * n + r]" for q in g]
+            store = [f"gd[({m.deltas[l - 1]} + j + {q}) * n + r] = acc{q}[r] * dact_{m.act}({args[q]});" for q in g]
+        loops += [f"    for (int j = {start}; j < {stop}; j += {size}) {{",
+                  "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
+                  "        " + _along([f"acc{q}[r] = 0.0;" for q in g]),
+                  f"        for (int i = 0; i < {nout}; ++i) {{",
+                  f"            const double *d = gd + ({m.deltas[l]} + i) * n, "
+                  + ", ".join(f"w{q} = th[{w} + i * {nin} + j + {q}]" for q in g) + ";",
+                  "            " + _along([f"acc{q}[r] += w{q} * d[r];" for q in g]), "        }",
+                  "        " + _along(store), "    }"]
+    return loops
 
 
 def _mlp_backward(k: int, m: MlpLayout) -> str:
     """net<k>_backward: the deltas layer by layer (gd), the input gradient gx; no weight gradient."""
-    layers = len(m.sizes) - 1
-    bwd = [f"    for (int i = 0; i < {m.sizes[-1]}; ++i) gd[{m.deltas[-1]} + i] = gout[i];"]
-    for l in reversed(range(layers)):
-        nin, nout, w = m.sizes[l], m.sizes[l + 1], m.weights[l]
-        target = "gx" if l == 0 else "gp"
-        bwd.append(f"    for (int j = 0; j < {nin}; ++j) {target}[j] = 0.0;\n"
-                   f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                   f"        const double gi = gd[{m.deltas[l]} + i];\n"
-                   f"        const double *w = th + {w} + i * {nin};\n"
-                   f"        for (int j = 0; j < {nin}; ++j) {target}[j] += w[j] * gi;\n"
-                   "    }")
-        if l > 0:
-            zprev = m.outputs[l - 1]
-            bwd.append(f"    for (int j = 0; j < {nin}; ++j) gd[{m.deltas[l - 1]} + j] = gp[j] * "
-                       f"dact_{m.act}(za[{zprev} + j], za[{zprev + nin} + j]);")
-    return "\n".join([f"static void net{k}_backward(const double *th, const double *za, const double *gout, "
-                      "double *gx, double *gd) {", f"    double gp[{max(m.sizes)}];", *bwd, "    (void)gp;", "}"])
+    bwd = [f"    for (int i = 0; i < {m.sizes[-1]}; ++i)\n"
+           f"        for (int r = 0; r < n; ++r) gd[({m.deltas[-1]} + i) * n + r] = gout[i * n + r];"]
+    bwd += [line for l in reversed(range(len(m.sizes) - 1)) for line in _backward_layer(m, l)]
+    return "\n".join([f"BLOCK void net{k}_backward(const double *th, const double *za, const double *gout, "
+                      "double *gx, double *gd, int n) {", *bwd, "}"])
+
+
+def _weights_layer(m: MlpLayout, l: int) -> list[str]:
+    """Layer l's weight and bias gradients: per group of outputs, the sums along the rows of their
+    deltas and of their deltas times each input (loaded once for the group)."""
+    nin, nout = m.sizes[l], m.sizes[l + 1]
+    w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
+    loops = []
+    for size, start, stop in _groups(nout):
+        g = range(size)
+        loops += [f"    for (int i = {start}; i < {stop}; i += {size}) {{",
+                  "        const double " + ", ".join(f"*d{q} = gd + ({m.deltas[l]} + i + {q}) * n" for q in g) + ";",
+                  "        double " + ", ".join(f"bias{q} = 0.0" for q in g) + ";",
+                  "        " + _along([f"bias{q} += d{q}[r];" for q in g]),
+                  "        " + " ".join(f"gth[{b} + i + {q}] += bias{q};" for q in g),
+                  f"        for (int j = 0; j < {nin}; ++j) {{",
+                  f"            const double *x = za + ({src} + j) * n;",
+                  "            double " + ", ".join(f"acc{q} = 0.0" for q in g) + ";",
+                  "            " + _along([f"acc{q} += d{q}[r] * x[r];" for q in g]),
+                  "            " + " ".join(f"gth[{w} + (i + {q}) * {nin} + j] += acc{q};" for q in g),
+                  "        }", "    }"]
+    return loops
 
 
 def _mlp_weights(k: int, m: MlpLayout) -> str:
-    """net<k>_weights(za, gd, ds, rows, gth): adds sum over rows of delta x input (and the deltas,
-    for the biases) to each layer's gradient, one output row at a time held in an accumulator while
-    the rows stream past (rows ZA apart in za, ds apart in gd)."""
-    loops = []
-    for l, (nin, nout) in enumerate(zip(m.sizes, m.sizes[1:])):
-        w, b, src = m.weights[l], m.weights[l] + nout * nin, m.inputs[l]
-        loops.append(f"    for (int i = 0; i < {nout}; ++i) {{\n"
-                     f"        double acc[{nin}], bias = 0.0;\n"
-                     f"        for (int j = 0; j < {nin}; ++j) acc[j] = 0.0;\n"
-                     "        for (int r = 0; r < rows; ++r) {\n"
-                     f"            const double gi = gd[(long)r * ds + {m.deltas[l]} + i];\n"
-                     f"            const double *x = za + (long)r * ZA + {src};\n"
-                     "            bias += gi;\n"
-                     f"            for (int j = 0; j < {nin}; ++j) acc[j] += gi * x[j];\n"
-                     "        }\n"
-                     f"        gth[{b} + i] += bias;\n"
-                     f"        for (int j = 0; j < {nin}; ++j) gth[{w} + i * {nin} + j] += acc[j];\n"
-                     "    }")
-    return "\n".join([f"static void net{k}_weights(const double *za, const double *gd, int ds, int rows, "
-                      "double *gth) {", *loops, "}"])
+    """net<k>_weights(za, gd, n, gth): adds the sum over a block's n rows of delta x input (and the
+    deltas, for the biases) to each layer's gradient (gth, the caller's, aliases neither)."""
+    loops = [line for l in range(len(m.sizes) - 1) for line in _weights_layer(m, l)]
+    return "\n".join([f"BLOCK void net{k}_weights(const double *za, const double *gd, int n, double *restrict gth) {{",
+                      *loops, "}"])
 
 
 def generate(problem: ir.Problem, tableau) -> CSource:
@@ -339,7 +421,7 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     names.update({s: f"s[{i}]" for i, s in enumerate(states)})
     names[ir.TIME] = "t"
     work = _offsets(calls, mlps)[1]
-    kernel = [kernel_header(len(states), theta, work), activation_helpers()]
+    kernel = [kernel_header(len(states), theta, work), activation_helpers(), _sizes(calls, mlps, problem.batch)]
     kernel += [piecewise_source(k, m) if isinstance(m, PiecewiseLayout) else _mlp_source(k, m)
                for k, m in enumerate(mlps)]
     kernel += [_forward_nets(calls, mlps, names), _rhs(dynamics, calls, mlps, names),

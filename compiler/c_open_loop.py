@@ -47,21 +47,24 @@ def _value_functions(k: int, m: PiecewiseLayout) -> list[str]:
 
 
 def piecewise_source(k: int, m: PiecewiseLayout) -> str:
-    """net<k>_forward(th, za) and net<k>_backward(th, za, gout, gx, gth) of one open-loop control."""
+    """net<k>_forward(th, za, n) and net<k>_backward(th, za, gout, gx, gth, n) of one open-loop
+    control, for a block's n rows (entry k of row r at [k * n + r], as compiler.c_codegen's nets)."""
     n, w = m.intervals, m.weights[0]
-    locate = [f"    const double x = za[0], s = fmin(fmax(x, 0.0), 1.0) * {n}.0;",
-              f"    const double f = fmin(floor(s), {n - 1}.0);", "    const int i = (int)f;",
-              f"    const double *r = th + {w};"]
+    locate = [f"        const double x = za[r], s = fmin(fmax(x, 0.0), 1.0) * {n}.0;",
+              f"        const double f = fmin(floor(s), {n - 1}.0);", "        const int i = (int)f;",
+              f"        const double *v = th + {w};"]
     if m.linear:
-        forward = [f"    za[1] = net{k}_value(r[i]) * (1.0 - (s - f)) + net{k}_value(r[i + 1]) * (s - f);"]
-        backward = [f"    gth[{w} + i] += gout[0] * (1.0 - (s - f)) * net{k}_dvalue(r[i]);",
-                    f"    gth[{w} + i + 1] += gout[0] * (s - f) * net{k}_dvalue(r[i + 1]);",
-                    f"    gx[0] = x >= 0.0 && x <= 1.0 ? gout[0] * (net{k}_value(r[i + 1]) - net{k}_value(r[i])) * {n}.0"
-                    " : 0.0;"]
+        forward = [f"        za[n + r] = net{k}_value(v[i]) * (1.0 - (s - f)) + net{k}_value(v[i + 1]) * (s - f);"]
+        backward = [f"        gth[{w} + i] += gout[r] * (1.0 - (s - f)) * net{k}_dvalue(v[i]);",
+                    f"        gth[{w} + i + 1] += gout[r] * (s - f) * net{k}_dvalue(v[i + 1]);",
+                    f"        gx[r] = x >= 0.0 && x <= 1.0 ? gout[r] * (net{k}_value(v[i + 1]) - net{k}_value(v[i])) "
+                    f"* {n}.0 : 0.0;"]
     else:
-        forward = [f"    za[1] = net{k}_value(r[i]);"]
-        backward = [f"    gth[{w} + i] += gout[0] * net{k}_dvalue(r[i]);", "    gx[0] = 0.0;"]
+        forward = [f"        za[n + r] = net{k}_value(v[i]);"]
+        backward = [f"        gth[{w} + i] += gout[r] * net{k}_dvalue(v[i]);", "        gx[r] = 0.0;"]
+    rows = "    for (int r = 0; r < n; ++r) {"
     return "\n".join([*_value_functions(k, m), "",
-                      f"static void net{k}_forward(const double *th, double *za) {{", *locate, *forward, "}", "",
-                      f"static void net{k}_backward(const double *th, const double *za, const double *gout, double *gx, "
-                      "double *gth) {", *locate, *backward, "}"])
+                      f"BLOCK void net{k}_forward(const double *th, double *za, int n) {{", rows, *locate, *forward,
+                      "    }", "}", "",
+                      f"BLOCK void net{k}_backward(const double *th, const double *za, const double *gout, double *gx, "
+                      "double *gth, int n) {", rows, *locate, *backward, "    }", "}"])

@@ -257,6 +257,32 @@ def test_generated_rhs_and_its_vjp_equal_torch_autograd(text):
         assert _close(gs, grads[0], 1e-12) and _close(gth, expected, 1e-12)
 
 
+@needs_cc
+def test_kernel_entries_on_fewer_rows_than_the_batch_equal_torch_autograd():
+    """The entries' blocks of CHUNK rows and of the batch's TAIL have code for their constant row
+    count; other counts (here 5 and 137 of a batch of 150: 2 full blocks and 9 rows) take the
+    general one, which must give the same right-hand side and VJP as autograd."""
+    model = impsolve.load(BATCH.replace("batch 7", "batch 150")).compile(device="cpu", dtype="float64", seed=4)
+    solver, lib = model.dynamics.native, model.dynamics.native.library.lib
+    pointer = ctypes.POINTER(ctypes.c_double)
+    lib.imp_vjp_batch.argtypes = [pointer, ctypes.c_double, pointer, pointer, pointer, pointer, ctypes.c_int, pointer]
+    lib.imp_rhs_batch.argtypes = [pointer, ctypes.c_double, pointer, pointer, ctypes.c_int, pointer]
+    generator = torch.Generator().manual_seed(1)
+    theta = solver.theta().detach().contiguous()
+    ptr = (lambda x: ctypes.cast(x.data_ptr(), pointer))
+    for rows in (5, 137):
+        s = torch.randn((rows, 2), generator=generator, dtype=torch.float64).requires_grad_(True)
+        a = torch.randn((rows, 2), generator=generator, dtype=torch.float64)
+        f, gs, gth = torch.empty_like(a), torch.zeros_like(a), torch.zeros_like(theta)
+        lib.imp_rhs_batch(ptr(theta), 0.4, ptr(s.detach()), ptr(f), rows, None)
+        lib.imp_vjp_batch(ptr(theta), 0.4, ptr(s.detach()), ptr(a), ptr(gs), ptr(gth), rows, None)
+        reference = model.dynamics.function(torch.tensor(0.4, dtype=torch.float64), s)
+        weights = list(solver.nets[0].parameters())
+        grads = torch.autograd.grad((reference * a).sum(), [s, *weights])
+        assert _close(f, reference.detach(), 1e-13) and _close(gs, grads[0], 1e-12)
+        assert _close(gth, torch.cat([g.reshape(-1) for g in grads[1:]]), 1e-12)
+
+
 def _assert_native_equals_torch_tier(text: str) -> None:
     """Value (1e-9 relative) and gradient (1e-7 of its largest entry) of the native and torch tiers."""
     native, _, value, grad = _run(text, "native")
