@@ -42,15 +42,20 @@ def resolve(path: str, spec_file: str) -> Path:
     return Path(spec_file).parent / candidate
 
 
-def read_table(file: Path, error: Error) -> Table:
+def base_folder(spec_file: str) -> str:
+    """What `resolve` reads a relative data path against, in words."""
+    return "the working folder" if spec_file.startswith("<") else "the spec's folder"
+
+
+def read_table(file: Path, error: Error, base: str = "the spec's folder") -> Table:
     """Read and check a CSV file: it exists, has a header of distinct names and at least one row,
-    and every cell is a finite number."""
+    and every cell is a finite number. `base` is the folder a relative path was read against."""
     shown = file.as_posix()
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
             rows = list(_limited(csv.reader(handle), shown, error))
     except FileNotFoundError:
-        raise error(f"no such data file: {shown}", "the path is relative to the spec's folder") from None
+        raise error(f"no such data file: {shown}", f"the path is relative to {base}") from None
     except UnicodeDecodeError:
         raise error(f"{shown} is not UTF-8 text") from None
     except IsADirectoryError:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from . import ast
 from .check import CheckedSpec, Dataset, FitSpec, register_override_check, register_override_section
 from .checker import Checker, register_check, register_statement
-from .data_files import check_times, read_table, resolve
+from .data_files import base_folder, check_times, read_table, resolve
 from .errors import SpecError, did_you_mean
 from .expressions import register_call_check, register_name_check
 from .kinds import TIME_MODEL_WORDS, register_study
@@ -55,7 +55,7 @@ def collect_fit(checker: Checker, out: CheckedSpec, stmt: ast.FitStmt) -> None:
 def load_dataset(dataset: Dataset, path: str, spec_file: str, error, time_error=None) -> Dataset:
     """Read the table of a data statement (from `path`) and its time column; `error(message, hint)`
     locates problems of the file, `time_error` (default `error`) those of the time column."""
-    table = read_table(resolve(path, spec_file), error)
+    table = read_table(resolve(path, spec_file), error, base_folder(spec_file))
     times = table.column(dataset.time_column, time_error or error)
     check_times(times, table, dataset.time_column, error)
     return replace(dataset, path=table.path, times=times, columns=table.columns)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import impsolve
+from impsolve.dsl import SpecError
 from impsolve.runtime.errors import RunError
 
 LINE_FIT = """problem line
@@ -156,3 +157,20 @@ def test_training_settings_on_a_direct_spec_are_a_warning_not_silently_dropped()
     assert not [w for w in quiet.warnings if "training settings" in w]
     assert [w for w in told.warnings if w.startswith("training settings (--steps, --set train.<option>) have no "
                                                      "effect: the spec is solved by the direct method")]
+
+
+def test_a_missing_data_file_of_spec_text_or_of_set_names_the_working_folder(tmp_path: Path) -> None:
+    """Spec text (impsolve.load(text)) and `--set data.d=FILE` read data paths against the working
+    folder; the hint said 'relative to the spec's folder' for them too."""
+    with pytest.raises(SpecError, match="no such data file") as text_error:
+        impsolve.load(LINE_FIT.replace("line.csv", "no_such_file.csv"))
+    assert text_error.value.hint == "the path is relative to the working folder"
+    (tmp_path / "line.csv").write_text("t,y\n0,1\n0.5,2\n1,3\n1.5,4\n2,5\n")
+    (tmp_path / "line.imp").write_text(LINE_FIT)
+    with pytest.raises(SpecError, match="no such data file") as set_error:
+        impsolve.load(str(tmp_path / "line.imp"), {"data.d": "no_such_file.csv"})
+    assert set_error.value.hint == "the path is relative to the working folder"
+    with pytest.raises(SpecError, match="no such data file") as file_error:
+        (tmp_path / "other.imp").write_text(LINE_FIT.replace("line.csv", "no_such_file.csv"))
+        impsolve.load(str(tmp_path / "other.imp"))
+    assert file_error.value.hint == "the path is relative to the spec's folder"
