@@ -68,7 +68,8 @@ def lower_constraints(lowering: ExpressionLowering) -> list[ir.Constraint]:
             elif s.always:
                 state = f"{INTEGRAL_PREFIX}{len(lowering.integrals)}"
                 lowering.integrals[state] = (sp.Max(g, 0) if kind == "ineq" else g) ** 2
-                constraints.append(ir.Constraint(name, "eq", ir.final_symbol(state), s.span.line, path=True))
+                constraints.append(ir.Constraint(name, "eq", ir.final_symbol(state), s.span.line, path=True,
+                                                 sampled=g if kind == "ineq" else sp.Abs(g)))
             else:
                 constraints.append(ir.Constraint(name, kind, g, s.span.line))
     return constraints
@@ -102,15 +103,19 @@ def direct_method(lowering: ExpressionLowering, constraints: list[ir.Constraint]
 
 def constraint_functions(problem: ir.Problem) -> ir.Problem:
     """The generated functions "constraints": the terminal constraints' values (terminal
-    signature), and "path": the direct method's path constraints g at the points (t, s) of the
-    trajectory (stacked, as the dynamics)."""
+    signature), "path": the direct method's path constraints g at the points (t, s) of the
+    trajectory (stacked, as the dynamics), and "path_samples": the trained path constraints' g
+    (|g| for ==) at the same kind of points, which result.json reports as `worst`."""
     terminal = [c.expr for c in problem.constraints if not c.running]
     running = [c.expr for c in problem.constraints if c.running]
+    sampled = [c.sampled for c in problem.constraints if c.sampled is not None]
     functions = dict(problem.functions)
     if terminal:
         functions["constraints"] = (terminal, "tuple")
     if running:
         functions["path"] = (running, "stack")
+    if sampled:
+        functions["path_samples"] = (sampled, "stack")
     return replace(problem, functions=functions)
 
 
@@ -134,6 +139,7 @@ def free_final_time(problem: ir.Problem) -> ir.Problem:
     return replace(
         problem, dynamics=dynamics, horizon=1.0, objective=replace(problem.objective, expr=at(problem.objective.expr)),
         controls={n: rescaled(v) for n, v in problem.controls.items()}, expectations=expectations,
-        constraints=[replace(c, expr=(rescaled if c.running else at)(c.expr)) for c in problem.constraints],
+        constraints=[replace(c, expr=(rescaled if c.running else at)(c.expr),
+                             sampled=None if c.sampled is None else rescaled(c.sampled)) for c in problem.constraints],
         functions={n: ([at(v) for v in values], how) for n, (values, how) in problem.functions.items()},
         plots=[replace(p, exprs=[rescaled(v) for v in p.exprs]) for p in problem.plots])

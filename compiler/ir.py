@@ -248,6 +248,7 @@ class Constraint(Record):
     line: int
     path: bool = False
     running: bool = False   # expr is g(t, states, controls, params) of a path constraint (the direct method)
+    sampled: sp.Expr | None = None   # a trained path constraint's g (|g| for ==), reported at trajectory samples
 
 
 @record

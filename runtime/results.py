@@ -60,11 +60,14 @@ class Estimate(BaseModel):
 class ConstraintResult(BaseModel):
     """One `subject to` constraint at the end: its value c (wanted c == 0 or c <= 0; a path
     constraint's is ∫ max(g, 0)² dt when trained, its largest g over the points under the direct
-    method), its violation and its Lagrange multiplier estimate (summed over the points)."""
+    method), its violation and its Lagrange multiplier estimate (summed over the points), and `worst`:
+    its largest g (|g| for ==) where it applies: a trained path constraint's at the samples of
+    trajectory.csv, else from its value."""
 
     value: float | None
     violation: float | None
     multiplier: float | None
+    worst: float | None = None
 
 
 class Result(BaseModel):

@@ -12,7 +12,7 @@ import torch
 
 from ..dsl.options import TrainOptions
 from .checks import evaluate_checks, range_samples
-from .constraints import AugmentedLagrangian, Outer, final_time_value, history_rows, train_constrained
+from .constraints import FEASIBLE, AugmentedLagrangian, Outer, final_time_value, history_rows, train_constrained
 from .diagnose import NonFiniteError
 from .direct import solve_direct
 from .errors import RunError, SolverFailure
@@ -93,8 +93,12 @@ def _by_training(model: CompiledProblem, options: RunOptions, folder: Path | Non
     history, outer = _train(trainer, model, folder, al, options.quiet)
     warnings += trainer.notes
     solution, final = _final_solution(model, trainer, warnings)
-    return _Solved(solution, final, history, constraint_report(al, outer), model.solver_report(), warnings, outer,
-                   al.names if al else [])
+    worst = path_worst(model, solution)
+    warnings += [f"the path constraint '{name}' exceeds its bound by {w:.3g} at a sample of the trajectory "
+                 "(training drives the integral of its squared excess to 0, which a small excess barely moves); "
+                 "solve direct(...) enforces it at every point" for name, w in worst.items() if w > FEASIBLE]
+    return _Solved(solution, final, history, constraint_report(al, outer, worst), model.solver_report(), warnings,
+                   outer, al.names if al else [])
 
 
 def _direct(model: CompiledProblem, options: RunOptions) -> _Solved:
@@ -103,7 +107,8 @@ def _direct(model: CompiledProblem, options: RunOptions) -> _Solved:
         raise RunError("--resume is not supported by the direct method (it keeps no checkpoints)",
                        "run without --resume", exit_code=2)
     outcome = solve_direct(model, options.quiet)
-    constraints = {name: ConstraintResult(value=v, violation=x, multiplier=m)
+    equality = {c.name: c.kind == "eq" for c in model.problem.constraints}
+    constraints = {name: ConstraintResult(value=v, violation=x, multiplier=m, worst=worst_value(v, equality[name]))
                    for name, (v, x, m) in outcome.constraints.items()}
     warnings = [] if outcome.converged else \
         [f"the direct method stopped at a feasible point without converging: {outcome.note}"]
@@ -142,13 +147,35 @@ def _train(trainer: Trainer, model: CompiledProblem, folder: Path | None, al: Au
         raise
 
 
-def constraint_report(al: AugmentedLagrangian | None, outer: list[Outer]) -> dict[str, ConstraintResult]:
-    """result.json `constraints`: each constraint's value, violation and multiplier estimate at the end."""
+def constraint_report(al: AugmentedLagrangian | None, outer: list[Outer],
+                      worst: dict[str, float]) -> dict[str, ConstraintResult]:
+    """result.json `constraints`: each constraint's value, violation and multiplier estimate at the
+    end, and a path constraint's worst sampled value."""
     if not outer:
         return {}
     last = outer[-1]
-    return {name: ConstraintResult(value=v, violation=x, multiplier=m) for name, v, x, m in
-            zip(al.names, last.values, last.violations, al.estimate(last.values, last.multipliers, last.mu))}
+    equality = al.equality.tolist()
+    return {name: ConstraintResult(value=v, violation=x, multiplier=m, worst=worst.get(name, worst_value(v, eq)))
+            for name, v, x, m, eq in zip(al.names, last.values, last.violations,
+                                         al.estimate(last.values, last.multipliers, last.mu), equality)}
+
+
+def worst_value(value: float | None, equality: bool) -> float | None:
+    """A terminal (or direct-method path) constraint's worst value: its value, |value| for ==."""
+    return None if value is None else abs(value) if equality else value
+
+
+def path_worst(model: CompiledProblem, solution: Solution) -> dict[str, float]:
+    """The largest g (|g| for ==) of each trained path constraint at the samples of trajectory.csv
+    (the training enforces ∫ max(g, 0)² dt == 0, which a small pointwise excess barely moves)."""
+    if "path_samples" not in model.functions:
+        return {}
+    times, states = model.trajectory(solution)
+    with torch.no_grad():
+        values = model.functions["path_samples"](times.reshape(-1, *[1] * (states.dim() - 2)), states)
+    worst = values.reshape(-1, values.shape[-1]).amax(0).tolist()
+    names = [c.name for c in model.problem.constraints if c.sampled is not None]
+    return {name: w for name, w in zip(names, worst) if math.isfinite(w)}
 
 
 def _final_solution(model: CompiledProblem, trainer: Trainer, warnings: list[str]) -> tuple[Solution, float]:

@@ -131,3 +131,33 @@ def test_an_open_loop_control_meets_a_terminal_condition(tmp_path):
     result = impsolve.solve(ODE, out=tmp_path, device="cpu")
     assert result.constraints["x(T) == 0.5"].violation < 1e-6
     assert math.isfinite(result.objective.final)
+
+
+PATH_EXCESS = """state x = 0
+control u piecewise(N=10)
+der(x) = u
+horizon 1
+subject to x <= 0.5 always
+minimize (x(T) - 1)^2 + 0.01*integral(u^2)
+solve ode(method=rk4, step_size=0.01)
+train adam(lr=0.1, steps=100)
+train lbfgs(lr=1, steps=20)
+"""
+
+
+def test_a_trained_path_constraint_reports_its_worst_sample_and_warns_of_an_excess(tmp_path):
+    result = impsolve.solve(PATH_EXCESS, out=tmp_path, device="cpu")
+    report = result.constraints["x <= 0.5 always"]
+    rows = (tmp_path / "trajectory.csv").read_text().splitlines()
+    column = rows[0].split(",").index("x")
+    largest = max(float(r.split(",")[column]) for r in rows[1:])
+    assert report.worst == pytest.approx(largest - 0.5, abs=1e-9)   # trajectory.csv rounds
+    # the integral of the squared excess is tiny while a sample exceeds the bound clearly
+    assert report.violation < 1e-6 < 1e-4 < report.worst
+    assert any("'x <= 0.5 always' exceeds its bound" in w and "solve direct" in w for w in result.warnings)
+
+
+def test_terminal_constraints_report_their_value_as_worst(tmp_path):
+    report = impsolve.solve(STATIC, out=tmp_path, device="cpu").constraints
+    assert report["a >= 0.7"].worst == report["a >= 0.7"].value
+    assert report["a + b == 1"].worst == abs(report["a + b == 1"].value)

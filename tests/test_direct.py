@@ -48,7 +48,8 @@ def test_zermelo_direct_reaches_the_pontryagin_optimum(tmp_path):
     assert 3 <= result.steps <= 30
     assert 0 < result.solve_time_s <= result.wall_time_s + 1e-3   # the solve alone; wall time adds the checks
     payload = json.loads((tmp_path / "r" / "result.json").read_text())
-    assert set(payload["constraints"]["y(T) == l"]) == {"value", "violation", "multiplier"}
+    entry = payload["constraints"]["y(T) == l"]
+    assert set(entry) == {"value", "violation", "multiplier", "worst"} and entry["worst"] == abs(entry["value"])
     with open(tmp_path / "r" / "trajectory.csv") as f:
         rows = list(csv.DictReader(f))
     assert float(rows[-1]["t"]) == pytest.approx(result.values["T"], rel=1e-9)   # physical time
