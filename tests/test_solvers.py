@@ -155,7 +155,7 @@ def test_gradient_mode_follows_the_stored_trajectory_size():
     big = big.replace("stop when y >= 1.5 within 10", "horizon 1")
     assert gradient_mode(impsolve.load(big).program.problem)[0] == "adjoint"
     forced = impsolve.load(big.replace("atol=1e-10", "atol=1e-10, adjoint=false")).program.problem
-    assert gradient_mode(forced) == ("backprop", "adjoint= in the spec")
+    assert gradient_mode(forced) == ("backprop", "set by adjoint= (the spec or --set solve.adjoint)")
 
 
 def test_solver_failures_on_the_torch_tier_are_run_errors():

@@ -55,7 +55,7 @@ def stored_bytes(problem: ir.Problem, itemsize: int = 8) -> int:
 def gradient_mode(problem: ir.Problem, itemsize: int = 8) -> tuple[str, str]:
     """("backprop" | "adjoint", why): the spec's `adjoint=` wins, else the memory estimate decides."""
     if problem.ode.adjoint is not None:
-        return ("adjoint" if problem.ode.adjoint else "backprop"), "adjoint= in the spec"
+        return ("adjoint" if problem.ode.adjoint else "backprop"), "set by adjoint= (the spec or --set solve.adjoint)"
     size = stored_bytes(problem, itemsize)
     mib = size / 2 ** 20
     if size <= BACKPROP_BUDGET_BYTES:
