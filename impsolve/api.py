@@ -94,6 +94,9 @@ class Problem:
         R times)."""
         from .runtime.device import resolve_device, resolve_dtype
         from .runtime.kinds import compile_model
+        if realizations is not None and self.program.problem.time_model != "rollout":
+            raise ArgumentError("compile(): realizations= copies a discrete-time spec's nets; this spec is not "
+                                "a discrete-time rollout")
         if device == "auto" and self.program.problem.direct is not None:
             device = "cpu"   # the direct method's KKT systems are small and dense: a CPU job
         return compile_model(self.program, resolve_device(device), resolve_dtype(dtype), seed, realizations)

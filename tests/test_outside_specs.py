@@ -174,3 +174,10 @@ def test_a_missing_data_file_of_spec_text_or_of_set_names_the_working_folder(tmp
         (tmp_path / "other.imp").write_text(LINE_FIT.replace("line.csv", "no_such_file.csv"))
         impsolve.load(str(tmp_path / "other.imp"))
     assert file_error.value.hint == "the path is relative to the spec's folder"
+
+
+def test_realizations_on_a_spec_that_is_not_a_rollout_is_an_argument_error():
+    from impsolve.api import ArgumentError
+    problem = impsolve.load("state x = 1\nder(x) = -x\nhorizon 1\nminimize x(T)^2\n")
+    with pytest.raises(ArgumentError, match="not a discrete-time rollout"):
+        problem.compile(device="cpu", realizations=3)
