@@ -132,6 +132,7 @@ def _check_reads(exprs: list, columns: set[str], allowed: list[str]) -> None:
 def export(results: Path, fmt: str, spec: Path | None = None, out: Path | None = None, realization: int = 0) -> Path:
     """Write the control law of `results` as TorchScript or ONNX; returns the file written."""
     law, states, controls, dtype = control_law(results, spec, realization)
+    law.requires_grad_(False)   # a deployed law: its outputs carry no autograd graph
     path = out or results / FORMATS[fmt]
     example = (torch.tensor(0.0, dtype=dtype), torch.zeros(2, len(states), dtype=dtype))
     with torch.no_grad(), warnings.catch_warnings():

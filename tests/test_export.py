@@ -155,6 +155,7 @@ def test_rollout_law_gives_the_controls_of_its_rollout(write_spec, tmp_path: Pat
     for t in (0, 5, 11):
         got = law(torch.tensor(float(t), dtype=torch.float64), played.states[t])
         assert torch.allclose(got, played.inputs[t][..., columns], rtol=0, atol=1e-10)
+        assert got.grad_fn is None and not got.requires_grad   # a deployed law records no graph
 
 
 def test_open_loop_sequences_have_no_control_law(write_spec, tmp_path: Path, capsys) -> None:
