@@ -124,3 +124,15 @@ def test_lqr_weights_given_as_a_vector_are_a_located_error():
         impsolve.load(LQR_VECTOR.replace("WEIGHTS", "q"))
     assert ":11:17: error: expected a square matrix, got a vector of 2" in str(err.value)
     assert "diag(v) makes a diagonal matrix of a vector" in str(err.value)
+
+
+def test_lqr_weights_above_the_limit_may_read_a_const_kept_as_a_tensor():
+    # diag(ones) with 66 entries: 'ones' is a tensor on that path; the weights read it exactly
+    text = ("problem big\nconst n = 66\nconst ones[n] = 1\nconst w[n] = 2 * ones\nstate x[n] = 1\nparam K[n] = 0.5\n"
+            "control u[n] = -K * x\nder(x) = u\nhorizon 20\nminimize integral(sum(x^2) + sum(u^2))\n"
+            "train adam(lr=0.05, steps=1)\nreference lqr(Q=diag(w), R=diag(ones)) at x=0\n")
+    problem = impsolve.load(text)
+    assert "(tensor path)" in problem.source()
+    reference = problem.program.problem.references[0]
+    assert reference.Q == [[2.0 if i == j else 0.0 for j in range(66)] for i in range(66)]
+    assert reference.R == [[1.0 if i == j else 0.0 for j in range(66)] for i in range(66)]
