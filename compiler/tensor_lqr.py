@@ -33,8 +33,8 @@ def tensor_references(scalar: Lowering, references: list[ast.ReferenceStmt], sta
 
 def _reference(scalar: Lowering, r: ast.ReferenceStmt, states: list[str], controls: list[str]) -> ir.LqrReference:
     """One reference with its checked weights and point; A and B are left to the runtime."""
-    for k in r.call.kwargs:
-        _declare_exactly(scalar, k.value)
+    for value in [k.value for k in r.call.kwargs] + [value for _, value, _ in r.at]:
+        _declare_exactly(scalar, value)
     w = lqr_weights(scalar, r, states, controls)
     return ir.LqrReference(w.Q, w.R, [w.equilibrium[s] for s in states], None, None, w.max_ratio,
                            source_text(scalar.checked, r.call), r.span.line)

@@ -130,7 +130,7 @@ def test_lqr_weights_above_the_limit_may_read_a_const_kept_as_a_tensor():
     # diag(ones) with 66 entries: 'ones' is a tensor on that path; the weights read it exactly
     text = ("problem big\nconst n = 66\nconst ones[n] = 1\nconst w[n] = 2 * ones\nstate x[n] = 1\nparam K[n] = 0.5\n"
             "control u[n] = -K * x\nder(x) = u\nhorizon 20\nminimize integral(sum(x^2) + sum(u^2))\n"
-            "train adam(lr=0.05, steps=1)\nreference lqr(Q=diag(w), R=diag(ones)) at x=0\n")
+            "train adam(lr=0.05, steps=1)\nconst xe[n] = 0\nreference lqr(Q=diag(w), R=diag(ones)) at x=xe\n")
     problem = impsolve.load(text)
     assert "(tensor path)" in problem.source()
     reference = problem.program.problem.references[0]
