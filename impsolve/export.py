@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .api import load
+from .compiler import tensors as tn
 from .runtime.errors import RunError
 
 FORMATS = {"torchscript": "controller.pt", "onnx": "controller.onnx"}
@@ -76,6 +77,7 @@ def control_law(results: Path, spec: Path | None = None,
     model = _trained(problem, result, results)
     ir = model.problem
     outputs, names = _outputs(ir)
+    _refuse_implicit(ir, list(ir.controls.values()))
     states = list(ir.user_states)
     _check_reads(list(ir.controls.values()), set(ir.states), states)
     if ir.states[:len(states)] != states:
@@ -92,6 +94,7 @@ def _rollout_law(problem, result: dict, results: Path, realization: int) -> tupl
     if not discrete.controls:
         raise RunError("the spec has no control to export", "declare one with 'control u = ...'", exit_code=2)
     _check_reads(list(discrete.controls.values()), set(discrete.columns), discrete.states + discrete.estimate_columns)
+    _refuse_implicit(problem.program.problem, list(discrete.controls.values()))
     identify = result.get("identify")
     if not identify:
         model = _trained(problem, result, results)
@@ -127,6 +130,21 @@ def _check_reads(exprs: list, columns: set[str], allowed: list[str]) -> None:
     extra = sorted(read - set(allowed))
     if extra:
         raise RunError(f"the control law reads {', '.join(extra)}, which is not a state", exit_code=2)
+
+
+def _refuse_implicit(ir, controls: list) -> None:
+    """A control that reads an implicit unknown cannot be exported: the law is recorded by tracing,
+    which would keep the Newton iterations of the example state (zero of them at the state 0) and
+    return that state's solution for every state."""
+    unknowns = {u for i in ir.implicits for u in i.unknowns}
+    read = [u for e in controls for u in getattr(e, "free_symbols", ()) if u in unknowns]
+    tensor = ir.tensor is not None and "controls" in ir.tensor.functions and \
+        tn.reads(ir.tensor.functions["controls"][0], lambda n: n.op == "unknown")
+    if read or tensor:
+        what = f"'{read[0].name}'" if read else "an implicit unknown"
+        raise RunError(f"the control law reads {what}, the solution of an implicit equation (solve ...): its "
+                       "Newton iterations depend on the state, which an exported (traced) law cannot repeat",
+                       "export a control law without an implicit layer", exit_code=2)
 
 
 def export(results: Path, fmt: str, spec: Path | None = None, out: Path | None = None, realization: int = 0) -> Path:

@@ -121,3 +121,37 @@ def test_lqr_weights_given_as_a_vector_are_a_located_error():
         impsolve.load(LQR_VECTOR.replace("WEIGHTS", "q"))
     assert ":11:17: error: expected a square matrix, got a vector of 2" in str(err.value)
     assert "diag(v) makes a diagonal matrix of a vector" in str(err.value)
+
+
+def test_lqr_weights_above_the_limit_may_read_a_const_kept_as_a_tensor():
+    # diag(ones) with 66 entries: 'ones' is a tensor on that path; the weights read it exactly
+    text = ("problem big\nconst n = 66\nconst ones[n] = 1\nconst w[n] = 2 * ones\nstate x[n] = 1\nparam K[n] = 0.5\n"
+            "control u[n] = -K * x\nder(x) = u\nhorizon 20\nminimize integral(sum(x^2) + sum(u^2))\n"
+            "train adam(lr=0.05, steps=1)\nconst xe[n] = 0\nreference lqr(Q=diag(w), R=diag(ones)) at x=xe\n")
+    problem = impsolve.load(text)
+    assert "(tensor path)" in problem.source()
+    reference = problem.program.problem.references[0]
+    assert reference.Q == [[2.0 if i == j else 0.0 for j in range(66)] for i in range(66)]
+    assert reference.R == [[1.0 if i == j else 0.0 for j in range(66)] for i in range(66)]
+
+
+IMPLICIT_CONTROL = {
+    "scalar": "state x = 1\nsolve z: z = tanh(0.2*z + x)\ncontrol u = -g * z\nder(x) = u\nhorizon 1\n"
+              "minimize x(T)^2 + integral(u^2)\n",
+    "tensor": "const M[2, 2] = [[0.2, 0.1], [0, 0.2]]\nstate x[2] = [1, 0.5]\nsolve z[2]: z = tanh(M @ z + x)\n"
+              "control u[2] = -g * z\nder(x) = u\nhorizon 1\nminimize sum(x(T)^2) + integral(sum(u^2))\n",
+    "rollout": "state x = 1\nsolve z: z = tanh(0.2*z + x)\ncontrol u = -g * z\nnext(x) = x + u\nsteps 3\n"
+               "minimize x(T)^2\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IMPLICIT_CONTROL))
+def test_a_control_law_through_an_implicit_layer_is_refused_by_export(kind, tmp_path, capsys, write_spec):
+    # the traced law kept the example state's Newton iterations (none at x = 0): it returned u = 0 everywhere
+    spec = write_spec("problem ic\nparam g = 0.5\n" + IMPLICIT_CONTROL[kind] + "train adam(lr=0.01, steps=1)\n")
+    assert main([spec, "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "o"), "--format", "torchscript"]) == 2
+    err = capsys.readouterr().err
+    assert "the solution of an implicit equation (solve ...): its Newton iterations depend on the state" in err
+    assert not (tmp_path / "o" / "controller.pt").exists()
