@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -208,7 +209,10 @@ solve ode(max_steps=2000)
 def test_stiff_dynamics_stop_early_with_a_hint(tmp_path, capsys, write_spec):
     assert main([write_spec(ROBERTSON), "--out", str(tmp_path / "o"), "--quiet"]) == 3
     err = capsys.readouterr().err
-    assert "error: the ODE solve is not progressing: after 1000 evaluations of the dynamics it reached t = " in err
+    # the first look after 1000 evaluations: the plain-torch tier counts a step's evaluations at its end
+    found = re.search(r"error: the ODE solve is not progressing: after (\d+) evaluations of the dynamics it reached t = ",
+                      err)
+    assert found and 1000 <= int(found.group(1)) < 1010, err
     assert "more than max_steps=2000 (dopri5" in err and "the dynamics are probably stiff" in err
     assert "loosen rtol/atol, use a fixed-step method" in err
 
