@@ -418,3 +418,14 @@ def test_gradcheck_of_the_fixed_step_native_function(text):
         return NativeSolve.apply(settings, y0, theta)
 
     assert torch.autograd.gradcheck(solve, (y0, theta), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@needs_cc
+def test_a_non_finite_net_weight_fails_the_solve_instead_of_being_absorbed():
+    # the kernel's tanh clamps |z| (fmin drops a NaN): a NaN weight must not give a finite objective
+    model = impsolve.load(spec_path("isochronism"), {"solve.backend": "native"}).compile(device="cpu", seed=0)
+    assert model.solver_plan.backend == "native"
+    with torch.no_grad():
+        model.nets[0][0].weight[3, 0] = float("nan")
+    with pytest.raises(RunError, match="non-finite values in the params or net weights"):
+        model()

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from ...compiler.c_codegen import CSource
+from .errors import SolverError
 from .events import reroute
 from .native_build import load
 from .native_c import NativeLibrary, SolveInfo
@@ -70,9 +71,12 @@ class NativeSolver:
         def watch(t: float, s: torch.Tensor) -> None:
             func.checkpoint(torch.tensor(t, dtype=torch.float64), s, every)
 
+        theta = self.theta()
+        if not bool(torch.isfinite(theta).all()):   # the kernel (-ffast-math, clamped tanh) would not propagate them
+            raise SolverError("non-finite values in the params or net weights the dynamics read")
         settings = (self.library, times, float(options.rtol), float(options.atol), int(options.max_steps), until,
                     report, watch, every)
-        out = NativeSolve.apply(settings, s0, self.theta())
+        out = NativeSolve.apply(settings, s0, theta)
         func.evaluations += report[0].evaluations
         return out, report[0]
 
