@@ -60,7 +60,7 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
         checks=[Check(**c) for c in checks], warnings=warnings, reference=references,
         solver=solved.solver, constraints=solved.constraints, solve_time_s=round(solve_time, 4))
     if folder is not None:
-        write_results(folder, model, solution, result, before, solved.nodes)
+        write_results(folder, model, solution, result, before, solved.trajectory)
         if solved.outer:
             write_csv(folder / "history.csv", *history_rows(solved.outer, history.objective, solved.names))
         result.out_dir = str(folder)
@@ -71,8 +71,9 @@ def run_train(model: CompiledProblem, options: RunOptions) -> Result:
 class _Solved:
     """What a solve hands to the results: the solution and objective, the history (per training
     step or interior point iteration), the augmented-Lagrangian outer iterations and constraint
-    names (training only), the `constraints` and `solver` entries, warnings, and the solver's own
-    trajectory (the direct method's nodes), if any."""
+    names (training only), the `constraints` and `solver` entries, warnings, and the trajectory the
+    results draw when the solve already has it (the direct method's nodes, or the samples the path
+    constraints were checked at), else None."""
 
     solution: Solution
     objective: float
@@ -82,7 +83,7 @@ class _Solved:
     warnings: list[str]
     outer: list[Outer] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
-    nodes: tuple | None = None
+    trajectory: tuple | None = None
 
 
 def _by_training(model: CompiledProblem, options: RunOptions, folder: Path | None) -> _Solved:
@@ -93,12 +94,13 @@ def _by_training(model: CompiledProblem, options: RunOptions, folder: Path | Non
     history, outer = _train(trainer, model, folder, al, options.quiet)
     warnings += trainer.notes
     solution, final = _final_solution(model, trainer, warnings)
-    worst = path_worst(model, solution)
+    trajectory = model.trajectory(solution) if "path_samples" in model.functions else None
+    worst = path_worst(model, trajectory) if trajectory is not None else {}
     warnings += [f"the path constraint '{name}' exceeds its bound by {w:.3g} at a sample of the trajectory "
                  "(training drives the integral of its squared excess to 0, which a small excess barely moves); "
                  "solve direct(...) enforces it at every point" for name, w in worst.items() if w > FEASIBLE]
     return _Solved(solution, final, history, constraint_report(al, outer, worst), model.solver_report(), warnings,
-                   outer, al.names if al else [])
+                   outer, al.names if al else [], trajectory)
 
 
 def _direct(model: CompiledProblem, options: RunOptions) -> _Solved:
@@ -116,7 +118,7 @@ def _direct(model: CompiledProblem, options: RunOptions) -> _Solved:
         warnings.append("training settings (--steps, --set train.<option>) have no effect: the spec is solved by "
                         "the direct method, whose options are set with --set direct.<option>")
     return _Solved(outcome.solution, outcome.objective, History(objective=outcome.history), constraints,
-                   outcome.describe(model.problem.direct.options), warnings, nodes=outcome.trajectory)
+                   outcome.describe(model.problem.direct.options), warnings, trajectory=outcome.trajectory)
 
 
 def _trainer(model: CompiledProblem, options: RunOptions, folder: Path | None,
@@ -165,12 +167,11 @@ def worst_value(value: float | None, equality: bool) -> float | None:
     return None if value is None else abs(value) if equality else value
 
 
-def path_worst(model: CompiledProblem, solution: Solution) -> dict[str, float]:
-    """The largest g (|g| for ==) of each trained path constraint at the samples of trajectory.csv
-    (the training enforces ∫ max(g, 0)² dt == 0, which a small pointwise excess barely moves)."""
-    if "path_samples" not in model.functions:
-        return {}
-    times, states = model.trajectory(solution)
+def path_worst(model: CompiledProblem, trajectory: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """The largest g (|g| for ==) of each trained path constraint at the samples (times, states) of
+    trajectory.csv (the training enforces ∫ max(g, 0)² dt == 0, which a small pointwise excess barely
+    moves)."""
+    times, states = trajectory
     with torch.no_grad():
         values = model.functions["path_samples"](times.reshape(-1, *[1] * (states.dim() - 2)), states)
     worst = values.reshape(-1, values.shape[-1]).amax(0).tolist()
@@ -257,7 +258,8 @@ def _sampled_trajectory(model: CompiledProblem):
 def write_results(folder: Path, model: CompiledProblem, solution: Solution, result: Result,
                   before: torch.Tensor | None = None, trajectory: tuple | None = None) -> None:
     """result.json, history.csv, trajectory.csv and PNG plots in `folder`; the trajectory is the
-    solver's own (times, states) when given (the direct method's nodes), else sampled by the model."""
+    given (times, states) (the direct method's nodes, or the samples the path constraints were
+    checked at), else sampled by the model."""
     problem = model.problem
     write_json(folder / "result.json", result)
     write_model(folder, model)
