@@ -44,6 +44,10 @@ class Step:
         return self.ks[-1]
 
 
+def _uncounted(t: torch.Tensor, s: torch.Tensor, count: int) -> None:
+    """What a right-hand side without an `evaluated` method is told of its evaluations: nothing."""
+
+
 class RungeKutta:
     """Takes steps of one tableau; `time` makes the scalar time tensors the right-hand side expects.
 
@@ -52,11 +56,12 @@ class RungeKutta:
 
     def __init__(self, tableau: Tableau, func: RHS, like: torch.Tensor) -> None:
         self.tableau = tableau
-        self.evaluated: Callable[[torch.Tensor, torch.Tensor, int], None] | None = getattr(func, "evaluated", None)
-        if self.evaluated is not None:
+        counted = getattr(func, "evaluated", None)
+        if counted is not None:
             self.func = func.function
         else:
             self.func = func.forward if isinstance(func, torch.nn.Module) else func   # no module-call overhead
+        self.evaluated: Callable[[torch.Tensor, torch.Tensor, int], None] = counted or _uncounted
         self.dtype, self.device = like.dtype, like.device
         if tableau.error is not None:
             self.error_weights = torch.tensor(tableau.error, dtype=like.dtype, device=like.device)
@@ -67,8 +72,7 @@ class RungeKutta:
     def rhs(self, t: float, y: torch.Tensor) -> torch.Tensor:
         """f(t, y), counted."""
         time = self.time(t)
-        if self.evaluated is not None:
-            self.evaluated(time, y, 1)
+        self.evaluated(time, y, 1)
         return self.func(time, y)
 
     def step(self, t0: float, y0: torch.Tensor, f0: torch.Tensor, dt: float) -> Step:
@@ -80,7 +84,7 @@ class RungeKutta:
             stage = combine(y0, row, ks, dt)
             time = self.time(t0 + dt if c == 1.0 else t0 + c * dt)
             ks.append(self.func(time, stage))
-        if self.evaluated is not None and time is not None:
+        if time is not None:
             self.evaluated(time, stage, len(tab.c))
         y1 = stage if tab.fsal else combine(y0, tab.b, ks, dt)
         return Step(t0, dt, y0, y1, ks)
