@@ -1,6 +1,6 @@
 """C pieces both native solver units use (compiler.c_solver, adaptive; compiler.c_fixed, fixed
 step): the kernel's declarations, the stage tables, and the step helpers stage_time, combine and
-the Illinois root finder of the event."""
+the Illinois root finder of the event, the tape's growth, combine's reverse and imp_sizes."""
 from __future__ import annotations
 
 
@@ -36,6 +36,31 @@ static void combine(long N, const double *y0, const double *w, const double *k, 
         for (long n = 0; n < N; ++n) z[n] += c * kj[n];
     }
 }
+
+/* the reverse of combine: kbar_j += (dt w_j) zbar over nonzero weights */
+static void combine_reverse(long N, const double *w, const double *zbar, double dt, int upto, double *kbar) {
+    for (int j = 0; j < upto; ++j) {
+        if (w[j] == 0.0) continue;
+        const double c = dt * w[j];
+        double *kb = kbar + (long)j * N;
+        for (long n = 0; n < N; ++n) kb[n] += c * zbar[n];
+    }
+}
+
+/* p (one of the tape's per-step arrays) resized to `bytes`; when out of memory, p itself and *failed = 1 */
+static void *resized(void *p, size_t bytes, int *failed) {
+    void *q = realloc(p, bytes);
+    if (!q) { *failed = 1; return p; }
+    return q;
+}
+
+/* gy0 += the adjoints of the outputs read off the initial state (ostep -1) */
+static void initial_adjoints(int nout, const long *ostep, long N, const double *gout, double *gy0) {
+    for (int o = 0; o < nout; ++o)
+        if (ostep[o] < 0) for (long n = 0; n < N; ++n) gy0[n] += gout[(long)o * N + n];
+}
+
+int imp_sizes(int *out) { out[0] = NS; out[1] = NTH; return NST; }
 
 /* Illinois regula falsi for a root of g(c, context) on [a, b], given ga = g(a) < 0 <= gb = g(b);
    g was last evaluated at the returned root (unless it is b with gb == 0) */

@@ -55,11 +55,13 @@ static int store(Tape *tp, double t0, double dt, const double *y, const double *
     long N = tp->N;
     if (tp->n == tp->cap) {
         long cap = tp->cap ? 2 * tp->cap : 64;
-        double *a = realloc(tp->t0, sizeof(double) * cap); if (!a) return 0; tp->t0 = a;
-        a = realloc(tp->dt, sizeof(double) * cap); if (!a) return 0; tp->dt = a;
-        a = realloc(tp->y, sizeof(double) * cap * N); if (!a) return 0; tp->y = a;
-        a = realloc(tp->y1, sizeof(double) * cap * N); if (!a) return 0; tp->y1 = a;
-        a = realloc(tp->k, sizeof(double) * cap * N * NST); if (!a) return 0; tp->k = a;
+        int failed = 0;
+        tp->t0 = resized(tp->t0, sizeof(double) * cap, &failed);
+        tp->dt = resized(tp->dt, sizeof(double) * cap, &failed);
+        tp->y = resized(tp->y, sizeof(double) * cap * N, &failed);
+        tp->y1 = resized(tp->y1, sizeof(double) * cap * N, &failed);
+        tp->k = resized(tp->k, sizeof(double) * cap * N * NST, &failed);
+        if (failed) return 0;
         tp->cap = cap;
     }
     tp->t0[tp->n] = t0; tp->dt[tp->n] = dt;
@@ -100,8 +102,6 @@ void imp_free(void *handle) {
     free(tp->t0); free(tp->dt); free(tp->y); free(tp->y1); free(tp->k); free(tp->tout); free(tp->ostep);
     free(tp);
 }
-
-int imp_sizes(int *out) { out[0] = NS; out[1] = NTH; return NST; }
 
 static int finite(long N, const double *y) {
     for (long n = 0; n < N; ++n) if (!isfinite(y[n])) return 0;
@@ -178,8 +178,7 @@ void imp_reverse(void *handle, const double *th, const double *gout, double *gy0
     double *ybar = calloc(N, sizeof(double)), *y0bar = calloc(N, sizeof(double));
     double *kbar = calloc(N * NST, sizeof(double)), *zbar = calloc(N, sizeof(double));
     double *z = malloc(sizeof(double) * N);
-    for (int o = 0; o < tp->nout; ++o)
-        if (tp->ostep[o] < 0) for (long n = 0; n < N; ++n) gy0[n] += gout[(long)o * N + n];
+    initial_adjoints(tp->nout, tp->ostep, N, gout, gy0);
     for (long s = tp->n - 1; s >= 0; --s) {
         const double *y0 = tp->y + s * N, *k = tp->k + s * N * NST;
         double t0 = tp->t0[s], dt = tp->dt[s];
@@ -194,12 +193,7 @@ void imp_reverse(void *handle, const double *th, const double *gout, double *gy0
             memset(zbar, 0, sizeof(double) * N);
             imp_vjp_batch(th, stage_time(t0, dt, i), z, kbar + (long)i * N, zbar, gth, tp->batch, 0);
             for (long n = 0; n < N; ++n) y0bar[n] += zbar[n];
-            for (int j = 0; j < i; ++j) {
-                if (TA[i][j] == 0.0) continue;
-                const double c = dt * TA[i][j];
-                double *kb = kbar + (long)j * N;
-                for (long n = 0; n < N; ++n) kb[n] += c * zbar[n];
-            }
+            combine_reverse(N, TA[i], zbar, dt, i, kbar);
         }
         memcpy(ybar, y0bar, sizeof(double) * N);
     }
