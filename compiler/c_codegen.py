@@ -1,6 +1,7 @@
 """Generate the native tier's C99 source for one spec: the right-hand side, its vector-Jacobian
-product, the MLPs and their reverse pass, the stop event (the kernel), and (from compiler.c_solver)
-the whole adaptive Runge-Kutta solve with its discrete reverse pass (the solver).
+product, the MLPs and their reverse pass, the stop event (the kernel, around compiler.c_kernel's
+fixed parts), and (from compiler.c_solver or compiler.c_fixed) the whole Runge-Kutta solve with
+its discrete reverse pass (the solver).
 
 The solver sees one flat parameter vector `th`: the entries of the params the dynamics (or the
 stop event) use, in the spec's order, row-major, then the weights and biases of the nets they call,
@@ -22,7 +23,8 @@ from . import ir
 from .c_print import Unsupported, block, derivative, smooth_pieces
 from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_open_loop import PiecewiseLayout, piecewise_source
-from .c_solver import FROM_OUTPUT, KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
+from .c_kernel import FROM_OUTPUT, KERNEL_ENTRIES, activation_helpers, kernel_header
+from .c_solver import SOLVER, solver_header
 from .values import component_names
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -53,7 +55,7 @@ class CSource:
 class MlpLayout:
     """Where one MLP's weights sit in `th` and its activations in its work buffer `za`: the input
     a0 first, then per hidden layer its pre-activations z (unless the activation's derivative
-    needs only a: compiler.c_solver.FROM_OUTPUT) and its activations a, the output z last."""
+    needs only a: compiler.c_kernel.FROM_OUTPUT) and its activations a, the output z last."""
 
     sizes: tuple[int, ...]
     act: str
@@ -248,7 +250,7 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
 
 
 def _sizes(calls: list[NetCall], mlps: list, batch: int) -> str:
-    """ND, the layer deltas per row; CHUNK, the rows of a block (compiler.c_solver.KERNEL_ENTRIES):
+    """ND, the layer deltas per row; CHUNK, the rows of a block (compiler.c_kernel.KERNEL_ENTRIES):
     the batch when smaller, else at most 64, a multiple of 8 (the nets' loops run along a block's
     rows) where the block's work areas (on the stack) fit in 128 KiB, else fewer; and TAIL, the rows
     of the spec's batch's last block when shorter (both get code for their constant)."""
