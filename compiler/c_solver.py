@@ -309,11 +309,6 @@ static void interpolate_reverse(Tape *tp, long s, double t, const double *g, dou
     }
 }
 
-static void vjp_rows(Tape *tp, const double *th, double t, const double *y, const double *a, double *gy, double *gth,
-                     const double *saved) {
-    imp_vjp_batch(th, t, y, a, gy, gth, tp->batch, saved);
-}
-
 void imp_reverse(void *handle, const double *th, const double *gout, double *gy0, double *gth) {
     Tape *tp = handle;
     long N = tp->N;
@@ -333,7 +328,7 @@ void imp_reverse(void *handle, const double *th, const double *gout, double *gy0
         for (int i = NST - 1; i >= 1; --i) {
             combine(N, y0, TA[i], k, dt, i, z);
             const double *saved = tp->saved[s] >= 0 ? tp->arena->data + tp->saved[s] + (long)(i - 1) * tp->batch * ZA : 0;
-            vjp_rows(tp, th, stage_time(t0, dt, i), z, kbar + (long)i * N, zbar, gth, saved);
+            imp_vjp_batch(th, stage_time(t0, dt, i), z, kbar + (long)i * N, zbar, gth, tp->batch, saved);
             for (long n = 0; n < N; ++n) y0bar[n] += zbar[n];
             combine_reverse(N, TA[i], zbar, dt, i, kbar);
             memset(zbar, 0, sizeof(double) * N);
@@ -341,7 +336,8 @@ void imp_reverse(void *handle, const double *th, const double *gout, double *gy0
         memcpy(ybar, y0bar, sizeof(double) * N);
         memcpy(knext, kbar, sizeof(double) * N);
     }
-    if (tp->n > 0) vjp_rows(tp, th, tp->t0[0], tp->yinit, knext, ybar, gth, tp->arena ? tp->arena->data : 0);
+    if (tp->n > 0)
+        imp_vjp_batch(th, tp->t0[0], tp->yinit, knext, ybar, gth, tp->batch, tp->arena ? tp->arena->data : 0);
     for (long n = 0; n < N; ++n) gy0[n] += ybar[n];
     free(ybar); free(y0bar); free(kbar); free(knext); free(z);
 }
