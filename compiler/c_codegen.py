@@ -254,10 +254,10 @@ def _sizes(calls: list[NetCall], mlps: list, batch: int) -> str:
     the batch when smaller, else at most 64, a multiple of 8 (the nets' loops run along a block's
     rows) where the block's work areas (on the stack) fit in 128 KiB, else fewer; and TAIL, the rows
     of the spec's batch's last block when shorter (both get code for their constant)."""
-    width = _offsets(calls, mlps)[1] + _delta_offsets(calls, mlps)[1]
-    rows = min(64, 16384 // max(1, width))
+    deltas = _delta_offsets(calls, mlps)[1]
+    rows = min(64, 16384 // max(1, _offsets(calls, mlps)[1] + deltas))
     chunk = min(batch, rows // 8 * 8 or max(1, rows))
-    return "\n".join([f"#define ND {_delta_offsets(calls, mlps)[1]}", f"#define CHUNK {chunk}",
+    return "\n".join([f"#define ND {deltas}", f"#define CHUNK {chunk}",
                       f"#define TAIL {batch % chunk}"])
 
 
@@ -300,6 +300,18 @@ def _along(statements: list[str]) -> str:
     return "for (int r = 0; r < n; ++r) { " + " ".join(statements) + " }"
 
 
+def _accumulate(start: list[str], index: str, count: int, vector: str, weights: list[str]) -> list[str]:
+    """acc<q>[r] for each group member q: start[q] plus the sum over `index` < count of w<q> v[r],
+    with `vector` ("v = <pointer>") the index's row-major entries and w<q> = weights[q] loaded once
+    per index (a layer's forward pass and its input gradient)."""
+    g, name = range(len(start)), vector.split(" = ")[0]
+    return ["        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
+            "        " + _along([f"acc{q}[r] = {start[q]};" for q in g]),
+            f"        for (int {index} = 0; {index} < {count}; ++{index}) {{",
+            f"            const double *{vector}, " + ", ".join(f"w{q} = {weights[q]}" for q in g) + ";",
+            "            " + _along([f"acc{q}[r] += w{q} * {name}[r];" for q in g]), "        }"]
+
+
 def _forward_layer(m: MlpLayout, l: int) -> list[str]:
     """Layer l's outputs: per group of outputs, their accumulators along the rows, each input
     loaded once for the group, then z (when kept) and the activations."""
@@ -309,12 +321,8 @@ def _forward_layer(m: MlpLayout, l: int) -> list[str]:
     for size, start, stop in _groups(nout):
         g = range(size)
         body = [f"        const double *w = th + {w} + i * {nin};",
-                "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
-                "        " + _along([f"acc{q}[r] = th[{b} + i + {q}];" for q in g]),
-                f"        for (int j = 0; j < {nin}; ++j) {{",
-                f"            const double *x = za + ({src} + j) * n, "
-                + ", ".join(f"w{q} = w[{q * nin} + j]" for q in g) + ";",
-                "            " + _along([f"acc{q}[r] += w{q} * x[r];" for q in g]), "        }"]
+                *_accumulate([f"th[{b} + i + {q}]" for q in g], "j", nin, f"x = za + ({src} + j) * n",
+                             [f"w[{q * nin} + j]" for q in g])]
         if z is not None:
             body.append("        " + _along([f"za[({z} + i + {q}) * n + r] = acc{q}[r];" for q in g]))
         if l < len(m.sizes) - 2:
@@ -348,12 +356,8 @@ def _backward_layer(m: MlpLayout, l: int) -> list[str]:
                     else f"za[({z} + j + {q}) * n + r], za[({y} + j + {q}) * n + r]" for q in g]
             store = [f"gd[({m.deltas[l - 1]} + j + {q}) * n + r] = acc{q}[r] * dact_{m.act}({args[q]});" for q in g]
         loops += [f"    for (int j = {start}; j < {stop}; j += {size}) {{",
-                  "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
-                  "        " + _along([f"acc{q}[r] = 0.0;" for q in g]),
-                  f"        for (int i = 0; i < {nout}; ++i) {{",
-                  f"            const double *d = gd + ({m.deltas[l]} + i) * n, "
-                  + ", ".join(f"w{q} = th[{w} + i * {nin} + j + {q}]" for q in g) + ";",
-                  "            " + _along([f"acc{q}[r] += w{q} * d[r];" for q in g]), "        }",
+                  *_accumulate(["0.0"] * size, "i", nout, f"d = gd + ({m.deltas[l]} + i) * n",
+                               [f"th[{w} + i * {nin} + j + {q}]" for q in g]),
                   "        " + _along(store), "    }"]
     return loops
 
