@@ -1,6 +1,7 @@
 """Generate the native tier's C99 source for one spec: the right-hand side, its vector-Jacobian
-product, the MLPs and their reverse pass, the stop event (the kernel), and (from compiler.c_solver)
-the whole adaptive Runge-Kutta solve with its discrete reverse pass (the solver).
+product, the MLPs and their reverse pass, the stop event (the kernel, around compiler.c_kernel's
+fixed parts), and (from compiler.c_solver or compiler.c_fixed) the whole Runge-Kutta solve with
+its discrete reverse pass (the solver).
 
 The solver sees one flat parameter vector `th`: the entries of the params the dynamics (or the
 stop event) use, in the spec's order, row-major, then the weights and biases of the nets they call,
@@ -22,7 +23,8 @@ from . import ir
 from .c_print import Unsupported, block, derivative, smooth_pieces
 from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_open_loop import PiecewiseLayout, piecewise_source
-from .c_solver import FROM_OUTPUT, KERNEL_ENTRIES, SOLVER, activation_helpers, kernel_header, solver_header
+from .c_kernel import FROM_OUTPUT, KERNEL_ENTRIES, activation_helpers, kernel_header
+from .c_solver import SOLVER, solver_header
 from .values import component_names
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -53,7 +55,7 @@ class CSource:
 class MlpLayout:
     """Where one MLP's weights sit in `th` and its activations in its work buffer `za`: the input
     a0 first, then per hidden layer its pre-activations z (unless the activation's derivative
-    needs only a: compiler.c_solver.FROM_OUTPUT) and its activations a, the output z last."""
+    needs only a: compiler.c_kernel.FROM_OUTPUT) and its activations a, the output z last."""
 
     sizes: tuple[int, ...]
     act: str
@@ -248,14 +250,14 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
 
 
 def _sizes(calls: list[NetCall], mlps: list, batch: int) -> str:
-    """ND, the layer deltas per row; CHUNK, the rows of a block (compiler.c_solver.KERNEL_ENTRIES):
+    """ND, the layer deltas per row; CHUNK, the rows of a block (compiler.c_kernel.KERNEL_ENTRIES):
     the batch when smaller, else at most 64, a multiple of 8 (the nets' loops run along a block's
     rows) where the block's work areas (on the stack) fit in 128 KiB, else fewer; and TAIL, the rows
     of the spec's batch's last block when shorter (both get code for their constant)."""
-    width = _offsets(calls, mlps)[1] + _delta_offsets(calls, mlps)[1]
-    rows = min(64, 16384 // max(1, width))
+    deltas = _delta_offsets(calls, mlps)[1]
+    rows = min(64, 16384 // max(1, _offsets(calls, mlps)[1] + deltas))
     chunk = min(batch, rows // 8 * 8 or max(1, rows))
-    return "\n".join([f"#define ND {_delta_offsets(calls, mlps)[1]}", f"#define CHUNK {chunk}",
+    return "\n".join([f"#define ND {deltas}", f"#define CHUNK {chunk}",
                       f"#define TAIL {batch % chunk}"])
 
 
@@ -298,6 +300,18 @@ def _along(statements: list[str]) -> str:
     return "for (int r = 0; r < n; ++r) { " + " ".join(statements) + " }"
 
 
+def _accumulate(start: list[str], index: str, count: int, vector: str, weights: list[str]) -> list[str]:
+    """acc<q>[r] for each group member q: start[q] plus the sum over `index` < count of w<q> v[r],
+    with `vector` ("v = <pointer>") the index's row-major entries and w<q> = weights[q] loaded once
+    per index (a layer's forward pass and its input gradient)."""
+    g, name = range(len(start)), vector.split(" = ")[0]
+    return ["        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
+            "        " + _along([f"acc{q}[r] = {start[q]};" for q in g]),
+            f"        for (int {index} = 0; {index} < {count}; ++{index}) {{",
+            f"            const double *{vector}, " + ", ".join(f"w{q} = {weights[q]}" for q in g) + ";",
+            "            " + _along([f"acc{q}[r] += w{q} * {name}[r];" for q in g]), "        }"]
+
+
 def _forward_layer(m: MlpLayout, l: int) -> list[str]:
     """Layer l's outputs: per group of outputs, their accumulators along the rows, each input
     loaded once for the group, then z (when kept) and the activations."""
@@ -307,12 +321,8 @@ def _forward_layer(m: MlpLayout, l: int) -> list[str]:
     for size, start, stop in _groups(nout):
         g = range(size)
         body = [f"        const double *w = th + {w} + i * {nin};",
-                "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
-                "        " + _along([f"acc{q}[r] = th[{b} + i + {q}];" for q in g]),
-                f"        for (int j = 0; j < {nin}; ++j) {{",
-                f"            const double *x = za + ({src} + j) * n, "
-                + ", ".join(f"w{q} = w[{q * nin} + j]" for q in g) + ";",
-                "            " + _along([f"acc{q}[r] += w{q} * x[r];" for q in g]), "        }"]
+                *_accumulate([f"th[{b} + i + {q}]" for q in g], "j", nin, f"x = za + ({src} + j) * n",
+                             [f"w[{q * nin} + j]" for q in g])]
         if z is not None:
             body.append("        " + _along([f"za[({z} + i + {q}) * n + r] = acc{q}[r];" for q in g]))
         if l < len(m.sizes) - 2:
@@ -346,12 +356,8 @@ def _backward_layer(m: MlpLayout, l: int) -> list[str]:
                     else f"za[({z} + j + {q}) * n + r], za[({y} + j + {q}) * n + r]" for q in g]
             store = [f"gd[({m.deltas[l - 1]} + j + {q}) * n + r] = acc{q}[r] * dact_{m.act}({args[q]});" for q in g]
         loops += [f"    for (int j = {start}; j < {stop}; j += {size}) {{",
-                  "        double " + ", ".join(f"acc{q}[CHUNK]" for q in g) + ";",
-                  "        " + _along([f"acc{q}[r] = 0.0;" for q in g]),
-                  f"        for (int i = 0; i < {nout}; ++i) {{",
-                  f"            const double *d = gd + ({m.deltas[l]} + i) * n, "
-                  + ", ".join(f"w{q} = th[{w} + i * {nin} + j + {q}]" for q in g) + ";",
-                  "            " + _along([f"acc{q}[r] += w{q} * d[r];" for q in g]), "        }",
+                  *_accumulate(["0.0"] * size, "i", nout, f"d = gd + ({m.deltas[l]} + i) * n",
+                               [f"th[{w} + i * {nin} + j + {q}]" for q in g]),
                   "        " + _along(store), "    }"]
     return loops
 
