@@ -71,9 +71,7 @@ class TensorDesign:
         for name, stmt in self.checked.designs.items():
             lo, hi = low.scalar.range(stmt.low, stmt.high, stmt.span)
             self.designs.append(ir.DesignVariable(name, lo, hi, raw_name(name)))
-            raw = self.param(raw_name(name), 0.0)
-            scaled = tn.elementwise("*", tn.number(hi - lo), tn.elementwise("sigmoid", raw))
-            low.env[name] = tn.elementwise("+", tn.number(lo), scaled)
+            low.env[name] = tn.bounded(self.param(raw_name(name), 0.0), lo, hi)
         for i, a in enumerate(self.uncertain):
             low.env[mean_name(a)] = self.param(mean_name(a), self.prior_mean[i])
             for j, b in enumerate(self.uncertain[i:], start=i):

@@ -215,17 +215,10 @@ class TensorLowering(TensorExpressions):
         value = self.scalar.declared(b.name, dims or None, self.scalar.expr(b.value), b.value.span)
         symbols = [sp.Symbol(c, real=True) for c in component_names(b.name, dims)]
         raw = self.scalar.bounded_param(ir.Param(b.name, dims, entries(value)), b, symbols)
-        (low, high), leaf = raw.bounds, tn.leaf("param", dims, len(self.params))
+        leaf = tn.leaf("param", dims, len(self.params))
         self.bounds[b.name] = raw.bounds
         self.params.append((b.name, dims, _const_node(shaped(dims, raw.initial) if dims else raw.initial[0])))
-        if low is not None and high is not None:
-            scaled = tn.elementwise("*", tn.number(high - low), tn.elementwise("sigmoid", leaf))
-            self.env[b.name] = tn.elementwise("+", tn.number(low), scaled)
-        elif low is not None:
-            exp = tn.elementwise("exp", leaf)
-            self.env[b.name] = tn.elementwise("+", tn.number(low), exp) if low else exp
-        else:
-            self.env[b.name] = tn.elementwise("-", tn.number(high), tn.elementwise("exp", leaf))
+        self.env[b.name] = tn.bounded(leaf, *raw.bounds)
 
     def declare_states(self) -> None:
         for name, b in self.checked.states.items():
