@@ -41,6 +41,21 @@ def mean_name(param: str) -> str:
     return f"mean({param})"
 
 
+def cov_name(uncertain: list[str], a: str, b: str) -> str:
+    """The param holding cov(a, b) of the belief: named by the two in the order of `uncertain`."""
+    i, j = sorted((uncertain.index(a), uncertain.index(b)))
+    return f"cov({uncertain[i]},{uncertain[j]})"
+
+
+def prior(lowering: Lowering, param: str) -> tuple[float, float]:
+    """The mean and std of an uncertain param's normal(mean, std) prior (constants; std > 0)."""
+    mean_node, std_node = lowering.checked.params[param].distribution.args
+    mean, std = float(lowering.constant(mean_node, "a prior mean")), float(lowering.constant(std_node, "a prior std"))
+    if std <= 0:
+        raise lowering.error("normal(mean, std) needs std > 0", std_node.span)
+    return mean, std
+
+
 class DesignLowering:
     """The design study's part of the lowering (an `expressions.StudyLowering`)."""
 
@@ -60,8 +75,7 @@ class DesignLowering:
         return self.lowering.error(message, span, hint)
 
     def cov_name(self, a: str, b: str) -> str:
-        i, j = sorted((self.uncertain.index(a), self.uncertain.index(b)))
-        return f"cov({self.uncertain[i]},{self.uncertain[j]})"
+        return cov_name(self.uncertain, a, b)
 
     # -- declarations
     def declare(self) -> dict[str, ir.Param]:
@@ -71,10 +85,7 @@ class DesignLowering:
         low = self.lowering
         params: dict[str, float] = {}
         for name in self.uncertain:
-            mean_node, std_node = self.checked.params[name].distribution.args
-            mean, std = float(low.constant(mean_node, "a prior mean")), float(low.constant(std_node, "a prior std"))
-            if std <= 0:
-                raise self.error("normal(mean, std) needs std > 0", std_node.span)
+            mean, std = prior(low, name)
             self.prior_mean.append(mean)
             self.prior_std.append(std)
             params[name] = mean

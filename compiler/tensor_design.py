@@ -24,7 +24,7 @@ from ..dsl.check import CheckedSpec
 from ..dsl.functions import CRITERIA, DESIGN_FUNCTIONS, FINAL_TIME
 from . import ir
 from . import tensors as tn
-from .bayes_design import mean_name, raw_name
+from .bayes_design import cov_name, mean_name, prior, raw_name
 from .expressions import source_text
 from .passes import sensitivity_state
 
@@ -60,11 +60,7 @@ class TensorDesign:
         range; the spec sees low + (high - low) sigmoid(raw)) and the belief (the prior)."""
         low = self.lowering
         for name in self.uncertain:
-            mean_node, std_node = self.checked.params[name].distribution.args
-            mean = float(low.scalar.constant(mean_node, "a prior mean"))
-            std = float(low.scalar.constant(std_node, "a prior std"))
-            if std <= 0:
-                raise low.error("normal(mean, std) needs std > 0", std_node.span)
+            mean, std = prior(low.scalar, name)
             self.prior_mean.append(mean)
             self.prior_std.append(std)
             low.env[name] = self.param(name, mean)
@@ -78,9 +74,8 @@ class TensorDesign:
                 low.env[self.cov(a, b)] = self.param(self.cov(a, b), self.prior_std[i] ** 2 if i == j else 0.0)
 
     def cov(self, a: str, b: str) -> str:
-        """The param holding cov(a, b) (named as `bayes_design.DesignLowering.cov_name` does)."""
-        i, j = sorted((self.uncertain.index(a), self.uncertain.index(b)))
-        return f"cov({self.uncertain[i]},{self.uncertain[j]})"
+        """The param holding cov(a, b) (`bayes_design.cov_name`)."""
+        return cov_name(self.uncertain, a, b)
 
     def handles(self, call: ast.Call) -> bool:
         if call.func in DESIGN_FUNCTIONS:
