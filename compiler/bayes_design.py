@@ -41,6 +41,49 @@ def mean_name(param: str) -> str:
     return f"mean({param})"
 
 
+def cov_name(uncertain: list[str], a: str, b: str) -> str:
+    """The param holding cov(a, b) of the belief: named by the two in the order of `uncertain`."""
+    i, j = sorted((uncertain.index(a), uncertain.index(b)))
+    return f"cov({uncertain[i]},{uncertain[j]})"
+
+
+def prior(lowering: Lowering, param: str) -> tuple[float, float]:
+    """The mean and std of an uncertain param's normal(mean, std) prior (constants; std > 0)."""
+    mean_node, std_node = lowering.checked.params[param].distribution.args
+    mean, std = float(lowering.constant(mean_node, "a prior mean")), float(lowering.constant(std_node, "a prior std"))
+    if std <= 0:
+        raise lowering.error("normal(mean, std) needs std > 0", std_node.span)
+    return mean, std
+
+
+def noise_sigma(lowering: Lowering, noise: ast.Call) -> sp.Expr:
+    """The sigma of the observation's normal(0, sigma) noise, exact (constants; mean 0, sigma > 0)."""
+    mean_node, std_node = noise.args
+    if lowering.constant(mean_node, "the noise mean") != 0:
+        raise lowering.error("the noise has mean 0: normal(0, sigma)", mean_node.span)
+    sigma = lowering.constant(std_node, "the noise std")
+    if float(sigma) <= 0:
+        raise lowering.error("the noise needs sigma > 0", std_node.span)
+    return sigma
+
+
+def design_study(lowering: Lowering, designs: list[ir.DesignVariable], prior_mean: list[float],
+                 prior_std: list[float], sigma: float, observation_time=None) -> ir.DesignStudy:
+    """The `ir.DesignStudy` of a design study (both lowerings): the prior, the truths, the designs,
+    the belief's params, the noise, the rounds and the expects that check a design each round."""
+    c, uncertain = lowering.checked, list(lowering.checked.uncertain)
+    return ir.DesignStudy(
+        uncertain=uncertain, prior_mean=prior_mean,
+        prior_cov=[[s * s if i == j else 0.0 for j in range(len(prior_std))] for i, s in enumerate(prior_std)],
+        truth=[float(lowering.constant(c.truth[p][0], f"the truth of '{p}'")) for p in uncertain],
+        designs=designs, belief_mean=[mean_name(p) for p in uncertain],
+        belief_cov=[[cov_name(uncertain, a, b) for b in uncertain] for a in uncertain], sigma=sigma,
+        text=source_text(c, c.observation.model), rounds=c.rounds or 1, each_round=[e.each_round for e in c.expects],
+        expected_designs=[e.left.id if e.each_round and e.op == "==" and isinstance(e.left, ast.Name)
+                          and e.left.id in c.designs else None for e in c.expects],
+        observation_time=observation_time)
+
+
 class DesignLowering:
     """The design study's part of the lowering (an `expressions.StudyLowering`)."""
 
@@ -60,8 +103,7 @@ class DesignLowering:
         return self.lowering.error(message, span, hint)
 
     def cov_name(self, a: str, b: str) -> str:
-        i, j = sorted((self.uncertain.index(a), self.uncertain.index(b)))
-        return f"cov({self.uncertain[i]},{self.uncertain[j]})"
+        return cov_name(self.uncertain, a, b)
 
     # -- declarations
     def declare(self) -> dict[str, ir.Param]:
@@ -71,10 +113,7 @@ class DesignLowering:
         low = self.lowering
         params: dict[str, float] = {}
         for name in self.uncertain:
-            mean_node, std_node = self.checked.params[name].distribution.args
-            mean, std = float(low.constant(mean_node, "a prior mean")), float(low.constant(std_node, "a prior std"))
-            if std <= 0:
-                raise self.error("normal(mean, std) needs std > 0", std_node.span)
+            mean, std = prior(low, name)
             self.prior_mean.append(mean)
             self.prior_std.append(std)
             params[name] = mean
@@ -126,13 +165,8 @@ class DesignLowering:
         criterion information_gain = 1/2 log(1 + g'Cg / sigma^2) (report eq. 6.13)."""
         obs, low = self.checked.observation, self.lowering
         self.observed = low.terminal(obs.model)
-        mean_node, std_node = obs.noise.args
-        if low.constant(mean_node, "the noise mean") != 0:
-            raise self.error("the noise has mean 0: normal(0, sigma)", mean_node.span)
-        sigma = low.constant(std_node, "the noise std")
+        sigma = noise_sigma(low, obs.noise)
         self.sigma = float(sigma)
-        if self.sigma <= 0:
-            raise self.error("the noise needs sigma > 0", std_node.span)
         self.sensitivities = [self.sensitivity(self.observed, p, obs.span) for p in self.uncertain]
         g = sp.Matrix(self.sensitivities)
         cov = sp.Matrix([[sp.Symbol(self.cov_name(a, b), real=True) for b in self.uncertain] for a in self.uncertain])
@@ -146,20 +180,7 @@ class DesignLowering:
     def finish(self, problem: ir.Problem) -> ir.Problem:
         """The problem with its `DesignStudy`; `passes.sensitivity_states` adds the sensitivity
         states and puts the observation time in for T."""
-        c = self.checked
-        cov = [[self.cov_name(a, b) for b in self.uncertain] for a in self.uncertain]
-        study = ir.DesignStudy(
-            uncertain=list(self.uncertain), prior_mean=self.prior_mean,
-            prior_cov=[[s * s if i == j else 0.0 for j in range(len(self.prior_std))] for i, s in
-                       enumerate(self.prior_std)],
-            truth=[float(self.lowering.constant(c.truth[p][0], f"the truth of '{p}'")) for p in self.uncertain],
-            designs=self.designs, belief_mean=[mean_name(p) for p in self.uncertain], belief_cov=cov,
-            sigma=self.sigma,
-            text=source_text(c, c.observation.model), rounds=c.rounds or 1,
-            each_round=[e.each_round for e in c.expects],
-            expected_designs=[e.left.id if e.each_round and e.op == "==" and isinstance(e.left, ast.Name)
-                              and e.left.id in c.designs else None for e in c.expects],
-            observation_time=self.tau)
+        study = design_study(self.lowering, self.designs, self.prior_mean, self.prior_std, self.sigma, self.tau)
         observation = ([self.observed, *self.sensitivities], "tuple")
         return replace(problem, design=study, functions={**problem.functions, "observation": observation})
 

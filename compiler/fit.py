@@ -19,7 +19,7 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
-from ..dsl.fitting import NLL, RMSE, STDERR
+from ..dsl.fitting import NLL, RMSE, calls_stderr, stderr_name
 from . import ir, kinds
 from .derivative import total_derivative
 from .expressions import AtTime, source_text, spec_error
@@ -28,11 +28,6 @@ from .lower import Lowering
 from .passes import check_differentiable, sensitivity_state
 from .tensor_fit import tensor_fit_step
 from .values import component_names, entries, is_matrix
-
-
-def stderr_name(param: str) -> str:
-    """The study param that holds the standard error of `param`."""
-    return f"{STDERR}({param})"
 
 
 class FitLowering:
@@ -51,9 +46,7 @@ class FitLowering:
         return {n: ir.Param(n, (), [sp.Float(0.0)]) for n in names}
 
     def handles(self, call: ast.Call) -> bool:
-        c = self.checked
-        declared = {*c.consts, *c.params, *c.states, *c.defs, *c.lets, *c.nets, *c.implicits}
-        return call.func == STDERR and STDERR not in declared
+        return calls_stderr(self.checked, call)
 
     def call(self, call: ast.Call, at_time: AtTime) -> sp.Expr:
         """stderr(k) of a scalar fitted param."""

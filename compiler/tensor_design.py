@@ -24,8 +24,7 @@ from ..dsl.check import CheckedSpec
 from ..dsl.functions import CRITERIA, DESIGN_FUNCTIONS, FINAL_TIME
 from . import ir
 from . import tensors as tn
-from .bayes_design import mean_name, raw_name
-from .expressions import source_text
+from .bayes_design import cov_name, design_study, mean_name, noise_sigma, prior, raw_name
 from .passes import sensitivity_state
 
 CRITERION = next(iter(CRITERIA))   # information_gain
@@ -60,29 +59,22 @@ class TensorDesign:
         range; the spec sees low + (high - low) sigmoid(raw)) and the belief (the prior)."""
         low = self.lowering
         for name in self.uncertain:
-            mean_node, std_node = self.checked.params[name].distribution.args
-            mean = float(low.scalar.constant(mean_node, "a prior mean"))
-            std = float(low.scalar.constant(std_node, "a prior std"))
-            if std <= 0:
-                raise low.error("normal(mean, std) needs std > 0", std_node.span)
+            mean, std = prior(low.scalar, name)
             self.prior_mean.append(mean)
             self.prior_std.append(std)
             low.env[name] = self.param(name, mean)
         for name, stmt in self.checked.designs.items():
             lo, hi = low.scalar.range(stmt.low, stmt.high, stmt.span)
             self.designs.append(ir.DesignVariable(name, lo, hi, raw_name(name)))
-            raw = self.param(raw_name(name), 0.0)
-            scaled = tn.elementwise("*", tn.number(hi - lo), tn.elementwise("sigmoid", raw))
-            low.env[name] = tn.elementwise("+", tn.number(lo), scaled)
+            low.env[name] = tn.bounded(self.param(raw_name(name), 0.0), lo, hi)
         for i, a in enumerate(self.uncertain):
             low.env[mean_name(a)] = self.param(mean_name(a), self.prior_mean[i])
             for j, b in enumerate(self.uncertain[i:], start=i):
                 low.env[self.cov(a, b)] = self.param(self.cov(a, b), self.prior_std[i] ** 2 if i == j else 0.0)
 
     def cov(self, a: str, b: str) -> str:
-        """The param holding cov(a, b) (named as `bayes_design.DesignLowering.cov_name` does)."""
-        i, j = sorted((self.uncertain.index(a), self.uncertain.index(b)))
-        return f"cov({self.uncertain[i]},{self.uncertain[j]})"
+        """The param holding cov(a, b) (`bayes_design.cov_name`)."""
+        return cov_name(self.uncertain, a, b)
 
     def handles(self, call: ast.Call) -> bool:
         if call.func in DESIGN_FUNCTIONS:
@@ -116,12 +108,7 @@ class TensorDesign:
         self.observed = low.terminal(obs.model, None)
         if self.observed.shape:
             raise low.error("the observed value is a number", obs.model.span, "observe one entry, e.g. u(tobs)[0]")
-        mean_node, std_node = obs.noise.args
-        if low.scalar.constant(mean_node, "the noise mean") != 0:
-            raise low.error("the noise has mean 0: normal(0, sigma)", mean_node.span)
-        self.sigma = float(low.scalar.constant(std_node, "the noise std"))
-        if self.sigma <= 0:
-            raise low.error("the noise needs sigma > 0", std_node.span)
+        self.sigma = float(noise_sigma(low.scalar, obs.noise))
         self.sensitivities = [self.sensitivity(self.observed, p, obs.span) for p in self.uncertain]
         quadratic = None
         for i, a in enumerate(self.uncertain):
@@ -136,19 +123,6 @@ class TensorDesign:
             self.tau = low.final_time()
         elif obs.time is not None:
             self.tau = low.env[obs.time]
-
-    def study(self) -> ir.DesignStudy:
-        c = self.checked
-        return ir.DesignStudy(
-            uncertain=list(self.uncertain), prior_mean=self.prior_mean,
-            prior_cov=[[s * s if i == j else 0.0 for j in range(len(self.prior_std))] for i, s in
-                       enumerate(self.prior_std)],
-            truth=[float(self.lowering.scalar.constant(c.truth[p][0], f"the truth of '{p}'")) for p in self.uncertain],
-            designs=self.designs, belief_mean=[mean_name(p) for p in self.uncertain],
-            belief_cov=[[self.cov(a, b) for b in self.uncertain] for a in self.uncertain], sigma=self.sigma,
-            text=source_text(c, c.observation.model), rounds=c.rounds or 1, each_round=[e.each_round for e in c.expects],
-            expected_designs=[e.left.id if e.each_round and e.op == "==" and isinstance(e.left, ast.Name)
-                              and e.left.id in c.designs else None for e in c.expects])
 
     def functions(self) -> dict[str, tuple[list[tn.Node], str]]:
         return {"observation": ([self.observed, *self.sensitivities], "tuple")}
@@ -173,7 +147,8 @@ class TensorDesign:
         sensitivities = tn.Sensitivities(tuple(indices), states, columns) if dynamic else None
         names = [sensitivity_state(x, p) for p in self.uncertain for x in problem.user_states] if dynamic else []
         initial = dict(problem.initial) | {name: ir.computed(f"{name}(0)") for name in names}
-        return replace(problem, design=self.study(), states=[*problem.states, *names], initial=initial,
+        study = design_study(self.lowering.scalar, self.designs, self.prior_mean, self.prior_std, self.sigma)
+        return replace(problem, design=study, states=[*problem.states, *names], initial=initial,
                        horizon=1.0 if dynamic else None,
                        tensor=replace(model, functions=functions, sensitivities=sensitivities))
 

@@ -52,7 +52,7 @@ class DiscreteTensorLowering(TensorLowering):
         """Located errors for what the discrete tensor path does not do (the spec is then scalarised)."""
         c = self.checked
         if c.study not in ("train", "identify"):
-            raise self.unsupported(f"the '{c.study}' study", c.study_statement.span if c.study_statement else None)
+            raise self.unsupported(f"the '{c.study}' study", c.study_span)
         for what, span in [("an implicit equation", next((s.span for s in c.implicits.values()), None)),
                            ("an uncertain param", next((b.span for b in c.params.values() if b.distribution), None)),
                            ("a bounded param", next((b.span for b in c.params.values() if b.bound), None)),
@@ -183,7 +183,7 @@ class LargeDiscreteLowering(DiscreteTensorLowering):
                      "specs, so the spec is compiled as tensors only (docs/design.md, 'Tensor values')")
         super().refuse_unsupported()
         if c.study != "train":
-            raise self.unsupported(f"the '{c.study}' study", c.study_statement.span if c.study_statement else None)
+            raise self.unsupported(f"the '{c.study}' study", c.study_span)
         for what, span in [("plot", c.plots and c.plots[0].span),
                            ("expect ... over a range", next((e.span for e in c.expects if e.over), None)),
                            ("a truth (estimate ... by ols)", next((s.span for s in d.truths.values()), None))]:

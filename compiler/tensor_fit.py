@@ -15,18 +15,13 @@ from dataclasses import replace
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
-from ..dsl.fitting import NLL, RMSE, STDERR
+from ..dsl.fitting import NLL, RMSE, calls_stderr, stderr_name
 from . import ir
 from . import tensors as tn
 from .expressions import source_text
 from .fit_windows import refuse_windows
 from .passes import sensitivity_state
 from .values import component_names, show
-
-
-def stderr_name(param: str) -> str:
-    """The study param that holds the standard error of `param` (as compiler.fit names it)."""
-    return f"{STDERR}({param})"
 
 
 class TensorFit:
@@ -49,9 +44,7 @@ class TensorFit:
             low.params.append((name, (), tn.number(0.0)))
 
     def handles(self, call: ast.Call) -> bool:
-        c = self.checked
-        declared = {*c.consts, *c.params, *c.states, *c.defs, *c.lets, *c.nets, *c.implicits}
-        return call.func == STDERR and STDERR not in declared
+        return calls_stderr(self.checked, call)
 
     def call(self, call: ast.Call, go=None) -> tn.Node:
         """stderr(k) of a scalar fitted param."""

@@ -32,9 +32,11 @@ SCALARISE_LIMIT = 64     # entries of the largest declared shape that is still s
 MATRICES_AS_TENSORS = True   # small matrices go on the tensor path where it supports the spec
 
 
-def _exact(value: ast.Expr, env: dict, checked: CheckedSpec) -> bool:
-    """Whether a const's value reads only consts held exactly (in `env`), none kept as a tensor."""
-    return all(n.id in env for n in walk(value) if isinstance(n, ast.Name) and n.id in checked.consts)
+def _exact(b: ast.Binding, dims: tuple[int, ...], env: dict, checked: CheckedSpec) -> bool:
+    """Whether a const is held exactly (as on the scalar path): at most SCALARISE_LIMIT entries, and
+    its value reads only consts held exactly (in `env`), none kept as a tensor."""
+    return (not dims or math.prod(dims) <= SCALARISE_LIMIT) and \
+        all(n.id in env for n in walk(b.value) if isinstance(n, ast.Name) and n.id in checked.consts)
 
 
 def declared_shapes(checked: CheckedSpec) -> list[tuple[str, tuple[int, ...]]]:
@@ -45,7 +47,7 @@ def declared_shapes(checked: CheckedSpec) -> list[tuple[str, tuple[int, ...]]]:
     for name, b in checked.consts.items():
         dims = scalar.dims(b.shape, b.span) if b.shape else ()
         found.append((name, dims))
-        if _exact(b.value, scalar.env, checked) and (not dims or math.prod(dims) <= SCALARISE_LIMIT):
+        if _exact(b, dims, scalar.env, checked):
             scalar.env[name] = scalar.expr(b.value)
     c = checked
     shaped = [*c.params.values(), *c.states.values(), *c.lets.values(), *c.implicits.values()]
@@ -176,7 +178,7 @@ class TensorLowering(TensorExpressions):
         """Small consts exactly (as the scalar path), large ones as tensor nodes of numbers."""
         for name, b in self.checked.consts.items():
             dims = self.dims(b)
-            if _exact(b.value, self.scalar.env, self.checked) and (not dims or math.prod(dims) <= SCALARISE_LIMIT):
+            if _exact(b, dims, self.scalar.env, self.checked):
                 value = self.scalar.declared(name, dims or None, self.scalar.expr(b.value), b.value.span)
                 if any(e.free_symbols for e in entries(value)):
                     raise self.error(f"const '{name}' must be constant", b.value.span)
@@ -187,9 +189,9 @@ class TensorLowering(TensorExpressions):
                 if tn.reads([node], lambda n: n.op != "number"):
                     raise self.error(f"const '{name}' must be constant", b.value.span)
                 self.env[name] = node
-                self.scalar.deferred[name] = self._exact(name, dims, b)
+                self.scalar.deferred[name] = self._deferred_value(name, dims, b)
 
-    def _exact(self, name: str, dims: tuple[int, ...], b: ast.Binding) -> Callable[[], Value]:
+    def _deferred_value(self, name: str, dims: tuple[int, ...], b: ast.Binding) -> Callable[[], Value]:
         """The exact value of a const above the limit, for the places the scalar lowering reads (an LQR
         reference's weights and point), lowered only when one of them reads it."""
         return lambda: self.scalar.declared(name, dims, self.scalar.expr(b.value), b.value.span)
@@ -215,17 +217,10 @@ class TensorLowering(TensorExpressions):
         value = self.scalar.declared(b.name, dims or None, self.scalar.expr(b.value), b.value.span)
         symbols = [sp.Symbol(c, real=True) for c in component_names(b.name, dims)]
         raw = self.scalar.bounded_param(ir.Param(b.name, dims, entries(value)), b, symbols)
-        (low, high), leaf = raw.bounds, tn.leaf("param", dims, len(self.params))
+        leaf = tn.leaf("param", dims, len(self.params))
         self.bounds[b.name] = raw.bounds
         self.params.append((b.name, dims, _const_node(shaped(dims, raw.initial) if dims else raw.initial[0])))
-        if low is not None and high is not None:
-            scaled = tn.elementwise("*", tn.number(high - low), tn.elementwise("sigmoid", leaf))
-            self.env[b.name] = tn.elementwise("+", tn.number(low), scaled)
-        elif low is not None:
-            exp = tn.elementwise("exp", leaf)
-            self.env[b.name] = tn.elementwise("+", tn.number(low), exp) if low else exp
-        else:
-            self.env[b.name] = tn.elementwise("-", tn.number(high), tn.elementwise("exp", leaf))
+        self.env[b.name] = tn.bounded(leaf, *raw.bounds)
 
     def declare_states(self) -> None:
         for name, b in self.checked.states.items():

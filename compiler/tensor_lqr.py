@@ -5,7 +5,6 @@ at the equilibrium (`runtime.reference`), where the scalar path differentiates e
 from __future__ import annotations
 
 from ..dsl import ast
-from ..dsl.walk import walk
 from . import ir
 from . import tensors as tn
 from .expressions import source_text
@@ -33,22 +32,9 @@ def tensor_references(scalar: Lowering, references: list[ast.ReferenceStmt], sta
 
 def _reference(scalar: Lowering, r: ast.ReferenceStmt, states: list[str], controls: list[str]) -> ir.LqrReference:
     """One reference with its checked weights and point; A and B are left to the runtime."""
-    for value in [k.value for k in r.call.kwargs] + [value for _, value, _ in r.at]:
-        _declare_exactly(scalar, value)
     w = lqr_weights(scalar, r, states, controls)
     return ir.LqrReference(w.Q, w.R, [w.equilibrium[s] for s in states], None, None, w.max_ratio,
                            source_text(scalar.checked, r.call), r.span.line)
-
-
-def _declare_exactly(scalar: Lowering, value: ast.Expr) -> None:
-    """The consts that `value` reads and the tensor path keeps as tensors (above the scalarisation
-    limit), declared exactly in the scalar lowering too: the weights of `diag(ones)` are numbers."""
-    for node in walk(value):
-        if isinstance(node, ast.Name) and node.id in scalar.checked.consts and node.id not in scalar.env:
-            b = scalar.checked.consts[node.id]
-            _declare_exactly(scalar, b.value)
-            dims = scalar.dims(b.shape, b.span) if b.shape else None
-            scalar.env[node.id] = scalar.declared(node.id, dims, scalar.expr(b.value), b.value.span)
 
 
 def _open_loop(dynamics: list[tn.Node], controls: dict[str, tn.Node], columns: int) -> list[tn.Node]:

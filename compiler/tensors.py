@@ -68,6 +68,17 @@ def elementwise(op: str, *args: Node) -> Node:
     return _combine(op, args, broadcast_shape(args))
 
 
+def bounded(raw: Node, low: float | None, high: float | None) -> Node:
+    """The value a bounded quantity's raw tensor stands for (compiler.bounds): low + (high - low)
+    sigmoid(raw) between two bounds, low + exp(raw) above one and high - exp(raw) below one."""
+    if low is not None and high is not None:
+        return elementwise("+", number(low), elementwise("*", number(high - low), elementwise("sigmoid", raw)))
+    if low is not None:
+        exp = elementwise("exp", raw)
+        return elementwise("+", number(low), exp) if low else exp
+    return elementwise("-", number(high), elementwise("exp", raw))
+
+
 def matmul(a: Node, b: Node) -> Node:
     """`a @ b`: a vector counts as a column; a 1 x 1 result is a scalar, an n x 1 one a vector."""
     if not a.shape or not b.shape:

@@ -27,6 +27,18 @@ DEFAULT_TIME = "t"
 FITTED = {"const", "param", "state", "def", "let", "control"}   # what a fitted expression may use
 
 
+def stderr_name(param: str) -> str:
+    """The study param that holds the standard error of `param` (both lowerings name it so)."""
+    return f"{STDERR}({param})"
+
+
+def calls_stderr(checked: CheckedSpec, call: ast.Call) -> bool:
+    """Whether `call` is the fit study's stderr(k) (not a declared name of the spec called stderr)."""
+    c = checked
+    declared = {*c.consts, *c.params, *c.states, *c.defs, *c.lets, *c.nets, *c.implicits}
+    return call.func == STDERR and STDERR not in declared
+
+
 def declare_data(checker: Checker, out: CheckedSpec, stmt: ast.DataStmt) -> None:
     """Pass 1: `data NAME = csv(...)` declares a name of kind 'data'."""
     checker.declare(stmt.name, "data", stmt.name_span)

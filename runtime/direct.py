@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -255,12 +256,13 @@ class MultipleShooting:
         with torch.no_grad():
             return self.evaluate(z)
 
-    def derivatives(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """∇f, the Jacobian J of the constraints and the Hessian of f + yᵀc (dense)."""
+    def derivatives(self, z: torch.Tensor, y: torch.Tensor, curvature: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """∇f, the Jacobian J of the constraints and the Hessian of f + yᵀc (dense; zero without `curvature`)."""
         n, N, size = self.n, self.N, self.size
         J = torch.zeros(y.numel(), size, dtype=self.dtype)
         W = torch.zeros(size, size, dtype=self.dtype)
-        self._initial_derivatives(z, y[:n], J, W)
+        self._initial_derivatives(z, y[:n], J, W, curvature)
         order = self.order()
         weights = torch.cat([torch.ones(1, dtype=self.dtype), torch.zeros(len(order), dtype=self.dtype)])
         weights[1 + order] = y[n + N * n:self.path_first]
@@ -270,7 +272,8 @@ class MultipleShooting:
             """λ of the intervals' outputs, from their values: the defects X_{k+1} - F(V_k), the
             quadratures (weighted by ∂(f + yᵀc)/∂Q(T), from the terminal functions' derivatives,
             kept in `terminal`) and the path constraints at the points of each interval."""
-            jac, weighted = row_derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None])
+            jac, weighted = row_derivatives(self.terminal_values, self._terminal_input(z, ends)[None], weights[None],
+                                            curvature=curvature)
             terminal.extend([jac[0], weighted[0]])
             lam = torch.zeros_like(ends)
             lam[:, self.differential] = -y[n:n + N * n].reshape(N, n)
@@ -279,7 +282,8 @@ class MultipleShooting:
             return lam
 
         path = self.path_target >= 0
-        rows, hessians = row_derivatives(self.shoot, z[self.local], interval_weights, self.path_target.shape[1])
+        rows, hessians = row_derivatives(self.shoot, z[self.local], interval_weights, self.path_target.shape[1],
+                                         curvature)
         # objective and terminal constraints of w = (X_0, X_N, quadratures, params): through M = ∂w/∂z
         jac, weighted = terminal
         M = self._terminal_map(rows)
@@ -299,7 +303,8 @@ class MultipleShooting:
                          accumulate=True)
         return jac[0] @ M, J, W
 
-    def _initial_derivatives(self, z: torch.Tensor, y0: torch.Tensor, J: torch.Tensor, W: torch.Tensor) -> None:
+    def _initial_derivatives(self, z: torch.Tensor, y0: torch.Tensor, J: torch.Tensor, W: torch.Tensor,
+                             curvature: bool) -> None:
         """Rows and curvature of X_0 - x0(params)."""
         n = self.n
         J[torch.arange(n), torch.arange(n)] = 1.0
@@ -307,7 +312,7 @@ class MultipleShooting:
         if len(params):
             def initial(g):
                 return self.initial_state(g)[..., self.differential]
-            jacobian, weighted = row_derivatives(initial, z[self.param_offset:][None], y0[None])
+            jacobian, weighted = row_derivatives(initial, z[self.param_offset:][None], y0[None], curvature=curvature)
             J[:n, params] -= jacobian[0]
             W[params[:, None], params] -= weighted[0]
 
@@ -328,7 +333,8 @@ class MultipleShooting:
         """The problem for runtime/ipm.py."""
         lower, upper = self.bounds()
         equalities, inequalities = self.counts()
-        return Nlp(lower, upper, equalities, inequalities, self.values, self.derivatives)
+        return Nlp(lower, upper, equalities, inequalities, self.values, self.derivatives,
+                   partial(self.derivatives, curvature=False))
 
     # -- the answer
     def store(self, z: torch.Tensor) -> None:

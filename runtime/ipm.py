@@ -38,6 +38,7 @@ class Nlp:
     inequalities: int
     values: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     derivatives: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    first_order: Callable | None = None   # as `derivatives` with W left out (zero); None: `derivatives`
 
 
 @dataclass
@@ -72,9 +73,12 @@ class _Slacked:
         c[self.nlp.equalities:] += v[self.n:]
         return float(f), c
 
-    def derivatives(self, v: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """∇f, J and W of the NLP, padded for the slacks (J gains an identity block)."""
-        g, jac, w = self.nlp.derivatives(v[:self.n], y)
+    def derivatives(self, v: torch.Tensor, y: torch.Tensor, curvature: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """∇f, J and W of the NLP, padded for the slacks (J gains an identity block); W may be left
+        zero without `curvature` where the NLP can skip it (`Nlp.first_order`)."""
+        derive = self.nlp.derivatives if curvature or self.nlp.first_order is None else self.nlp.first_order
+        g, jac, w = derive(v[:self.n], y)
         size, extra = v.numel(), self.nlp.inequalities
         grad = torch.cat([g, torch.zeros(extra, dtype=g.dtype)])
         full = torch.zeros(self.m, size, dtype=g.dtype)
@@ -354,7 +358,7 @@ def _least_squares_multipliers(p: _Slacked, v: torch.Tensor, zl: torch.Tensor, z
     first steps see no curvature from the constraints (W = ∇²f only); 0 when it is larger than 1e3."""
     if p.m == 0:
         return torch.zeros(0, dtype=v.dtype)
-    grad, jac, _ = p.derivatives(v, torch.zeros(p.m, dtype=v.dtype))
+    grad, jac, _ = p.derivatives(v, torch.zeros(p.m, dtype=v.dtype), curvature=False)
     y = torch.linalg.lstsq(jac.T, (zl - zu - grad).unsqueeze(-1)).solution.squeeze(-1)
     return y if bool(torch.isfinite(y).all()) and float(y.abs().max()) <= 1e3 else torch.zeros_like(y)
 

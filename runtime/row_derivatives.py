@@ -8,8 +8,8 @@ import torch
 
 
 def row_derivatives(function: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor,
-                    weights: torch.Tensor | Callable[[torch.Tensor], torch.Tensor], width: int = 0
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+                    weights: torch.Tensor | Callable[[torch.Tensor], torch.Tensor], width: int = 0,
+                    curvature: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The Jacobians (B x m x d) of a function of B independent rows X (B x d) -> (B x m) and the
     Hessians (B x d x d) of weights_b·function_b: of the N intervals (shoot), or of one row (the
     terminal and initial functions). `weights` (B x m) may be a function of the values at X
@@ -19,7 +19,8 @@ def row_derivatives(function: Callable[[torch.Tensor], torch.Tensor], X: torch.T
     its graph) gives the Jacobian rows and the gradients of λ·F, a second one of the latter's
     selected entries the Hessian rows (skipped when F is linear): plain autograd (torch.func would import
     torch._dynamo and script its forward-mode rules: seconds per process), no vmap over cotangents,
-    whose per-pass overhead dominated at these sizes."""
+    whose per-pass overhead dominated at these sizes. Without `curvature` the Hessians are zero
+    (the second pass is skipped)."""
     m = width if callable(weights) else weights.shape[1]
     B, d = X.shape
     copies = X.detach().expand(m + d, B, d).clone().requires_grad_(True)
@@ -30,9 +31,9 @@ def row_derivatives(function: Callable[[torch.Tensor], torch.Tensor], X: torch.T
         if not outputs.requires_grad:                                     # constant
             return X.new_zeros(B, m, d), X.new_zeros(B, d, d)
         first = outputs[:m].diagonal(0, 0, 2).sum() + (weights * outputs[m:]).sum()
-        rows, = torch.autograd.grad(first, copies, create_graph=True)    # Jacobian rows; gradients of λ·F
+        rows, = torch.autograd.grad(first, copies, create_graph=curvature)   # Jacobian rows; gradients of λ·F
         hessian = X.new_zeros(B, d, d)
-        if rows.requires_grad:                                            # else linear: no curvature
+        if rows.requires_grad:                        # else linear, or no curvature asked: no second pass
             second, = torch.autograd.grad(rows[m:].diagonal(0, 0, 2).sum(), copies, allow_unused=True)
             if second is not None:
                 hessian = second[m:].permute(1, 0, 2)

@@ -35,6 +35,15 @@ class ForwardSensitivities:
         self.spec, self.base = spec, functions
         self.fitted = [params[j] for j in spec.params]
         self.count = sum(p.numel() for p in self.fitted)
+        self.units: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}   # the directions e_k, per dtype
+
+    def unit(self, like: torch.Tensor) -> torch.Tensor:
+        """The identity whose rows are the directions e_k, built once per dtype and device (jvps runs
+        at every right-hand-side evaluation)."""
+        key = (like.dtype, like.device)
+        if key not in self.units:
+            self.units[key] = torch.eye(self.count, dtype=like.dtype, device=like.device)
+        return self.units[key]
 
     def jvps(self, function: Callable[[torch.Tensor | None], torch.Tensor], x: torch.Tensor | None,
              tangents: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +67,7 @@ class ForwardSensitivities:
             g_x = grads[0][..., :self.spec.states] if x is not None and grads[0] is not None else None
             g_p = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                              for g, p in zip(grads[len(inputs) - len(self.fitted):], self.fitted)])
-            unit = torch.eye(self.count, dtype=y.dtype, device=y.device)
+            unit = self.unit(y)
             columns = []
             for k in range(self.count):
                 outputs, cotangents = [g_p], [unit[k]]
