@@ -4,9 +4,10 @@ Each generated function has the signature `(t, s, s0=None, sT=None, T=None)`: `s
 current states in its last dimension (batched over leading ones), `s0`/`sT` the initial and final
 states, `T` the final time. Common subexpressions are shared (SymPy `cse`). Only validated symbol
 indices and numbers reach the source: names are mapped to `s_[i]` (the columns of `s.unbind(-1)`),
-`p_j`, `net_k`, `y_k`; a net's inputs that are consecutive columns of one source are a slice `s[..., a:b]`,
-and so are the outputs of a "stack" function whose entries are all columns of `s` or net outputs
-(concatenated: `torch.cat((s[..., 1:2], net_0(s[..., 0:1])), -1)`).
+`p_j`, `net_k`, `y_k`; a net's inputs that are consecutive columns of one source are a slice `s[..., a:b]`
+(an MLP on the ODE path reads them as `net_k.of_columns(s, a, b)`), and so are the outputs of a
+"stack" function whose entries are all columns of `s` or net outputs (concatenated:
+`torch.cat((s[..., 1:2], net_0.of_columns(s, 0, 1)), -1)`).
 Helpers named `_...` (linear algebra, the implicit solver) come from the runtime's library.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Layout:
     nets: list[str]
     implicits: list[ir.Implicit]
     net_outputs: tuple[int, ...] = ()   # each net's number of outputs, where known (0: not known)
+    mlp_columns: bool = False   # nets with outputs are runtime.nets.Mlp: columns go through Mlp.of_columns
 
     def columns(self) -> dict[sp.Symbol, tuple[str, int]]:
         """Each state symbol's source (`s`, `s0` or `sT`) and column."""
@@ -86,6 +88,7 @@ class TorchPrinter(PythonCodePrinter):
         self.names = {**layout.symbol_code(), **local_names}
         self.columns = layout.columns()
         self.net_index = {name: k for k, name in enumerate(layout.nets)}
+        self.mlps = {k for k, outputs in enumerate(layout.net_outputs) if outputs and layout.mlp_columns}
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sp.Basic) and not isinstance(expr, sp.MatrixBase) and expr.is_number \
@@ -147,7 +150,7 @@ class TorchPrinter(PythonCodePrinter):
             return f"{INDEXED_FUNCTIONS[name]}({self._print(matrix)})[..., {int(index)}]"
         args = ", ".join(self._print(a) for a in expr.args)
         if name in self.net_index:
-            return f"net_{self.net_index[name]}({self._net_inputs(expr.args, args)})"
+            return self._net_call(self.net_index[name], expr.args, args)
         if isinstance(expr, fn.net_output):
             call, index = expr.args
             return f"{self._print(call)}[..., {int(index)}]"
@@ -161,15 +164,18 @@ class TorchPrinter(PythonCodePrinter):
             return f"(1/torch.cosh({args}))"
         raise NotImplementedError(f"no torch translation for {name}")
 
-    def _net_inputs(self, args: tuple, printed: str) -> str:
-        """A net's input: a slice of consecutive columns of one source (a view) when the arguments
-        are such columns, else the arguments stacked in the last dimension."""
+    def _net_call(self, k: int, args: tuple, printed: str) -> str:
+        """Net k on its inputs: consecutive columns of one source as a slice `s[..., a:b]` (or, for
+        an Mlp, `net_k.of_columns(s, a, b)`: no slice while bound), else the arguments stacked in
+        the last dimension."""
         where = [self.columns.get(a) for a in args]
         if all(where) and len({source for source, _ in where}) == 1 \
                 and [i for _, i in where] == list(range(where[0][1], where[0][1] + len(where))):
             source, first = where[0]
-            return f"{source}[..., {first}:{first + len(where)}]"
-        return f"_column({printed})" if len(args) == 1 else f"_stack({printed})"
+            if k in self.mlps:
+                return f"net_{k}.of_columns({source}, {first}, {first + len(where)})"
+            return f"net_{k}({source}[..., {first}:{first + len(where)}])"
+        return f"net_{k}(_column({printed}))" if len(args) == 1 else f"net_{k}(_stack({printed}))"
 
     def _print_Min(self, expr):
         return self._fold("torch.minimum", expr.args)

@@ -175,7 +175,7 @@ def generate_ode(problem: ir.Problem) -> Program:
     if problem.tensor is not None:
         return generate_tensor(problem)
     layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
-                    implicits=problem.implicits, net_outputs=net_outputs(list(problem.nets.values())))
+                    implicits=problem.implicits, net_outputs=net_outputs(list(problem.nets.values())), mlp_columns=True)
     functions: dict[str, tuple[list[sp.Expr], str]] = {}
     if problem.states:
         functions["dynamics"] = ([problem.dynamics[s] for s in problem.states], "stack")

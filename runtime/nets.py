@@ -14,6 +14,7 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "softplu
                "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
 # the torch functions of the activations without parameters to pass (the others keep their forward)
 FUNCTIONS = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu, nn.Sigmoid: torch.sigmoid}
+PAD_LIMIT = 8   # columns a bound net's first layer may read as zero rows instead of a slice (Mlp.of_columns)
 
 
 class Mlp(nn.Sequential):
@@ -26,6 +27,7 @@ class Mlp(nn.Sequential):
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__(*layers)
         self.plan: list[tuple] | None = None   # per layer, while bound: (bias, transposed weight) or (function,)
+        self.padded: dict[tuple[int, int, int], list[tuple]] = {}   # while bound: plans of `of_columns`
 
     @contextmanager
     def bound(self) -> Iterator[None]:
@@ -36,15 +38,35 @@ class Mlp(nn.Sequential):
             yield
         finally:
             self.plan = None
+            self.padded = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.plan is not None and x.dim() == 2:
-            for call in self.plan:
-                x = torch.addmm(call[0], x, call[1]) if len(call) == 2 else call[0](x)   # addmm: F.linear in 2-d
-            return x
+            return _run(self.plan, x)
         for layer in self:
             x = layer.forward(x)
         return x
+
+    def of_columns(self, x: torch.Tensor, first: int, stop: int) -> torch.Tensor:
+        """self(x[..., first:stop]). While bound, on a 2-d x with at most PAD_LIMIT other columns,
+        the first layer reads all of x through its weight padded with zero rows (made once per
+        solve): the same values to round-off, and no slice in the graph (whose reverse pass is a
+        zeros + copy per call)."""
+        if self.plan is None or x.dim() != 2 or len(self.plan[0]) != 2 or x.shape[-1] - (stop - first) > PAD_LIMIT:
+            return self.forward(x[..., first:stop])
+        key = (first, stop, x.shape[-1])
+        if key not in self.padded:
+            bias, weight = self.plan[0]
+            rows = weight.new_zeros(first, weight.shape[1]), weight, weight.new_zeros(key[2] - stop, weight.shape[1])
+            self.padded[key] = [(bias, torch.cat(rows)), *self.plan[1:]]
+        return _run(self.padded[key], x)
+
+
+def _run(plan: list[tuple], x: torch.Tensor) -> torch.Tensor:
+    """A bound plan's calls on a 2-d x."""
+    for call in plan:
+        x = torch.addmm(call[0], x, call[1]) if len(call) == 2 else call[0](x)   # addmm: F.linear in 2-d
+    return x
 
 
 def _affine(layer: nn.Module) -> bool:

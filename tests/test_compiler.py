@@ -118,7 +118,8 @@ def test_dynamics_of_columns_and_net_outputs_are_concatenated_blocks():
     concatenated (consecutive columns in one slice; a net with one output needs no slice), with
     the values of the stacked entries."""
     dynamics = _dynamics_source(COLUMNS)
-    assert "return torch.cat((s[..., 1:3], net_0(s[..., 0:1]), net_1(s[..., 1:3])[..., 1:2], ), -1)" in dynamics
+    assert "return torch.cat((s[..., 1:3], net_0.of_columns(s, 0, 1), net_1.of_columns(s, 1, 3)[..., 1:2], ), -1)" \
+        in dynamics
     assert "unbind" not in dynamics and "torch.stack" not in dynamics
     model = impsolve.load(COLUMNS).compile(device="cpu", dtype="float64")
     s = torch.randn(3, 4, dtype=torch.float64)

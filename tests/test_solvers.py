@@ -198,3 +198,26 @@ def test_a_bound_mlp_gives_the_same_values_and_gradients_and_unbinds(act):
     for g, e in zip(torch.autograd.grad(value, list(net.parameters())),
                     torch.autograd.grad(plain, list(net.parameters()))):   # summed in another order
         assert torch.allclose(g, e, rtol=1e-13, atol=1e-16) and not torch.equal(g, torch.zeros_like(g))
+
+
+def test_a_bound_mlp_reads_columns_through_padded_weights():
+    """Mlp.of_columns(x, a, b) is net(x[..., a:b]): bound, the first layer reads all of x through
+    zero rows (the same values and gradients to round-off, no slice); past PAD_LIMIT other columns,
+    unbound, or on a 3-d x it slices."""
+    from impsolve.dsl.options import MlpOptions
+    from impsolve.runtime.nets import PAD_LIMIT, bound, build_mlp
+    torch.manual_seed(0)
+    net = build_mlp(2, MlpOptions(hidden=[8], act="tanh")).to(DTYPE)
+    for width in (3, 2 + PAD_LIMIT, 3 + PAD_LIMIT):
+        x = torch.randn(5, width, dtype=DTYPE, requires_grad=True)
+        plain = net(x[..., 1:3])
+        with bound([net]):
+            value = net.of_columns(x, 1, 3)
+            assert net.of_columns(x[None], 1, 3).shape == (1, 5, 1)
+            assert bool(net.padded) == (width - 2 <= PAD_LIMIT)
+        assert not net.padded
+        assert torch.allclose(value, plain, rtol=1e-13, atol=1e-15)
+        assert torch.equal(net.of_columns(x, 1, 3), plain)
+        for g, e in zip(torch.autograd.grad(value.sin().sum(), [x, *net.parameters()]),
+                        torch.autograd.grad(plain.sin().sum(), [x, *net.parameters()])):
+            assert torch.allclose(g, e, rtol=1e-13, atol=1e-15)

@@ -15,7 +15,7 @@ def build(params, nets):
 
     def dynamics(t, s, s0=None, sT=None, T=None):
         s_ = s.unbind(-1)
-        c0 = net_0(s[..., 0:2])
+        c0 = net_0.of_columns(s, 0, 2)
         c1 = c0[..., 0]
         c2 = c1 + s_[0]*torch.exp(p_0)
         c3 = -c0[..., 1]
