@@ -27,7 +27,7 @@ class Mlp(nn.Sequential):
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__(*layers)
         self.plan: list[tuple] | None = None   # per layer, while bound: (bias, transposed weight) or (function,)
-        self.padded: dict[tuple[int, int, int], list[tuple]] = {}   # while bound: plans of `of_columns`
+        self.padded: dict[tuple[int, int, int, bool], list[tuple]] = {}   # while bound: plans of `of_columns`
 
     @contextmanager
     def bound(self) -> Iterator[None]:
@@ -50,11 +50,11 @@ class Mlp(nn.Sequential):
     def of_columns(self, x: torch.Tensor, first: int, stop: int) -> torch.Tensor:
         """self(x[..., first:stop]). While bound, on a 2-d x with at most PAD_LIMIT other columns,
         the first layer reads all of x through its weight padded with zero rows (made once per
-        solve): the same values to round-off, and no slice in the graph (whose reverse pass is a
-        zeros + copy per call)."""
+        solve, once per grad mode: one made under no_grad has no graph to the weights): the same
+        values to round-off, and no slice in the graph (whose reverse pass is zeros + copy per call)."""
         if self.plan is None or x.dim() != 2 or len(self.plan[0]) != 2 or x.shape[-1] - (stop - first) > PAD_LIMIT:
             return self.forward(x[..., first:stop])
-        key = (first, stop, x.shape[-1])
+        key = (first, stop, x.shape[-1], torch.is_grad_enabled())
         if key not in self.padded:
             bias, weight = self.plan[0]
             rows = weight.new_zeros(first, weight.shape[1]), weight, weight.new_zeros(key[2] - stop, weight.shape[1])
