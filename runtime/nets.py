@@ -22,12 +22,14 @@ class Mlp(nn.Sequential):
     directly: the per-module call overhead dominates a small net's evaluation on the CPU. Inside
     `bound()` (one solve) each layer is made once into one call: a linear layer into addmm with its
     transposed weight (one graph node instead of two: transpose, addmm), an activation into its
-    torch function, and a tanh between two linear layers into a sigmoid (`fold_tanh`)."""
+    torch function, and a tanh between two linear layers into a sigmoid (`fold_tanh`); per shape of
+    2-d input the biases are expanded to its rows (`_prepared`)."""
 
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__(*layers)
         self.plan: list[tuple] | None = None   # per layer, while bound: (bias, transposed weight) or (function,)
-        self.padded: dict[tuple[int, int, int, bool], list[tuple]] = {}   # while bound: plans of `of_columns`
+        # while bound: the plan per (rows, first, stop, columns, grad mode) of 2-d inputs (`_prepared`)
+        self.prepared: dict[tuple[int, int, int, int, bool], list[tuple]] = {}
 
     @contextmanager
     def bound(self) -> Iterator[None]:
@@ -38,28 +40,45 @@ class Mlp(nn.Sequential):
             yield
         finally:
             self.plan = None
-            self.padded = {}
+            self.prepared = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.plan is not None and x.dim() == 2:
-            return _run(self.plan, x)
+            return _run(self._ready(x, 0, x.shape[-1]), x)
         for layer in self:
             x = layer.forward(x)
         return x
 
     def of_columns(self, x: torch.Tensor, first: int, stop: int) -> torch.Tensor:
         """self(x[..., first:stop]). While bound, on a 2-d x with at most PAD_LIMIT other columns,
-        the first layer reads all of x through its weight padded with zero rows (made once per
-        solve, once per grad mode: one made under no_grad has no graph to the weights): the same
-        values to round-off, and no slice in the graph (whose reverse pass is zeros + copy per call)."""
+        the first layer reads all of x through its weight padded with zero rows: the same values to
+        round-off, and no slice in the graph (whose reverse pass is zeros + copy per call)."""
         if self.plan is None or x.dim() != 2 or len(self.plan[0]) != 2 or x.shape[-1] - (stop - first) > PAD_LIMIT:
             return self.forward(x[..., first:stop])
-        key = (first, stop, x.shape[-1], torch.is_grad_enabled())
-        if key not in self.padded:
-            bias, weight = self.plan[0]
-            rows = weight.new_zeros(first, weight.shape[1]), weight, weight.new_zeros(key[2] - stop, weight.shape[1])
-            self.padded[key] = [(bias, torch.cat(rows)), *self.plan[1:]]
-        return _run(self.padded[key], x)
+        return _run(self._ready(x, first, stop), x)
+
+    def _ready(self, x: torch.Tensor, first: int, stop: int) -> list[tuple]:
+        """The bound plan for the 2-d x, made once per solve, input shape and grad mode (one made
+        under no_grad has no graph to the weights and must not serve a call that needs one)."""
+        key = (x.shape[0], first, stop, x.shape[1], torch.is_grad_enabled())
+        plan = self.prepared.get(key)
+        if plan is None:
+            plan = self.prepared[key] = _prepared(self.plan, *key[:4])
+        return plan
+
+
+def _prepared(plan: list[tuple], rows: int, first: int, stop: int, columns: int) -> list[tuple]:
+    """`plan` for inputs of `rows` x `columns` whose columns first:stop are the net's: each bias
+    expanded to the rows (contiguous, so addmm copies it without broadcasting, and its gradient per
+    call is addmm's output gradient instead of a sum over the rows: summed once per solve), and
+    where the net reads only some columns, the first weight padded with zero rows for the others."""
+    out = [(call[0].expand(rows, call[0].shape[-1]).contiguous(), call[1]) if len(call) == 2 else call
+           for call in plan]
+    if (first, stop) != (0, columns):
+        bias, weight = out[0]
+        zeros = (weight.new_zeros(first, weight.shape[1]), weight.new_zeros(columns - stop, weight.shape[1]))
+        out[0] = (bias, torch.cat((zeros[0], weight, zeros[1])))
+    return out
 
 
 def _run(plan: list[tuple], x: torch.Tensor) -> torch.Tensor:

@@ -216,8 +216,8 @@ def test_a_bound_mlp_reads_columns_through_padded_weights():
                 assert torch.allclose(net.of_columns(x, 1, 3), plain, rtol=1e-13, atol=1e-15)
             value = net.of_columns(x, 1, 3)
             assert net.of_columns(x[None], 1, 3).shape == (1, 5, 1)
-            assert bool(net.padded) == (width - 2 <= PAD_LIMIT)
-        assert not net.padded
+            assert any(key[1:4] == (1, 3, width) for key in net.prepared) == (width - 2 <= PAD_LIMIT)
+        assert not net.prepared
         assert torch.allclose(value, plain, rtol=1e-13, atol=1e-15)
         assert torch.equal(net.of_columns(x, 1, 3), plain)
         for g, e in zip(torch.autograd.grad(value.sin().sum(), [x, *net.parameters()]),
