@@ -11,16 +11,13 @@ import sympy as sp
 from sympy.printing.c import C99CodePrinter
 
 from . import functions as fn
+from .split_dynamics import Unsupported
 
 C_FUNCTIONS = {
     "sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan",
     "atan2": "atan2", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "exp": "exp", "log": "log",
     "Abs": "fabs", "sigmoid": "imp_sigmoid", "softplus": "imp_softplus",
 }
-
-
-class Unsupported(Exception):
-    """A construct the native tier does not generate (the reason is one short phrase)."""
 
 
 class CPrinter(C99CodePrinter):
@@ -111,22 +108,6 @@ class CPrinter(C99CodePrinter):
 
 for _name in [*C_FUNCTIONS, "sech", "sign"]:
     setattr(CPrinter, f"_print_{_name}", CPrinter._print_Function)
-
-
-def smooth_pieces(expr: sp.Expr) -> sp.Expr:
-    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside)."""
-    def fold(args, keep):
-        out = args[0]
-        for a in args[1:]:
-            out = sp.Piecewise((out, keep(out, a)), (a, True))
-        return out
-    return expr.replace(sp.Max, lambda *a: fold(a, sp.GreaterThan)).replace(sp.Min, lambda *a: fold(a, sp.LessThan))
-
-
-def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
-    """d expr / d variable with torch's conventions where SymPy has distributions: the derivative
-    of sign is 0 (DiracDelta dropped)."""
-    return sp.diff(expr, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
 
 
 def block(assignments: list[tuple[str, sp.Expr]], names: dict[sp.Symbol, str], prefix: str) -> list[str]:

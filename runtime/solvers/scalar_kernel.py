@@ -1,0 +1,131 @@
+"""The plain-torch tier's right-hand side for one trajectory on the CPU: the dynamics' expressions
+evaluated on Python floats (compiler.py_kernel), the nets as torch modules.
+
+`KernelDynamics(t, s)` is a drop-in for the generated torch dynamics: same values (to round-off),
+same gradients. The expressions between the nets become one autograd node each (`Expressions`),
+whose backward is the generated vector-Jacobian product. Where Python raises on a float operation
+(log(0), sqrt(-1), 1/0.0, exp overflow) the call is evaluated by the generated torch dynamics,
+which give torch's inf or nan; a backward that raises gives nan gradients, which training reports
+as non-finite. Any other call (a batch, another dtype or device) goes to the torch dynamics too."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from ...compiler.py_kernel import ScalarKernel
+
+FLOAT_ERRORS = (ArithmeticError, ValueError)   # ZeroDivisionError, OverflowError, math domain errors
+
+
+def _sign(x: float) -> float:
+    return float((x > 0.0) - (x < 0.0))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _softplus(x: float) -> float:
+    return x if x > 20.0 else math.log1p(math.exp(x))     # torch's threshold
+
+
+def _sech(x: float) -> float:
+    return 1.0 / math.cosh(x)
+
+
+def _max(a: float, b: float) -> float:
+    return a if a >= b else b if b >= a else a + b          # a nan propagates, as torch.maximum
+
+
+def _min(a: float, b: float) -> float:
+    return a if a <= b else b if b <= a else a + b
+
+
+KERNEL_LIBRARY = {"math": math, "_sign": _sign, "_sigmoid": _sigmoid, "_softplus": _softplus, "_sech": _sech,
+                  "_max": _max, "_min": _min}
+
+
+def load(kernel: ScalarKernel) -> dict[str, Callable]:
+    """The kernel's functions (generated source: only mangled names and numbers, compiler.py_print)."""
+    globals_ = dict(KERNEL_LIBRARY)
+    exec(compile(kernel.source, "<impsolve kernel>", "exec"), globals_)  # noqa: S102 - generated code only
+    return globals_
+
+
+def _values(tensors: tuple[torch.Tensor, ...]) -> list[float]:
+    """The entries of `tensors`, flattened in order, as Python floats."""
+    out: list[float] = []
+    for x in tensors:
+        out += x.reshape(-1).tolist()
+    return out
+
+
+class Expressions(torch.autograd.Function):
+    """The expressions' `outputs` (1 x m, computed from `values`, the entries of `tensors`) as one
+    autograd node; backward by the generated VJP `vjp`."""
+
+    @staticmethod
+    def forward(ctx, vjp: Callable, values: list[float], outputs: list[float], *tensors: torch.Tensor) -> torch.Tensor:
+        ctx.vjp, ctx.values, ctx.shapes = vjp, values, [x.shape for x in tensors]
+        return torch.tensor([outputs], dtype=torch.float64)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        try:
+            flat = ctx.vjp(ctx.values, grad.reshape(-1).tolist())
+        except FLOAT_ERRORS:
+            flat = [math.nan] * len(ctx.values)
+        grads, start = [], 0
+        for shape, needed in zip(ctx.shapes, ctx.needs_input_grad[3:]):
+            size = math.prod(shape)
+            grads.append(torch.tensor(flat[start:start + size], dtype=grad.dtype).reshape(shape) if needed else None)
+            start += size
+        return None, None, None, *grads
+
+
+class KernelDynamics:
+    """f(t, s) by the kernel for one float64 trajectory on the CPU, by `fallback` (the generated
+    torch dynamics) otherwise."""
+
+    def __init__(self, kernel: ScalarKernel, fallback: Callable, params: list[torch.Tensor],
+                 nets: list[torch.nn.Module]) -> None:
+        functions = load(kernel)
+        self.rhs, self.rhs_vjp = functions["rhs"], functions["rhs_vjp"]
+        self.inputs, self.inputs_vjp = functions.get("inputs"), functions.get("inputs_vjp")
+        self.kernel, self.fallback = kernel, fallback
+        self.params = [params[j] for j in kernel.params]
+        self.nets = [nets[c.net] for c in kernel.calls]
+
+    def __call__(self, t: torch.Tensor, s: torch.Tensor, *rest) -> torch.Tensor:
+        if rest or s.dim() != 2 or s.shape[0] != 1 or s.dtype != torch.float64 or s.device.type != "cpu":
+            return self.fallback(t, s, *rest)
+        head = (t, s, *self.params)
+        try:
+            outputs = self._net_outputs(head)
+            inputs = (*head, *outputs)
+            values = _values(inputs)
+            derivatives = self.rhs(values)
+        except FLOAT_ERRORS:
+            return self.fallback(t, s)
+        if not torch.is_grad_enabled():
+            return torch.tensor([derivatives], dtype=s.dtype)
+        return Expressions.apply(self.rhs_vjp, values, derivatives, *inputs)
+
+    def _net_outputs(self, head: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """Each call's net output (1 x outputs), its inputs sliced from s or from the kernel's."""
+        computed = head[1]
+        if self.kernel.computes_inputs:
+            values = _values(head)
+            entries = self.inputs(values)
+            computed = Expressions.apply(self.inputs_vjp, values, entries, *head) if torch.is_grad_enabled() \
+                else torch.tensor([entries], dtype=torch.float64)
+        outputs, start = [], 0
+        for call, net in zip(self.kernel.calls, self.nets):
+            if call.states is not None:
+                outputs.append(net(head[1][..., call.states[0]:call.states[1]]))
+            else:
+                outputs.append(net(computed[..., start:start + call.inputs]))
+                start += call.inputs
+        return outputs
