@@ -127,3 +127,13 @@ def test_float32_and_nested_nets_run_without_the_kernel() -> None:
     model = _compiled(nested)
     assert model.solver_plan.kernel is None and "Python floats" not in model.solver_plan.note
     assert torch.isfinite(model()).all()
+
+
+def test_a_second_derivative_through_the_kernel_is_refused_not_zero() -> None:
+    kernel = _compiled(_one_state("", "x^3", "0.5")).dynamics.function
+    s = torch.full((1, 1), 0.5, dtype=torch.float64, requires_grad=True)
+    value = kernel(torch.tensor(0.0, dtype=torch.float64), s)
+    (first,) = torch.autograd.grad(value, s, retain_graph=True)
+    assert float(first) == pytest.approx(0.75)
+    with pytest.raises(RuntimeError, match="second derivative"):
+        torch.autograd.grad(value, s, create_graph=True)

@@ -73,6 +73,9 @@ class Expressions(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():     # create_graph: the gradients below are floats, with no graph
+            raise RuntimeError("a second derivative through the torch tier's float kernel is not computed; "
+                               "compile with solve.backend=torchdiffeq for one")
         try:
             flat = ctx.vjp(ctx.values, grad.reshape(-1).tolist())
         except FLOAT_ERRORS:
