@@ -5,9 +5,9 @@ autograd functions; the nets stay torch modules).
 
 With one trajectory every torch operation of the expressions works on one number and costs its
 dispatch and graph recording (~1.5 us forward, ~3 us backward); the same arithmetic on Python
-floats costs ~50 ns. The kernel's inputs are one flat list `v`: t, the states, the entries of the
+floats costs ~50 ns. The kernel's inputs are one flat list `_v`: t, the states, the entries of the
 params the expressions read (in the spec's order, row-major), then (for the right-hand side) the
-nets' outputs, call by call. Only numbers and mangled names (`v3`, `x7`, `g0`) reach the source
+nets' outputs, call by call. Only numbers and mangled names (`_v3`, `_x7`, `_g0`) reach the source
 (compiler.py_print)."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import sympy as sp
 
 from . import ir
 from .py_print import function_source
-from .split_dynamics import NetCall, Unsupported, gradient, net_calls, output_symbol, smooth_pieces
+from .split_dynamics import NetCall, Unsupported, derivative, net_calls, output_symbol, smooth_pieces
 from .values import component_names
 
 
@@ -35,8 +35,8 @@ class KernelCall:
 
 @dataclass(frozen=True)
 class ScalarKernel:
-    """The generated source (functions `rhs`, `rhs_vjp` and, when some call's inputs are
-    expressions, `inputs`, `inputs_vjp`) and the layout of its flat input list."""
+    """The generated source (functions `_rhs`, `_rhs_vjp` and, when some call's inputs are
+    expressions, `_inputs`, `_inputs_vjp`) and the layout of its flat input list."""
 
     source: str
     states: int
@@ -57,7 +57,8 @@ def _state_run(args: tuple[sp.Expr, ...], states: list[sp.Symbol]) -> tuple[int,
     return (start, start + len(args)) if run == args else None
 
 
-def _head(problem: ir.Problem, states: list[sp.Symbol], used: set[sp.Symbol]) -> tuple[list[sp.Symbol], tuple[int, ...]]:
+def _head(problem: ir.Problem, states: list[sp.Symbol],
+          used: set[sp.Symbol]) -> tuple[list[sp.Symbol], tuple[int, ...]]:
     """t, the states and the entries of the params `used` reads: the symbols of the inputs' head."""
     head, indices = [ir.TIME, *states], []
     for j, param in enumerate(problem.params.values()):
@@ -69,15 +70,15 @@ def _head(problem: ir.Problem, states: list[sp.Symbol], used: set[sp.Symbol]) ->
 
 
 def _block(name: str, outputs: list[sp.Expr], inputs: list[sp.Symbol]) -> str:
-    """`name(v)` giving `outputs`, and `name_vjp(v, g)` giving sum_i g_i d outputs_i / d v."""
-    names = {s: f"v{k}" for k, s in enumerate(inputs)}
+    """`name(_v)` giving `outputs`, and `name_vjp(_v, _g)` giving sum_i _g_i d outputs_i / d _v."""
+    names = {s: f"_v{k}" for k, s in enumerate(inputs)}
     adjoints = [sp.Symbol(f"_g{i}", real=True) for i in range(len(outputs))]
     scalar = sum((a * smooth_pieces(e) for a, e in zip(adjoints, outputs)), sp.Integer(0))
-    grads = [e for _, e in gradient(scalar, {s: "" for s in inputs})]
-    adjoint_names = {a: f"g{i}" for i, a in enumerate(adjoints)}
+    grads = [derivative(scalar, v) for v in inputs]
+    adjoint_names = {a: f"_g{i}" for i, a in enumerate(adjoints)}
     values = list(names.values())
-    return "\n\n".join([function_source(name, {"v": values}, outputs, names),
-                        function_source(f"{name}_vjp", {"v": values, "g": list(adjoint_names.values())}, grads,
+    return "\n\n".join([function_source(name, {"_v": values}, outputs, names),
+                        function_source(f"{name}_vjp", {"_v": values, "_g": list(adjoint_names.values())}, grads,
                                         {**names, **adjoint_names})])
 
 
@@ -100,8 +101,8 @@ def generate(problem: ir.Problem) -> ScalarKernel:
     layout = tuple(KernelCall(c.net, len(c.args), getattr(nets[c.net].options, "out", 1), _state_run(c.args, states))
                    for c in calls)
     outputs = [output_symbol(c, i) for c, call in enumerate(layout) for i in range(call.outputs)]
-    parts = [_block("rhs", dynamics, head + outputs)]
+    parts = [_block("_rhs", dynamics, head + outputs)]
     computed: list[NetCall] = [c for c, k in zip(calls, layout) if k.states is None]
     if computed:
-        parts.append(_block("inputs", [a for c in computed for a in c.args], head))
+        parts.append(_block("_inputs", [a for c in computed for a in c.args], head))
     return ScalarKernel("\n\n".join(parts) + "\n", len(states), params, layout)

@@ -1,12 +1,15 @@
 """SymPy -> Python-float source for the plain-torch tier's kernel (compiler.py_kernel).
 
-Symbols print only as the mangled names the caller maps them to (`v3`, `g0`, CSE locals `x7`): a
-symbol without one is refused, so no name from the spec reaches the source. Numbers print as float
-literals (`repr`), functions as the math module's or the kernel library's (`_sigmoid`, `_max`:
+Symbols print only as the mangled names the caller maps them to (`_v3`, `_g0`, CSE locals `_x7`): a
+symbol without one is refused, and every name in the source starts with '_' (which no spec name may),
+so no name from the spec reaches it. Numbers print as float
+literals (`repr`), functions as the math module's (`_math`) or the kernel library's (`_sigmoid`, `_max`:
 runtime.solvers.scalar_kernel.KERNEL_LIBRARY); anything else raises `Unsupported`. Where Python
 raises on a float operation that torch evaluates to inf or nan (log(0), sqrt(-1), 1/0.0, exp
 overflow), the runtime evaluates that call with the generated torch code instead."""
 from __future__ import annotations
+
+import math
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
@@ -15,9 +18,9 @@ from . import functions as fn
 from .split_dynamics import Unsupported
 
 MATH_FUNCTIONS = {
-    "sin": "math.sin", "cos": "math.cos", "tan": "math.tan", "asin": "math.asin", "acos": "math.acos",
-    "atan": "math.atan", "atan2": "math.atan2", "sinh": "math.sinh", "cosh": "math.cosh", "tanh": "math.tanh",
-    "exp": "math.exp", "log": "math.log", "Abs": "abs", "sign": "_sign", "sigmoid": "_sigmoid",
+    "sin": "_math.sin", "cos": "_math.cos", "tan": "_math.tan", "asin": "_math.asin", "acos": "_math.acos",
+    "atan": "_math.atan", "atan2": "_math.atan2", "sinh": "_math.sinh", "cosh": "_math.cosh", "tanh": "_math.tanh",
+    "exp": "_math.exp", "log": "_math.log", "Abs": "_abs", "sign": "_sign", "sigmoid": "_sigmoid",
     "softplus": "_softplus", "sech": "_sech",
 }
 INDENT = "    "
@@ -32,8 +35,8 @@ class FloatPrinter(PythonCodePrinter):
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sp.Basic) and expr.is_number and not isinstance(expr, sp.Integer):
-            if not expr.is_real:
-                raise Unsupported("a complex constant")
+            if not expr.is_real or not math.isfinite(float(expr)):
+                raise Unsupported("a complex or infinite constant")
             return repr(float(expr))
         return super()._print(expr, **kwargs)
 
@@ -53,12 +56,12 @@ class FloatPrinter(PythonCodePrinter):
         if exp == -1:
             return f"(1.0/{b})"
         if exp == sp.Rational(1, 2):
-            return f"math.sqrt({self._print(base)})"
+            return f"_math.sqrt({self._print(base)})"
         if exp == sp.Rational(-1, 2):
-            return f"(1.0/math.sqrt({self._print(base)}))"
+            return f"(1.0/_math.sqrt({self._print(base)}))"
         if exp.is_Integer:
             return f"({b}**{int(exp)})"     # an int power of a float is a float (0.0**-1 raises)
-        return f"math.pow({self._print(base)}, {self._print(exp)})"   # never a complex result: raises
+        return f"_math.pow({self._print(base)}, {self._print(exp)})"   # never a complex result: raises
 
     def _print_Function(self, expr):
         name = type(expr).__name__
@@ -113,7 +116,7 @@ for _name in MATH_FUNCTIONS:
 def function_source(name: str, arguments: dict[str, list[str]], outputs: list[sp.Expr],
                     names: dict[sp.Symbol, str]) -> str:
     """`def name(<arguments>)`: each argument a list unpacked into the given locals, then the
-    outputs' common subexpressions as locals `x<k>`, and the outputs returned as a list."""
+    outputs' common subexpressions as locals `_x<k>`, and the outputs returned as a list."""
     replacements, reduced = sp.cse(outputs, symbols=sp.numbered_symbols("_x"), optimizations="basic")
     names = dict(names)
     printer = FloatPrinter(names)   # reads `names` as the locals below are added to it
@@ -121,7 +124,7 @@ def function_source(name: str, arguments: dict[str, list[str]], outputs: list[sp
     lines += [f"{INDENT}({', '.join(locals_)},) = {argument}" for argument, locals_ in arguments.items() if locals_]
     for k, (symbol, value) in enumerate(replacements):
         text = printer.doprint(value)
-        names[symbol] = f"x{k}"
-        lines.append(f"{INDENT}x{k} = {text}")
+        names[symbol] = f"_x{k}"
+        lines.append(f"{INDENT}_x{k} = {text}")
     lines.append(f"{INDENT}return [{', '.join(printer.doprint(e) for e in reduced)}]")
     return "\n".join(lines)

@@ -15,7 +15,9 @@ from typing import Callable
 import torch
 
 from ...compiler.py_kernel import ScalarKernel
+from ..library import run_generated
 
+KERNEL_FILENAME = "<impsolve kernel>"
 FLOAT_ERRORS = (ArithmeticError, ValueError)   # ZeroDivisionError, OverflowError, math domain errors
 
 
@@ -43,15 +45,10 @@ def _min(a: float, b: float) -> float:
     return a if a <= b else b if b <= a else a + b
 
 
-KERNEL_LIBRARY = {"math": math, "_sign": _sign, "_sigmoid": _sigmoid, "_softplus": _softplus, "_sech": _sech,
+KERNEL_LIBRARY = {"_math": math, "_abs": abs, "_sign": _sign, "_sigmoid": _sigmoid, "_softplus": _softplus, "_sech": _sech,
                   "_max": _max, "_min": _min}
 
 
-def load(kernel: ScalarKernel) -> dict[str, Callable]:
-    """The kernel's functions (generated source: only mangled names and numbers, compiler.py_print)."""
-    globals_ = dict(KERNEL_LIBRARY)
-    exec(compile(kernel.source, "<impsolve kernel>", "exec"), globals_)  # noqa: S102 - generated code only
-    return globals_
 
 
 def _values(tensors: tuple[torch.Tensor, ...]) -> list[float]:
@@ -94,16 +91,16 @@ class KernelDynamics:
 
     def __init__(self, kernel: ScalarKernel, fallback: Callable, params: list[torch.Tensor],
                  nets: list[torch.nn.Module]) -> None:
-        functions = load(kernel)
-        self.rhs, self.rhs_vjp = functions["rhs"], functions["rhs_vjp"]
-        self.inputs, self.inputs_vjp = functions.get("inputs"), functions.get("inputs_vjp")
+        functions = run_generated(kernel.source, dict(KERNEL_LIBRARY), KERNEL_FILENAME)
+        self.rhs, self.rhs_vjp = functions["_rhs"], functions["_rhs_vjp"]
+        self.inputs, self.inputs_vjp = functions.get("_inputs"), functions.get("_inputs_vjp")
         self.kernel, self.fallback = kernel, fallback
         self.params = [params[j] for j in kernel.params]
         self.nets = [nets[c.net] for c in kernel.calls]
 
-    def __call__(self, t: torch.Tensor, s: torch.Tensor, *rest) -> torch.Tensor:
-        if rest or s.dim() != 2 or s.shape[0] != 1 or s.dtype != torch.float64 or s.device.type != "cpu":
-            return self.fallback(t, s, *rest)
+    def __call__(self, t: torch.Tensor, s: torch.Tensor, *rest, **named) -> torch.Tensor:
+        if rest or named or s.dim() != 2 or s.shape[0] != 1 or s.dtype != torch.float64 or s.device.type != "cpu":
+            return self.fallback(t, s, *rest, **named)
         head = (t, s, *self.params)
         try:
             outputs = self._net_outputs(head)
