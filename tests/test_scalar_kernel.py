@@ -88,6 +88,15 @@ def test_where_python_raises_the_torch_dynamics_answer(der: str, x0: str, expect
     assert (math.isnan(value) and math.isnan(expected)) or value == expected
 
 
+def test_sigmoid_and_sech_far_out_are_torch_values_not_errors() -> None:
+    """Written naively, sigmoid(-800) and sech(800) overflow in Python (torch: 0 and 0)."""
+    model = _compiled(_one_state("", "sigmoid(x) + sech(x) + softplus(x)", "-800"))
+    s = torch.full((1, 1), -800.0, dtype=torch.float64, requires_grad=True)
+    value = model.dynamics.function(torch.tensor(0.0, dtype=torch.float64), s)
+    (grad,) = torch.autograd.grad(value, s)
+    assert float(value.detach()) == 0.0 and float(grad) == 0.0
+
+
 def test_a_nan_passes_through_max_and_min() -> None:
     kernel = _compiled(_one_state("", "max(x, 0) + min(0, x)")).dynamics.function
     value = kernel(torch.tensor(0.0, dtype=torch.float64), torch.tensor([[math.nan]], dtype=torch.float64))

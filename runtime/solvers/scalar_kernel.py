@@ -26,7 +26,10 @@ def _sign(x: float) -> float:
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)                    # no overflow for x << 0, where torch gives 0 too
+    return e / (1.0 + e)
 
 
 def _softplus(x: float) -> float:
@@ -34,7 +37,8 @@ def _softplus(x: float) -> float:
 
 
 def _sech(x: float) -> float:
-    return 1.0 / math.cosh(x)
+    e = math.exp(-abs(x))              # 2 / (e^x + e^-x), without cosh's overflow
+    return 2.0 * e / (1.0 + e * e)
 
 
 def _max(a: float, b: float) -> float:
@@ -45,10 +49,8 @@ def _min(a: float, b: float) -> float:
     return a if a <= b else b if b <= a else a + b
 
 
-KERNEL_LIBRARY = {"_math": math, "_abs": abs, "_sign": _sign, "_sigmoid": _sigmoid, "_softplus": _softplus, "_sech": _sech,
-                  "_max": _max, "_min": _min}
-
-
+KERNEL_LIBRARY = {"_math": math, "_abs": abs, "_sign": _sign, "_sigmoid": _sigmoid, "_softplus": _softplus,
+                  "_sech": _sech, "_max": _max, "_min": _min}
 
 
 def _values(tensors: tuple[torch.Tensor, ...]) -> list[float]:
