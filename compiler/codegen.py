@@ -4,7 +4,10 @@ Each generated function has the signature `(t, s, s0=None, sT=None, T=None)`: `s
 current states in its last dimension (batched over leading ones), `s0`/`sT` the initial and final
 states, `T` the final time. Common subexpressions are shared (SymPy `cse`). Only validated symbol
 indices and numbers reach the source: names are mapped to `s_[i]` (the columns of `s.unbind(-1)`),
-`p_j`, `net_k`, `y_k`; a net's inputs that are consecutive columns of one source are a slice `s[..., a:b]`.
+`p_j`, `net_k`, `y_k`; a net's inputs that are consecutive columns of one source are a slice `s[..., a:b]`
+(an MLP on the ODE path reads them as `net_k.of_columns(s, a, b)`), and so are the outputs of a
+"stack" function whose entries are all columns of `s` or net outputs (concatenated:
+`torch.cat((s[..., 1:2], net_0.of_columns(s, 0, 1)), -1)`).
 Helpers named `_...` (linear algebra, the implicit solver) come from the runtime's library.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sympy as sp
 from sympy.printing.precedence import precedence
 from sympy.printing.pycode import PythonCodePrinter
 
+from ..dsl.options import MlpOptions
 from . import functions as fn
 from . import ir
 
@@ -39,6 +43,8 @@ class Layout:
     params: list[ir.Param]
     nets: list[str]
     implicits: list[ir.Implicit]
+    net_outputs: tuple[int, ...] = ()   # each net's number of outputs, where known (0: not known)
+    mlp_columns: bool = False   # nets with outputs are runtime.nets.Mlp: columns go through Mlp.of_columns
 
     def columns(self) -> dict[sp.Symbol, tuple[str, int]]:
         """Each state symbol's source (`s`, `s0` or `sT`) and column."""
@@ -69,6 +75,11 @@ class Layout:
         return {u: k for k, implicit in enumerate(self.implicits) for u in implicit.unknowns}
 
 
+def net_outputs(nets: list[ir.Net]) -> tuple[int, ...]:
+    """Each net's number of outputs, for `Layout.net_outputs` (0 for an open-loop control's)."""
+    return tuple(net.options.out if isinstance(net.options, MlpOptions) else 0 for net in nets)
+
+
 class TorchPrinter(PythonCodePrinter):
     """SymPy -> torch source. Numbers print as float literals; functions map to torch."""
 
@@ -77,6 +88,7 @@ class TorchPrinter(PythonCodePrinter):
         self.names = {**layout.symbol_code(), **local_names}
         self.columns = layout.columns()
         self.net_index = {name: k for k, name in enumerate(layout.nets)}
+        self.mlps = {k for k, outputs in enumerate(layout.net_outputs) if outputs and layout.mlp_columns}
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sp.Basic) and not isinstance(expr, sp.MatrixBase) and expr.is_number \
@@ -138,7 +150,7 @@ class TorchPrinter(PythonCodePrinter):
             return f"{INDEXED_FUNCTIONS[name]}({self._print(matrix)})[..., {int(index)}]"
         args = ", ".join(self._print(a) for a in expr.args)
         if name in self.net_index:
-            return f"net_{self.net_index[name]}({self._net_inputs(expr.args, args)})"
+            return self._net_call(self.net_index[name], expr.args, args)
         if isinstance(expr, fn.net_output):
             call, index = expr.args
             return f"{self._print(call)}[..., {int(index)}]"
@@ -152,15 +164,18 @@ class TorchPrinter(PythonCodePrinter):
             return f"(1/torch.cosh({args}))"
         raise NotImplementedError(f"no torch translation for {name}")
 
-    def _net_inputs(self, args: tuple, printed: str) -> str:
-        """A net's input: a slice of consecutive columns of one source (a view) when the arguments
-        are such columns, else the arguments stacked in the last dimension."""
+    def _net_call(self, k: int, args: tuple, printed: str) -> str:
+        """Net k on its inputs: consecutive columns of one source as a slice `s[..., a:b]` (or, for
+        an Mlp, `net_k.of_columns(s, a, b)`: no slice while bound), else the arguments stacked in
+        the last dimension."""
         where = [self.columns.get(a) for a in args]
         if all(where) and len({source for source, _ in where}) == 1 \
                 and [i for _, i in where] == list(range(where[0][1], where[0][1] + len(where))):
             source, first = where[0]
-            return f"{source}[..., {first}:{first + len(where)}]"
-        return f"_column({printed})" if len(args) == 1 else f"_stack({printed})"
+            if k in self.mlps:
+                return f"net_{k}.of_columns({source}, {first}, {first + len(where)})"
+            return f"net_{k}({source}[..., {first}:{first + len(where)}])"
+        return f"net_{k}(_column({printed}))" if len(args) == 1 else f"net_{k}(_stack({printed}))"
 
     def _print_Min(self, expr):
         return self._fold("torch.minimum", expr.args)
@@ -235,22 +250,70 @@ def generate_function(name: str, outputs: list[sp.Expr], layout: Layout, mode: s
             deps = "".join(f"y_{j}, " for j in _dependencies(k, layout))
             lines.append(f"        y_{k} = implicit_{k}({deps}{ARGUMENTS})")
     body = [f"        {local_names[sym]} = {printer.doprint(value)}" for sym, value in replacements]
-    results = [printer.doprint(e) for e in reduced]
-    lines += _unbind_lines([*body, *results])
+    result = _return_line(mode, reduced, replacements, layout, printer)
+    lines += _unbind_lines([*body, result])
     lines += body
+    lines.append(result)
+    return "\n".join(lines)
+
+
+def _return_line(mode: str, reduced: list[sp.Expr], replacements: list, layout: Layout,
+                 printer: TorchPrinter) -> str:
+    """The function's return statement for `mode` (see generate_function)."""
+    results = [printer.doprint(e) for e in reduced]
     if mode == "stack":
+        columns = _column_items(reduced, replacements, layout, printer)
+        if columns is not None:
+            return f"        return torch.cat(({''.join(c + ', ' for c in columns)}), -1)"
         state_symbols = {ir.state_symbol(n) for n in layout.states}
         items = [code if _depends_on(e, state_symbols, replacements) else f"_like({code}, s[..., 0])"
                  for e, code in zip(reduced, results)]
-        lines.append(f"        return torch.stack(({''.join(i + ', ' for i in items)}), -1)")
-    elif mode == "broadcast":
-        lines.append(f"        return _stack({', '.join(results)})")
-    elif mode == "matrix":
+        return f"        return torch.stack(({''.join(i + ', ' for i in items)}), -1)"
+    if mode == "broadcast":
+        return f"        return _stack({', '.join(results)})"
+    if mode == "matrix":
         size = int(round(len(results) ** 0.5))
-        lines.append(f"        return _matrix({size}, {size}, {', '.join(results)})")
-    else:
-        lines.append(f"        return ({''.join(r + ', ' for r in results)})")
-    return "\n".join(lines)
+        return f"        return _matrix({size}, {size}, {', '.join(results)})"
+    return f"        return ({''.join(r + ', ' for r in results)})"
+
+
+def _column_items(reduced: list[sp.Expr], replacements: list, layout: Layout,
+                  printer: TorchPrinter) -> list[str] | None:
+    """The outputs as blocks of columns (shape (..., k)) to concatenate, when each is a column of
+    `s` (consecutive ones become one slice) or an entry of a net's output on the states, no
+    subexpression is shared, and this takes no more views than stacking the entries (one unbind
+    of `s`, one select per net output): the same values with fewer graph nodes per call. Else None."""
+    if replacements:
+        return None
+    pieces = [_column_piece(e, layout, printer) for e in reduced]
+    if None in pieces:
+        return None
+    blocks: list[range | str] = []
+    for piece in pieces:
+        if isinstance(piece, int) and blocks and isinstance(blocks[-1], range) and blocks[-1].stop == piece:
+            blocks[-1] = range(blocks[-1].start, piece + 1)
+        else:
+            blocks.append(range(piece, piece + 1) if isinstance(piece, int) else piece[0])
+    whole_nets = sum(isinstance(p, tuple) and p[1] for p in pieces)   # selects saved
+    if sum(isinstance(b, range) for b in blocks) > 1 + whole_nets:   # slices against one unbind
+        return None
+    return [f"s[..., {b.start}:{b.stop}]" if isinstance(b, range) else b for b in blocks]
+
+
+def _column_piece(e: sp.Expr, layout: Layout, printer: TorchPrinter) -> int | tuple[str, bool] | None:
+    """An output as a column: the index of a column of `s`; or, for an entry of a net's output
+    when the net reads the states, its code as shape (..., 1) and whether that is the whole output
+    (a net with one output needs no slice); else None."""
+    where = layout.columns().get(e)
+    if where is not None:
+        return where[1] if where[0] == "s" else None
+    if not isinstance(e, fn.net_output) or not _depends_on(e, {ir.state_symbol(n) for n in layout.states}, []):
+        return None
+    call, index = e.args
+    code = printer.doprint(call)
+    if dict(zip(layout.nets, layout.net_outputs)).get(type(call).__name__, 0) == 1:
+        return code, True
+    return f"{code}[..., {int(index)}:{int(index) + 1}]", False
 
 
 def _unbind_lines(code: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from . import ir, kinds
-from .codegen import Layout, generate_module
+from .codegen import Layout, generate_module, net_outputs
 from .lower import Lowering
 from .program import Program, checks_and_plots
 from .tensor_codegen import build_function, generate_tensor_module
@@ -231,7 +231,7 @@ def generate_discrete(problem: ir.Problem) -> Program:
     (`Problem.functions`), expects and plots."""
     d = problem.discrete
     layout = Layout(states=d.columns, params=list(problem.params.values()), nets=list(problem.nets),
-                    implicits=problem.implicits)
+                    implicits=problem.implicits, net_outputs=net_outputs(list(problem.nets.values())))
     if problem.tensor is not None:          # tensor-only (compiler.tensor_discrete.LargeDiscreteLowering)
         source = generate_tensor_module(problem.tensor, list(problem.nets))
         return Program(problem, layout, source, list(problem.tensor.functions), {})

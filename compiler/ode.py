@@ -12,7 +12,7 @@ from ..dsl import ast
 from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from . import ir, kinds
-from .codegen import Layout, generate_module
+from .codegen import Layout, generate_module, net_outputs
 from .constraints import declare_optimal_control, direct_method, lower_constraints
 from .derivative import residual_jacobian
 from .expressions import source_text
@@ -175,7 +175,7 @@ def generate_ode(problem: ir.Problem) -> Program:
     if problem.tensor is not None:
         return generate_tensor(problem)
     layout = Layout(states=list(problem.states), params=list(problem.params.values()), nets=list(problem.nets),
-                    implicits=problem.implicits)
+                    implicits=problem.implicits, net_outputs=net_outputs(list(problem.nets.values())), mlp_columns=True)
     functions: dict[str, tuple[list[sp.Expr], str]] = {}
     if problem.states:
         functions["dynamics"] = ([problem.dynamics[s] for s in problem.states], "stack")

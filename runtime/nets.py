@@ -14,6 +14,7 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "softplu
                "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
 # the torch functions of the activations without parameters to pass (the others keep their forward)
 FUNCTIONS = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu, nn.Sigmoid: torch.sigmoid}
+PAD_LIMIT = 8   # columns a bound net's first layer may read as zero rows instead of a slice (Mlp.of_columns)
 
 
 class Mlp(nn.Sequential):
@@ -21,30 +22,73 @@ class Mlp(nn.Sequential):
     directly: the per-module call overhead dominates a small net's evaluation on the CPU. Inside
     `bound()` (one solve) each layer is made once into one call: a linear layer into addmm with its
     transposed weight (one graph node instead of two: transpose, addmm), an activation into its
-    torch function."""
+    torch function, and a tanh between two linear layers into a sigmoid (`fold_tanh`)."""
 
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__(*layers)
         self.plan: list[tuple] | None = None   # per layer, while bound: (bias, transposed weight) or (function,)
+        self.padded: dict[tuple[int, int, int, bool], list[tuple]] = {}   # while bound: plans of `of_columns`
 
     @contextmanager
     def bound(self) -> Iterator[None]:
         """Make the layers' calls once for the calls inside (under the grad mode in force)."""
-        self.plan = [(layer.bias, layer.weight.t()) if isinstance(layer, nn.Linear) and layer.bias is not None
-                     else (FUNCTIONS.get(type(layer), layer.forward),) for layer in self]
+        self.plan = fold_tanh(list(self), [(layer.bias, layer.weight.t()) if _affine(layer)
+                                           else (FUNCTIONS.get(type(layer), layer.forward),) for layer in self])
         try:
             yield
         finally:
             self.plan = None
+            self.padded = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.plan is not None and x.dim() == 2:
-            for call in self.plan:
-                x = torch.addmm(call[0], x, call[1]) if len(call) == 2 else call[0](x)   # addmm: F.linear in 2-d
-            return x
+            return _run(self.plan, x)
         for layer in self:
             x = layer.forward(x)
         return x
+
+    def of_columns(self, x: torch.Tensor, first: int, stop: int) -> torch.Tensor:
+        """self(x[..., first:stop]). While bound, on a 2-d x with at most PAD_LIMIT other columns,
+        the first layer reads all of x through its weight padded with zero rows (made once per
+        solve, once per grad mode: one made under no_grad has no graph to the weights): the same
+        values to round-off, and no slice in the graph (whose reverse pass is zeros + copy per call)."""
+        if self.plan is None or x.dim() != 2 or len(self.plan[0]) != 2 or x.shape[-1] - (stop - first) > PAD_LIMIT:
+            return self.forward(x[..., first:stop])
+        key = (first, stop, x.shape[-1], torch.is_grad_enabled())
+        if key not in self.padded:
+            bias, weight = self.plan[0]
+            rows = weight.new_zeros(first, weight.shape[1]), weight, weight.new_zeros(key[2] - stop, weight.shape[1])
+            self.padded[key] = [(bias, torch.cat(rows)), *self.plan[1:]]
+        return _run(self.padded[key], x)
+
+
+def _run(plan: list[tuple], x: torch.Tensor) -> torch.Tensor:
+    """A bound plan's calls on a 2-d x."""
+    for call in plan:
+        x = torch.addmm(call[0], x, call[1]) if len(call) == 2 else call[0](x)   # addmm: F.linear in 2-d
+    return x
+
+
+def _affine(layer: nn.Module) -> bool:
+    """A linear layer with a bias: called as one addmm in a bound plan."""
+    return isinstance(layer, nn.Linear) and layer.bias is not None
+
+
+def fold_tanh(layers: list[nn.Module], plan: list[tuple]) -> list[tuple]:
+    """The plan with each tanh between two linear layers (with biases) made a sigmoid, by
+    tanh(z) = 2 sigmoid(2 z) - 1: the layer before it gets twice its weight and bias, the layer
+    after it reads h = 2 sigmoid - 1 as b - sum_i W_i + sigmoid @ (2 W). Same values to round-off,
+    same number of graph nodes per call, and on the CPU a float64 sigmoid takes about a quarter of
+    a tanh's time (1.7 against 6.8 us on 100 x 16); the weights are made once per bound solve."""
+    plan = list(plan)
+    for i in range(1, len(layers) - 1):
+        if isinstance(layers[i], nn.Tanh) and _affine(layers[i - 1]) and _affine(layers[i + 1]):
+            bias, weight = plan[i - 1]
+            plan[i - 1] = (2 * bias, 2 * weight)
+            plan[i] = (torch.sigmoid,)
+            bias, weight = plan[i + 1]
+            plan[i + 1] = (bias - weight.sum(0), 2 * weight)
+    return plan
 
 
 @contextmanager

@@ -91,3 +91,44 @@ def test_program_is_deterministic():
 def test_constant_folding_and_precedence(expr, value):
     checked = impsolve.load(f"const q = {expr}\nparam p = q\nminimize p\n").checked
     assert [float(v) for v in lower(checked).params["p"].initial] == [value]
+
+
+COLUMNS = """
+problem columns
+state a = 0.3, b = -0.2, c = 0.5, d = 1
+batch 3
+net f(a): mlp(hidden=[4], act=tanh)
+net g(b, c): mlp(hidden=[4], out=2, act=tanh)
+der(a) = b
+der(b) = c
+der(c) = f(a)
+der(d) = g(b, c)[1]
+horizon 1
+minimize mean(a(T)^2)
+"""
+
+
+def _dynamics_source(spec: str) -> str:
+    source = impsolve.load(spec).source()
+    return source[source.index("def dynamics"):source.index("def initial")]
+
+
+def test_dynamics_of_columns_and_net_outputs_are_concatenated_blocks():
+    """Outputs that are state columns or net outputs are cut out as (..., k) blocks and
+    concatenated (consecutive columns in one slice; a net with one output needs no slice), with
+    the values of the stacked entries."""
+    dynamics = _dynamics_source(COLUMNS)
+    assert "return torch.cat((s[..., 1:3], net_0.of_columns(s, 0, 1), net_1.of_columns(s, 1, 3)[..., 1:2], ), -1)" \
+        in dynamics
+    assert "unbind" not in dynamics and "torch.stack" not in dynamics
+    model = impsolve.load(COLUMNS).compile(device="cpu", dtype="float64")
+    s = torch.randn(3, 4, dtype=torch.float64)
+    f, g = model.nets
+    expected = torch.stack((s[:, 1], s[:, 2], f(s[:, :1])[:, 0], g(s[:, 1:3])[:, 1]), -1)
+    assert torch.equal(model.functions["dynamics"](torch.tensor(0.0, dtype=torch.float64), s), expected)
+
+
+def test_scattered_columns_are_stacked_from_one_unbind():
+    """More slices than the one unbind they would replace: the entries are stacked as before."""
+    dynamics = _dynamics_source(COLUMNS.replace("der(b) = c", "der(b) = a").replace("der(c) = f(a)", "der(c) = d"))
+    assert "s_ = s.unbind(-1)" in dynamics and "torch.stack((s_[1], s_[0], s_[3], " in dynamics

@@ -174,13 +174,13 @@ def test_cli_backend_flag_is_reported_in_result_json(tmp_path):
     assert solver["backend"] == "torch" and solver["requested"] == "torch" and solver["gradient"] == "backprop"
 
 
-@pytest.mark.parametrize("act", ["tanh", "softplus"])   # an activation called as a torch function, and one not
+@pytest.mark.parametrize("act", ["tanh", "softplus", "relu"])   # folded to a sigmoid, a module's forward, a torch function
 def test_a_bound_mlp_gives_the_same_values_and_gradients_and_unbinds(act):
     from impsolve.dsl.options import MlpOptions
     from impsolve.runtime.nets import bound, build_mlp
     torch.manual_seed(0)
     net = build_mlp(3, MlpOptions(hidden=[8, 8], act=act)).to(DTYPE)
-    x = torch.randn(5, 3, dtype=DTYPE)
+    x = 3 * torch.randn(5, 3, dtype=DTYPE)
 
     def loss() -> torch.Tensor:   # two 2-d calls (bound: one transpose each layer) and a 1-d one (unbound)
         return net(x).square().sum() + net(x[:2]).sin().sum() + net(x[0]).sum()
@@ -188,9 +188,38 @@ def test_a_bound_mlp_gives_the_same_values_and_gradients_and_unbinds(act):
     plain = loss()
     with bound([net]):
         assert net.plan is not None
+        assert (torch.sigmoid in [call[0] for call in net.plan]) == (act == "tanh")
         value = loss()
     assert net.plan is None
-    assert torch.equal(value, plain)   # addmm(b, x, W^T) is what F.linear computes
+    if act == "tanh":   # 2 sigmoid(2 z) - 1 with the affine parts in the neighbouring layers: round-off apart
+        assert torch.allclose(value, plain, rtol=1e-14, atol=0)
+    else:
+        assert torch.equal(value, plain)   # addmm(b, x, W^T) is what F.linear computes
     for g, e in zip(torch.autograd.grad(value, list(net.parameters())),
                     torch.autograd.grad(plain, list(net.parameters()))):   # summed in another order
         assert torch.allclose(g, e, rtol=1e-13, atol=1e-16) and not torch.equal(g, torch.zeros_like(g))
+
+
+def test_a_bound_mlp_reads_columns_through_padded_weights():
+    """Mlp.of_columns(x, a, b) is net(x[..., a:b]): bound, the first layer reads all of x through
+    zero rows (the same values and gradients to round-off, no slice); past PAD_LIMIT other columns,
+    unbound, or on a 3-d x it slices."""
+    from impsolve.dsl.options import MlpOptions
+    from impsolve.runtime.nets import PAD_LIMIT, bound, build_mlp
+    torch.manual_seed(0)
+    net = build_mlp(2, MlpOptions(hidden=[8], act="tanh")).to(DTYPE)
+    for width in (3, 2 + PAD_LIMIT, 3 + PAD_LIMIT):
+        x = torch.randn(5, width, dtype=DTYPE, requires_grad=True)
+        plain = net(x[..., 1:3])
+        with bound([net]):
+            with torch.no_grad():   # a padded weight made without a graph is not reused with one
+                assert torch.allclose(net.of_columns(x, 1, 3), plain, rtol=1e-13, atol=1e-15)
+            value = net.of_columns(x, 1, 3)
+            assert net.of_columns(x[None], 1, 3).shape == (1, 5, 1)
+            assert bool(net.padded) == (width - 2 <= PAD_LIMIT)
+        assert not net.padded
+        assert torch.allclose(value, plain, rtol=1e-13, atol=1e-15)
+        assert torch.equal(net.of_columns(x, 1, 3), plain)
+        for g, e in zip(torch.autograd.grad(value.sin().sum(), [x, *net.parameters()]),
+                        torch.autograd.grad(plain.sin().sum(), [x, *net.parameters()])):
+            assert torch.allclose(g, e, rtol=1e-13, atol=1e-15)

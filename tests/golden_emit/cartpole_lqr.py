@@ -11,7 +11,7 @@ def build(params, nets):
         s_ = s.unbind(-1)
         c0 = torch.sin(s_[2])
         c1 = torch.reciprocal(torch.square(c0) + 1)
-        c2 = net_0(s[..., 0:4])[..., 0]
+        c2 = net_0.of_columns(s, 0, 4)[..., 0]
         c3 = 10*c2
         c4 = torch.square(s_[3])
         c5 = torch.cos(s_[2])
@@ -25,7 +25,7 @@ def build(params, nets):
         return (sT_[4], )
 
     def controls(t, s, s0=None, sT=None, T=None):
-        return (10*net_0(s[..., 0:4])[..., 0], )
+        return (10*net_0.of_columns(s, 0, 4)[..., 0], )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'controls': controls}
 

@@ -8,8 +8,7 @@ def build(params, nets):
     net_0 = nets[0]
 
     def dynamics(t, s, s0=None, sT=None, T=None):
-        s_ = s.unbind(-1)
-        return torch.stack((s_[1], net_0(s[..., 0:1])[..., 0], ), -1)
+        return torch.cat((s[..., 1:2], net_0.of_columns(s, 0, 1), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
         return ()
@@ -29,7 +28,7 @@ def build(params, nets):
 
     def plot_0(t, s, s0=None, sT=None, T=None):
         s_ = s.unbind(-1)
-        return (net_0(s[..., 0:1])[..., 0], -s_[0], )
+        return (net_0.of_columns(s, 0, 1)[..., 0], -s_[0], )
 
     return {'dynamics': dynamics, 'initial': initial, 'objective': objective, 'expect_0': expect_0, 'expect_1': expect_1, 'plot_0': plot_0}
 

@@ -15,7 +15,7 @@ def build(params, nets):
 
     def dynamics(t, s, s0=None, sT=None, T=None):
         s_ = s.unbind(-1)
-        c0 = net_0(s[..., 0:2])
+        c0 = net_0.of_columns(s, 0, 2)
         c1 = c0[..., 0]
         c2 = c1 + s_[0]*torch.exp(p_0)
         c3 = -c0[..., 1]
@@ -30,8 +30,7 @@ def build(params, nets):
         return (p_2, )
 
     def fit_observed(t, s, s0=None, sT=None, T=None):
-        s_ = s.unbind(-1)
-        return torch.stack((s_[0], s_[1], ), -1)
+        return torch.cat((s[..., 0:2], ), -1)
 
     def fit_initial_0(t, s, s0=None, sT=None, T=None):
         return (1, 1, 0, 0, )

@@ -21,8 +21,7 @@ def build(params, nets):
         return (p_0, )
 
     def fit_observed(t, s, s0=None, sT=None, T=None):
-        s_ = s.unbind(-1)
-        return torch.stack((s_[0], s_[1], ), -1)
+        return torch.cat((s[..., 0:2], ), -1)
 
     def fit_initial_0(t, s, s0=None, sT=None, T=None):
         return (2, 0, )

@@ -11,8 +11,7 @@ def build_scalar(params, nets):
         return (0, 0, 0, )
 
     def offset(t, s, s0=None, sT=None, T=None):
-        s_ = s.unbind(-1)
-        return torch.stack((s_[15], s_[16], s_[17], ), -1)
+        return torch.cat((s[..., 15:18], ), -1)
 
     def jacobian(t, s, s0=None, sT=None, T=None):
         s_ = s.unbind(-1)

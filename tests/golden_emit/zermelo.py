@@ -9,7 +9,7 @@ def build(params, nets):
 
     def dynamics(t, s, s0=None, sT=None, T=None):
         s_ = s.unbind(-1)
-        c0 = 3.141592653589793*torch.sigmoid(net_0(s[..., 1:2])[..., 0])
+        c0 = 3.141592653589793*torch.sigmoid(net_0.of_columns(s, 1, 2)[..., 0])
         return torch.stack((torch.cos(c0) + 1.1 + 0.9*torch.exp(-25*torch.square(s_[1] - 1)), torch.sin(c0), ), -1)
 
     def initial(t, s, s0=None, sT=None, T=None):
@@ -24,7 +24,7 @@ def build(params, nets):
         return (sT_[0], )
 
     def controls(t, s, s0=None, sT=None, T=None):
-        return (3.141592653589793*torch.sigmoid(net_0(s[..., 1:2])[..., 0]), )
+        return (3.141592653589793*torch.sigmoid(net_0.of_columns(s, 1, 2)[..., 0]), )
 
     def expect_0(t, s, s0=None, sT=None, T=None):
         sT_ = sT.unbind(-1)
@@ -32,7 +32,7 @@ def build(params, nets):
 
     def expect_1(t, s, s0=None, sT=None, T=None):
         s_ = s.unbind(-1)
-        return (torch.cos(3.141592653589793*torch.sigmoid(net_0(s[..., 1:2])[..., 0])), -1/(1.1 + 0.9*torch.exp(-25*torch.square(s_[1] - 1))), )
+        return (torch.cos(3.141592653589793*torch.sigmoid(net_0.of_columns(s, 1, 2)[..., 0])), -1/(1.1 + 0.9*torch.exp(-25*torch.square(s_[1] - 1))), )
 
     return {'dynamics': dynamics, 'initial': initial, 'event': event, 'objective': objective, 'controls': controls, 'expect_0': expect_0, 'expect_1': expect_1}
 
