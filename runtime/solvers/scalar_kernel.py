@@ -123,10 +123,12 @@ class KernelDynamics:
             entries = self.inputs(values)
             computed = Expressions.apply(self.inputs_vjp, values, entries, *head) if torch.is_grad_enabled() \
                 else torch.tensor([entries], dtype=torch.float64)
-        outputs, start = [], 0
+        outputs, start, s = [], 0, head[1]
         for call, net in zip(self.kernel.calls, self.nets):
-            if call.states is not None:
-                outputs.append(net(head[1][..., call.states[0]:call.states[1]]))
+            if call.states is not None:     # an Mlp reads the columns without a slice in the graph
+                first, stop = call.states
+                columns = getattr(net, "of_columns", None)
+                outputs.append(columns(s, first, stop) if columns else net(s[..., first:stop]))
             else:
                 outputs.append(net(computed[..., start:start + call.inputs]))
                 start += call.inputs
