@@ -20,23 +20,16 @@ import sympy as sp
 
 from . import functions as fn
 from . import ir
-from .c_print import Unsupported, block, derivative, smooth_pieces
+from .c_print import block
 from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_open_loop import PiecewiseLayout, piecewise_source
 from .c_kernel import FROM_OUTPUT, KERNEL_ENTRIES, activation_helpers, kernel_header
 from .c_solver import SOLVER, solver_header
+from .split_dynamics import NetCall, Unsupported, gradient, net_calls, output_symbol, smooth_pieces
 from .values import component_names
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
 MAX_ENTRIES = 1 << 16       # batch x states
-
-
-@dataclass(frozen=True)
-class NetCall:
-    """One distinct call of a net inside the dynamics: the net's index and the input expressions."""
-
-    net: int
-    args: tuple[sp.Expr, ...]
 
 
 @dataclass(frozen=True)
@@ -134,26 +127,6 @@ def _mlps(problem: ir.Problem, used: list[int], offset: int) -> tuple[list[MlpLa
     return layouts, offset
 
 
-def _net_calls(exprs: list[sp.Expr], nets: list[str]) -> tuple[list[NetCall], dict[sp.Expr, sp.Symbol]]:
-    """The distinct net calls and a substitution of every `net_output(call, i)` by a symbol."""
-    calls: dict[sp.Expr, int] = {}
-    subs: dict[sp.Expr, sp.Symbol] = {}
-    for expr in exprs:
-        for out in expr.atoms(fn.net_output):
-            call, index = out.args
-            name = type(call).__name__
-            if name not in nets:
-                raise Unsupported("a net output of something other than a net call")
-            k = calls.setdefault(call, len(calls))
-            subs[out] = sp.Symbol(f"_n{k}_{int(index)}", real=True)
-    ordered = sorted(calls, key=calls.get)
-    result = [NetCall(nets.index(type(c).__name__), tuple(c.args)) for c in ordered]
-    for call in result:
-        if any(a.atoms(fn.net_output) or a.atoms(sp.core.function.AppliedUndef) for a in call.args):
-            raise Unsupported("a net whose input is another net's output")
-    return result, subs
-
-
 def _offsets(calls: list[NetCall], mlps: list[MlpLayout]) -> tuple[list[int], int]:
     """Where each call's work buffer starts in a row's work area `zw`, and the area's size."""
     offsets, size = [], 0
@@ -201,7 +174,7 @@ def _forward_nets(calls: list[NetCall], mlps: list[MlpLayout], names: dict) -> s
 
 
 def _output_names(calls: list[NetCall], mlps: list[MlpLayout]) -> dict[sp.Symbol, str]:
-    return {sp.Symbol(f"_n{c}_{i}", real=True): f"za{c}[{mlps[call.net].outputs[-1] + i} * n + r]"
+    return {output_symbol(c, i): f"za{c}[{mlps[call.net].outputs[-1] + i} * n + r]"
             for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
 
 
@@ -214,11 +187,6 @@ def _rhs(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
                       "    (void)t; (void)th;", *lines, "}"])
 
 
-def _gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:
-    """(target, d scalar / d variable) for each variable."""
-    return [(target, derivative(scalar, v)) for v, target in variables.items()]
-
-
 def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], names: dict,
          states: list[sp.Symbol], params: dict) -> str:
     """a . df/d(s, th) of a block's n rows: SymPy derivatives through the expressions row by row,
@@ -229,13 +197,13 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
     local = {**names, **outputs, **{sp.Symbol(f"_a{i}", real=True): f"a[{i}]" for i in range(len(dynamics))}}
     targets = {s: f"gs[{i}]+" for i, s in enumerate(states)}
     targets.update({p: f"g{code}+" for p, code in params.items()})
-    net_targets = {sp.Symbol(f"_n{c}_{i}", real=True): f"gn{c}[{i} * n + r]"
+    net_targets = {output_symbol(c, i): f"gn{c}[{i} * n + r]"
                    for c, call in enumerate(calls) for i in range(mlps[call.net].sizes[-1])}
     lines = ["    (void)zw; (void)gd;", *_views(calls, mlps, "const ")]
     lines += [f"    double gn{c}[{mlps[call.net].sizes[-1]} * CHUNK], gi{c}[{mlps[call.net].sizes[0]} * CHUNK];"
               for c, call in enumerate(calls)]
     rows = {"const double *s": "y", "const double *a": "adj", "double *gs": "gy"}
-    lines += _rows(rows, block(_gradient(adjoint, targets) + _gradient(adjoint, net_targets), local, "c"))
+    lines += _rows(rows, block(gradient(adjoint, targets) + gradient(adjoint, net_targets), local, "c"))
     deltas, _ = _delta_offsets(calls, mlps)
     lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, "
               + ("gth, n);" if deltas[c] is None else f"gd + {deltas[c]} * n, n);") for c, call in enumerate(calls)]
@@ -243,7 +211,7 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
                  for j, a in enumerate(call.args)), sp.Integer(0))
     local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j} * n + r]"
                   for c, call in enumerate(calls) for j in range(len(call.args))})
-    lines += _rows({"const double *s": "y", "double *gs": "gy"}, block(_gradient(chain, targets), local, "e"))
+    lines += _rows({"const double *s": "y", "double *gs": "gy"}, block(gradient(chain, targets), local, "e"))
     return "\n".join(["BLOCK void rhs_vjp(const double *th, double t, const double *y, const double *adj, "
                       "double *gy, double *gth, const double *zw, double *gd, int n) {",
                       "    (void)t; (void)th; (void)adj;", *lines, "}", "", _weight_gradients(calls, mlps)])
@@ -412,7 +380,7 @@ def generate(problem: ir.Problem, tableau) -> CSource:
         raise Unsupported("a stop event with a batch")
     states = [ir.state_symbol(n) for n in problem.states]
     dynamics = [problem.dynamics[n] for n in problem.states]
-    calls, subs = _net_calls(dynamics, list(problem.nets))
+    calls, subs = net_calls(dynamics, list(problem.nets))
     calls = [NetCall(c.net, tuple(smooth_pieces(a) for a in c.args)) for c in calls]
     used_nets = sorted({c.net for c in calls})
     calls = [NetCall(used_nets.index(c.net), c.args) for c in calls]

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import functools
 import gc
+import os
 import sys
 import traceback
 from typing import Iterator
@@ -15,6 +16,7 @@ from .constants import BACKENDS, MAX_SEED
 from .version import __version__
 
 EXIT_OK, EXIT_EXPECT_FAILED, EXIT_SPEC_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141   # 128 + SIGPIPE, as a shell reports a writer whose reader closed the pipe
 COMMANDS = ("run", "check", "compile")
 
 
@@ -74,7 +76,11 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     words = [a for a in argv if not a.startswith("-")]
     if words and words[0] not in COMMANDS:
         argv = ["run", *argv]
-    return _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.emit and args.command != "compile":   # not a run that trains for minutes instead of printing
+        parser.error(f"--emit prints the generated code of `impsolve compile SPEC --emit`, not of `{args.command}`")
+    return args
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -196,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader stopped (`impsolve compile SPEC --emit | head`): not a bug of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit's flush
+        return EXIT_BROKEN_PIPE
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
         return _failure(err, args.debug)
 

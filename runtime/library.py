@@ -24,7 +24,14 @@ def module(source: str, dtype: torch.dtype, device: torch.device, implicits: lis
     """The globals of the generated module, run with this library's helpers."""
     globals_ = namespace(dtype, device, implicits)
     globals_.update(tensor_helpers(globals_["_tensor"], implicits, dtype, device))
-    exec(compile(source, "<impsolve generated>", "exec"), globals_)  # noqa: S102 - generated code only
+    return run_generated(source, globals_)
+
+
+def run_generated(source: str, globals_: dict, filename: str = "<impsolve generated>") -> dict:
+    """Run source that impsolve generated (compiler.codegen, compiler.py_kernel: only validated
+    symbols, mangled names and numbers reach it) in `globals_`, and return them: the one place
+    anything is executed."""
+    exec(compile(source, filename, "exec"), globals_)  # noqa: S102 - generated code only
     return globals_
 
 

@@ -3,7 +3,6 @@ chosen ODE solver tier to the horizon or the stop event."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import torch
 from torch import nn
@@ -17,6 +16,8 @@ from .model import CompiledProblem, Solution
 from .nets import bound
 from .solvers.native import NativeSolver
 from .solvers.native_build import BuildError
+from .solvers.plan import torch_tier
+from .solvers.scalar_kernel import KernelDynamics
 
 
 class Dynamics(nn.Module):
@@ -80,6 +81,9 @@ class OdeProblem(CompiledProblem):
         self.register_buffer("random_initial", self.sample_initial(self.generator))
         if self.solver_plan.backend == "native" and self.dynamics is not None:
             self._build_native()
+        if self.solver_plan.kernel is not None and self.dynamics is not None:
+            self.dynamics.function = KernelDynamics(self.solver_plan.kernel, self.dynamics.function, self.params,
+                                                    self.nets)
 
     def _build_native(self) -> None:
         """Build (or load from the cache) the generated C solver; a failed build falls back to
@@ -89,8 +93,8 @@ class OdeProblem(CompiledProblem):
             self.dynamics.native = NativeSolver(plan.native, self.params, self.nets)
         except BuildError as err:
             reason = str(err).splitlines()[0].rstrip(":")
-            self.solver_plan = replace(plan, backend="torch", native=None,
-                                       note=f"native tier unavailable: {reason}; torch tier; gradient by {plan.gradient}")
+            self.solver_plan = torch_tier(plan, self.problem, torch.finfo(self.dtype).bits // 8, self.device.type,
+                                          f"native tier unavailable: {reason}; torch tier; gradient by {plan.gradient}")
 
     def initial_state(self) -> torch.Tensor:
         """The batch of initial states (batch x states); fixed values may depend on params."""

@@ -166,3 +166,18 @@ def test_check_runs_without_the_cycle_collector_and_restores_it(tiny, monkeypatc
         assert main(["check", str(tiny)]) == 0 and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_emit_outside_compile_is_refused_rather_than_ignored(tiny, capsys):
+    """`impsolve SPEC --emit` used to train the spec in full and print no code."""
+    assert main([str(tiny), "--emit"]) == 2
+    assert "impsolve compile SPEC --emit" in capsys.readouterr().err
+
+
+def test_a_reader_closing_the_pipe_is_not_an_internal_error(tiny):
+    """`impsolve compile SPEC --emit | head -1`: the reader leaves before impsolve writes."""
+    child = subprocess.Popen([sys.executable, "-m", "impsolve.cli", "compile", str(tiny), "--emit"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141 and "internal error" not in err and "Traceback" not in err

@@ -11,11 +11,13 @@ through the steps is used while the stored trajectory stays small, the adjoint o
 `gradient_mode`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ...compiler import ir
+from ...compiler import py_kernel
 from ...compiler.c_codegen import CSource, generate
-from ...compiler.c_print import Unsupported
+from ...compiler.py_kernel import ScalarKernel
+from ...compiler.split_dynamics import Unsupported
 from ...constants import BACKENDS
 from .native_build import find_compiler
 from .tableau import TABLEAUS
@@ -33,6 +35,7 @@ class SolverPlan:
     gradient: str       # "backprop" or "adjoint"
     note: str
     native: CSource | None = field(default=None, repr=False, compare=False)   # the generated C, when native
+    kernel: ScalarKernel | None = field(default=None, repr=False, compare=False)   # torch tier's float kernel
 
     @property
     def adjoint(self) -> bool:
@@ -92,6 +95,25 @@ def _native_tier(problem: ir.Problem, gradient: str, itemsize: int, device: str)
         return f"{err} is not generated natively"
 
 
+def scalar_kernel(problem: ir.Problem, itemsize: int, device: str) -> ScalarKernel | None:
+    """The torch tier's Python-float kernel (compiler.py_kernel) for one float64 trajectory on the
+    CPU, or None (the generated torch dynamics run alone)."""
+    if itemsize != 8 or device != "cpu" or problem.time_model != "ode" or not problem.states:
+        return None
+    try:
+        return py_kernel.generate(problem)
+    except Unsupported:
+        return None
+
+
+def torch_tier(plan: SolverPlan, problem: ir.Problem, itemsize: int, device: str, note: str) -> SolverPlan:
+    """`plan` on the torch tier with `note`, and the float kernel where one applies (said in the note)."""
+    kernel = scalar_kernel(problem, itemsize, device)
+    if kernel is not None:
+        note = note.replace("torch tier", "torch tier (expressions on Python floats)", 1)
+    return replace(plan, backend="torch", native=None, kernel=kernel, note=note)
+
+
 def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8, device: str = "cpu") -> SolverPlan:
     """The plan for `problem`; `requested` (e.g. from --backend) overrides the spec's `backend=`."""
     requested = requested or problem.ode.backend
@@ -112,6 +134,6 @@ def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8,
     if refusal is None:
         how = {"torch": ", as asked", "auto": "" if notes else " (fastest available)"}.get(requested, "")
         notes.append(f"torch tier{how}; gradient by {mode}")
-        return SolverPlan("torch", requested, gradient, "; ".join(notes))
+        return torch_tier(SolverPlan("torch", requested, gradient, ""), problem, itemsize, device, "; ".join(notes))
     notes.append(f"torchdiffeq tier: {refusal}; gradient by {mode}")
     return SolverPlan("torchdiffeq", requested, gradient, "; ".join(notes))

@@ -1,0 +1,69 @@
+"""The dynamics split at their net calls, for the generators that differentiate them symbolically
+(the native tier's C, compiler.c_codegen, and the plain-torch tier's Python-float kernel,
+compiler.py_kernel): the distinct net calls with their input expressions, each net output as a
+plain symbol, and SymPy derivatives with torch's conventions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import functions as fn
+
+
+class Unsupported(Exception):
+    """A construct a generator does not cover (the reason is one short phrase)."""
+
+
+@dataclass(frozen=True)
+class NetCall:
+    """One distinct call of a net inside the dynamics: the net's index and the input expressions."""
+
+    net: int
+    args: tuple[sp.Expr, ...]
+
+
+def output_symbol(call: int, index: int) -> sp.Symbol:
+    """The plain symbol standing for output `index` of distinct call `call`."""
+    return sp.Symbol(f"_n{call}_{index}", real=True)
+
+
+def net_calls(exprs: list[sp.Expr], nets: list[str]) -> tuple[list[NetCall], dict[sp.Expr, sp.Symbol]]:
+    """The distinct net calls and a substitution of every `net_output(call, i)` by a symbol."""
+    calls: dict[sp.Expr, int] = {}
+    subs: dict[sp.Expr, sp.Symbol] = {}
+    for expr in exprs:
+        for out in expr.atoms(fn.net_output):
+            call, index = out.args
+            name = type(call).__name__
+            if name not in nets:
+                raise Unsupported("a net output of something other than a net call")
+            k = calls.setdefault(call, len(calls))
+            subs[out] = output_symbol(k, int(index))
+    ordered = sorted(calls, key=calls.get)
+    result = [NetCall(nets.index(type(c).__name__), tuple(c.args)) for c in ordered]
+    for call in result:
+        if any(a.atoms(fn.net_output) or a.atoms(sp.core.function.AppliedUndef) for a in call.args):
+            raise Unsupported("a net whose input is another net's output")
+    return result, subs
+
+
+def smooth_pieces(expr: sp.Expr) -> sp.Expr:
+    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside)."""
+    def fold(args, keep):
+        out = args[0]
+        for a in args[1:]:
+            out = sp.Piecewise((out, keep(out, a)), (a, True))
+        return out
+    return expr.replace(sp.Max, lambda *a: fold(a, sp.GreaterThan)).replace(sp.Min, lambda *a: fold(a, sp.LessThan))
+
+
+def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
+    """d expr / d variable with torch's conventions where SymPy has distributions: the derivative
+    of sign is 0 (DiracDelta dropped)."""
+    return sp.diff(expr, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
+
+
+def gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:
+    """(target, d scalar / d variable) for each variable."""
+    return [(target, derivative(scalar, v)) for v, target in variables.items()]
