@@ -193,7 +193,7 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
     generated loops through the nets along the rows, whose activations come from `zw` (the forward
     evaluation's, kept or computed again); the nets' output and input gradients in gn<c>, gi<c>."""
     outputs = _output_names(calls, mlps)
-    adjoint = sum((sp.Symbol(f"_a{i}", real=True) * e for i, e in enumerate(dynamics)), sp.Integer(0))
+    adjoint = sum((sp.Symbol(f"_a{i}", real=True) * smooth_pieces(e) for i, e in enumerate(dynamics)), sp.Integer(0))
     local = {**names, **outputs, **{sp.Symbol(f"_a{i}", real=True): f"a[{i}]" for i in range(len(dynamics))}}
     targets = {s: f"gs[{i}]+" for i, s in enumerate(states)}
     targets.update({p: f"g{code}+" for p, code in params.items()})
@@ -207,7 +207,7 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
     deltas, _ = _delta_offsets(calls, mlps)
     lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, "
               + ("gth, n);" if deltas[c] is None else f"gd + {deltas[c]} * n, n);") for c, call in enumerate(calls)]
-    chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * a for c, call in enumerate(calls)
+    chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * smooth_pieces(a) for c, call in enumerate(calls)
                  for j, a in enumerate(call.args)), sp.Integer(0))
     local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j} * n + r]"
                   for c, call in enumerate(calls) for j in range(len(call.args))})
@@ -248,7 +248,8 @@ def _event(problem: ir.Problem, names: dict) -> str:
         g = problem.stop.function
         if g.atoms(fn.net_output) or g.atoms(sp.core.function.AppliedUndef):
             raise Unsupported("a stop condition that calls a net")
-        bounded = sp.Max(g, ir.TIME - problem.stop.max_time, evaluate=False)
+        limit = ir.TIME - problem.stop.max_time
+        bounded = sp.Piecewise((g, g >= limit), (limit, True))   # max(g, limit), the limit where g is nan
         body = ["    (void)th; (void)t; (void)s;", "    double g;", *block([("g", bounded)], names, "c"),
                 "    return g;"]
     return "\n".join(["static double event(const double *th, double t, const double *s) {", *body, "}"])
@@ -381,10 +382,9 @@ def generate(problem: ir.Problem, tableau) -> CSource:
     states = [ir.state_symbol(n) for n in problem.states]
     dynamics = [problem.dynamics[n] for n in problem.states]
     calls, subs = net_calls(dynamics, list(problem.nets))
-    calls = [NetCall(c.net, tuple(smooth_pieces(a) for a in c.args)) for c in calls]
     used_nets = sorted({c.net for c in calls})
     calls = [NetCall(used_nets.index(c.net), c.args) for c in calls]
-    dynamics = [smooth_pieces(e.xreplace(subs)) for e in dynamics]
+    dynamics = [e.xreplace(subs) for e in dynamics]    # min/max print as imp_min/imp_max, which pass a nan on
     if any(e.atoms(sp.core.function.AppliedUndef) for e in dynamics):
         raise Unsupported("a net call used other than through its outputs")
     used = set().union(*(e.free_symbols for e in dynamics), *(a.free_symbols for c in calls for a in c.args),

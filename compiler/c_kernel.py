@@ -77,17 +77,22 @@ def activation_helpers() -> str:
     """Scalar functions and the MLP activations with their derivatives (given z and a = act(z), or
     a alone for FROM_OUTPUT), as torch defines them (softplus with threshold 20, elu with alpha 1,
     exact gelu)."""
-    return r"""static double imp_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+    return r"""/* a nan test on the bits, which -ffast-math (finite-math-only) cannot fold away: max, min, relu and
+   tanh's clamp pass a nan on, as torch does, instead of dropping it */
+static inline int imp_nan(double x) { unsigned long long u; memcpy(&u, &x, sizeof u); return (u << 1) > 0xffe0000000000000ULL; }
+static inline double imp_max(double a, double b) { return imp_nan(a) ? a : imp_nan(b) ? b : a >= b ? a : b; }
+static inline double imp_min(double a, double b) { return imp_nan(a) ? a : imp_nan(b) ? b : a <= b ? a : b; }
+static double imp_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 static double imp_softplus(double x) { return x > 20.0 ? x : log1p(exp(x)); }
 static double imp_sign(double x) { return (double)((x > 0.0) - (x < 0.0)); }
 /* tanh |z| = t / (t + 2), t = expm1(2 |z|) (|z| clamped at 20, where tanh rounds to 1): within 2.3 ulp,
    and libm's vector expm1 costs 0.6 of its vector tanh */
 static inline double act_tanh(double z) {
     const double t = expm1(2.0 * fmin(fabs(z), 20.0));
-    return copysign(t / (t + 2.0), z);
+    return imp_nan(z) ? z : copysign(t / (t + 2.0), z);
 }
 static inline double dact_tanh(double a) { return 1.0 - a * a; }
-static inline double act_relu(double z) { return z > 0.0 ? z : 0.0; }
+static inline double act_relu(double z) { return z > 0.0 || imp_nan(z) ? z : 0.0; }
 static inline double dact_relu(double z, double a) { (void)a; return z > 0.0 ? 1.0 : 0.0; }
 static inline double act_sigmoid(double z) { return imp_sigmoid(z); }
 static inline double dact_sigmoid(double a) { return a * (1.0 - a); }

@@ -24,7 +24,7 @@ C_FUNCTIONS = {
 class CPrinter(StrictPrinting, C99CodePrinter):
     """Prints one expression with every symbol looked up in `names`."""
 
-    FUNCTIONS, SQRT, MAX, MIN = C_FUNCTIONS, "sqrt", "fmax", "fmin"
+    FUNCTIONS, SQRT, MAX, MIN = C_FUNCTIONS, "sqrt", "imp_max", "imp_min"
 
     def general_power(self, base: str, exponent: sp.Expr) -> str:
         return f"pow({base}, {self._print(exponent)})"

@@ -429,3 +429,25 @@ def test_a_non_finite_net_weight_fails_the_solve_instead_of_being_absorbed():
         model.nets[0][0].weight[3, 0] = float("nan")
     with pytest.raises(RunError, match="non-finite values in the params or net weights"):
         model()
+
+
+NAN_BORN_INSIDE = {   # sqrt(x) at x = -1 is nan, which each construct used to drop on the native tier
+    "max": "der(y) = max(sqrt(x), 0.5)",
+    "min": "der(y) = min(0.5, sqrt(x))",
+    "relu": "net n(a): mlp(hidden=[3], act=relu)\nder(y) = n(sqrt(x))",
+    "tanh": "net n(a): mlp(hidden=[3], act=tanh)\nder(y) = n(sqrt(x))",
+}
+
+
+@needs_cc
+@pytest.mark.parametrize("construct", sorted(NAN_BORN_INSIDE))
+def test_a_nan_born_in_the_dynamics_stops_the_native_solve_as_on_the_torch_tier(construct: str) -> None:
+    """The kernel is built with -ffast-math: max/min, relu and tanh's clamp test for nan on the bits,
+    so a nan reaches the solver's error norm (before: max(nan, 0.5) gave 0.5 and a finite objective)."""
+    text = (f'problem nan "nan"\nstate x = -1, y = 0\n{NAN_BORN_INSIDE[construct]}\nder(x) = 1\n'
+            'horizon 0.5\nminimize y(T)^2\n')
+    for backend in ("native", "torch"):
+        model = impsolve.load(text, {"solve.backend": backend}).compile(device="cpu")
+        assert model.solver_plan.backend == backend
+        with pytest.raises(RunError, match="der\\(y\\) is nan"):
+            model()
