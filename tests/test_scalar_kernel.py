@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import impsolve
+from conftest import SPEC_FILES, spec_path
 from impsolve.runtime.solvers.scalar_kernel import KernelDynamics
 
 MIXED = """problem mixed "every kind of expression the kernel prints"
@@ -146,3 +147,26 @@ def test_a_second_derivative_through_the_kernel_is_refused_not_zero() -> None:
     assert float(first) == pytest.approx(0.75)
     with pytest.raises(RuntimeError, match="second derivative"):
         torch.autograd.grad(value, s, create_graph=True)
+
+
+SHIPPED = [p.stem for p in SPEC_FILES]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_spec_gives_the_same_solve_with_and_without_the_kernel(name: str) -> None:
+    """Objective, gradient and evaluations of one solve at the initial weights on the torch tier."""
+    solves = []
+    for keep in (True, False):
+        model = impsolve.load(spec_path(name), {"solve.backend": "torch"}).compile(device="cpu", seed=0)
+        dynamics = getattr(model, "dynamics", None)
+        if dynamics is None or not isinstance(dynamics.function, KernelDynamics):
+            pytest.skip("the kernel does not apply (batch, tensor path, discrete or static)")
+        if not keep:
+            dynamics.function = dynamics.function.fallback
+        value = model()
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = [g for g in torch.autograd.grad(value, params, allow_unused=True) if g is not None]
+        solves.append((float(value.detach()), torch.cat([g.reshape(-1) for g in grads]), dynamics.evaluations))
+    (v1, g1, n1), (v2, g2, n2) = solves
+    assert n1 == n2 and abs(v1 - v2) <= 1e-13 * max(abs(v2), 1e-300)
+    assert torch.allclose(g1, g2, rtol=1e-12, atol=1e-14 * float(g2.abs().max()))
