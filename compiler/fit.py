@@ -19,7 +19,7 @@ import sympy as sp
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
-from ..dsl.fitting import NLL, RMSE, calls_stderr, stderr_name
+from ..dsl.fitting import NLL, RMSE, calls_stderr, fixed_sigma, stderr_name, stderr_param
 from . import ir, kinds
 from .derivative import total_derivative
 from .expressions import AtTime, source_text, spec_error
@@ -50,11 +50,7 @@ class FitLowering:
 
     def call(self, call: ast.Call, at_time: AtTime) -> sp.Expr:
         """stderr(k) of a scalar fitted param."""
-        name = call.args[0].id
-        if self.checked.params[name].shape:
-            raise self.lowering.error(f"stderr() takes a scalar param; '{name}' has entries", call.args[0].span,
-                                      "result.json lists the standard error of every entry")
-        return sp.Symbol(stderr_name(name), real=True)
+        return sp.Symbol(stderr_name(stderr_param(self.checked, call, self.lowering.error)), real=True)
 
     def lower_statements(self) -> None:
         """nll, the experiments (times and initial states) and the fitted items."""
@@ -74,11 +70,7 @@ class FitLowering:
             value = low.expr(item.model)
             if is_matrix(value):
                 raise low.error("a fitted expression is a number (fit one entry per column)", item.model.span)
-            sigma = None
-            if item.sigma != "estimated":
-                sigma = float(low.constant(item.sigma, "sigma"))
-                if sigma <= 0:
-                    raise low.error("sigma must be positive", item.sigma.span)
+            sigma = fixed_sigma(item, low.constant, low.error)
             data = list(fit.datasets[item.data].columns[item.column])
             self.items.append(ir.FitItem(source_text(self.checked, item.model), value, names.index(item.data),
                                          item.column, data, sigma))

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from ..dsl import ast
 from ..dsl.check import CheckedSpec
-from ..dsl.fitting import NLL, RMSE, calls_stderr, stderr_name
+from ..dsl.fitting import NLL, RMSE, calls_stderr, fixed_sigma, stderr_name, stderr_param
 from . import ir
 from . import tensors as tn
 from .expressions import source_text
@@ -48,11 +48,7 @@ class TensorFit:
 
     def call(self, call: ast.Call, go=None) -> tn.Node:
         """stderr(k) of a scalar fitted param."""
-        name = call.args[0].id
-        if self.checked.params[name].shape:
-            raise self.lowering.error(f"stderr() takes a scalar param; '{name}' has entries", call.args[0].span,
-                                      "result.json lists the standard error of every entry")
-        return self.lowering.env[stderr_name(name)]
+        return self.lowering.env[stderr_name(stderr_param(self.checked, call, self.lowering.error))]
 
     def lower_statements(self) -> None:
         """The experiments (times and initial states) and the fitted items."""
@@ -75,11 +71,7 @@ class TensorFit:
             if value.shape:
                 raise low.error(f"a fitted expression is a number (fit one entry per column), got {show(value.shape)}",
                                 item.model.span)
-            sigma = None
-            if item.sigma != "estimated":
-                sigma = float(low.scalar.constant(item.sigma, "sigma"))
-                if sigma <= 0:
-                    raise low.error("sigma must be positive", item.sigma.span)
+            sigma = fixed_sigma(item, low.scalar.constant, low.error)
             text = source_text(self.checked, item.model)
             self.observed.append(value)
             self.items.append(ir.FitItem(text, ir.computed(text), names.index(item.data), item.column,

@@ -39,6 +39,26 @@ def calls_stderr(checked: CheckedSpec, call: ast.Call) -> bool:
     return call.func == STDERR and STDERR not in declared
 
 
+def stderr_param(checked: CheckedSpec, call: ast.Call, error) -> str:
+    """The fitted param of `stderr(k)`, which must be a scalar (both lowerings; `error` is theirs)."""
+    name = call.args[0].id
+    if checked.params[name].shape:
+        raise error(f"stderr() takes a scalar param; '{name}' has entries", call.args[0].span,
+                    "result.json lists the standard error of every entry")
+    return name
+
+
+def fixed_sigma(item: ast.FitItem, constant, error) -> float | None:
+    """A fitted item's sigma: None when estimated, else its value (`constant` evaluates a const
+    expression in the caller's lowering), which must be positive."""
+    if item.sigma == "estimated":
+        return None
+    sigma = float(constant(item.sigma, "sigma"))
+    if sigma <= 0:
+        raise error("sigma must be positive", item.sigma.span)
+    return sigma
+
+
 def declare_data(checker: Checker, out: CheckedSpec, stmt: ast.DataStmt) -> None:
     """Pass 1: `data NAME = csv(...)` declares a name of kind 'data'."""
     checker.declare(stmt.name, "data", stmt.name_span)
