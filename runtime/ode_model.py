@@ -94,7 +94,7 @@ class OdeProblem(CompiledProblem):
         except BuildError as err:
             reason = str(err).splitlines()[0].rstrip(":")
             self.solver_plan = torch_tier(plan, self.problem, torch.finfo(self.dtype).bits // 8, self.device.type,
-                                          f"native tier unavailable: {reason}; torch tier; gradient by {plan.gradient}")
+                                          f"native tier unavailable: {reason}; ", "", plan.gradient)
 
     def initial_state(self) -> torch.Tensor:
         """The batch of initial states (batch x states); fixed values may depend on params."""

@@ -106,12 +106,14 @@ def scalar_kernel(problem: ir.Problem, itemsize: int, device: str) -> ScalarKern
         return None
 
 
-def torch_tier(plan: SolverPlan, problem: ir.Problem, itemsize: int, device: str, note: str) -> SolverPlan:
-    """`plan` on the torch tier with `note`, and the float kernel where one applies (said in the note)."""
+def torch_tier(plan: SolverPlan, problem: ir.Problem, itemsize: int, device: str, before: str, how: str,
+               mode: str) -> SolverPlan:
+    """`plan` on the torch tier, with the float kernel where one applies; its note is `before` (what
+    was given up), the tier and `how` it was chosen, whether the kernel runs, and the gradient `mode`."""
     kernel = scalar_kernel(problem, itemsize, device)
-    if kernel is not None:
-        note = note.replace("torch tier", "torch tier (expressions on Python floats)", 1)
-    return replace(plan, backend="torch", native=None, kernel=kernel, note=note)
+    floats = " (expressions on Python floats)" if kernel is not None else ""
+    return replace(plan, backend="torch", native=None, kernel=kernel,
+                   note=f"{before}torch tier{floats}{how}; gradient by {mode}")
 
 
 def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8, device: str = "cpu") -> SolverPlan:
@@ -133,7 +135,7 @@ def choose(problem: ir.Problem, requested: str | None = None, itemsize: int = 8,
     refusal = _torch_tier_refusal(problem, gradient)
     if refusal is None:
         how = {"torch": ", as asked", "auto": "" if notes else " (fastest available)"}.get(requested, "")
-        notes.append(f"torch tier{how}; gradient by {mode}")
-        return torch_tier(SolverPlan("torch", requested, gradient, ""), problem, itemsize, device, "; ".join(notes))
+        before = "".join(f"{n}; " for n in notes)
+        return torch_tier(SolverPlan("torch", requested, gradient, ""), problem, itemsize, device, before, how, mode)
     notes.append(f"torchdiffeq tier: {refusal}; gradient by {mode}")
     return SolverPlan("torchdiffeq", requested, gradient, "; ".join(notes))
