@@ -181,3 +181,24 @@ def test_realizations_on_a_spec_that_is_not_a_rollout_is_an_argument_error():
     problem = impsolve.load("state x = 1\nder(x) = -x\nhorizon 1\nminimize x(T)^2\n")
     with pytest.raises(ArgumentError, match="not a discrete-time rollout"):
         problem.compile(device="cpu", realizations=3)
+
+
+MAX_SIGN_DERIVATIVES = """problem gradient_flow
+state x = 0.5, y = -0.4
+der(x) = d(max(x, y)^2 + sign(x)*x^2, x)
+der(y) = d(min(x, y, 0.1)^2 + abs(x)*y, y)
+horizon 1
+minimize x(T)^2 + y(T)^2
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchdiffeq"])
+def test_d_of_max_min_and_sign_is_autograds_derivative_not_an_internal_error(backend: str) -> None:
+    """d(max(x, y)^2, x) is 2 max(x, y) where x is the larger (SymPy: Heaviside), d(sign(x), x) is
+    0 (SymPy: DiracDelta); the generated code printed neither ('internal error: no torch translation
+    for Heaviside')."""
+    import torch
+    model = impsolve.load(MAX_SIGN_DERIVATIVES, {"solve.backend": backend}).compile(device="cpu")
+    s = torch.tensor([[0.5, -0.4]], dtype=torch.float64)
+    rates = model.dynamics.function(torch.tensor(0.0, dtype=torch.float64), s)
+    assert rates[0].tolist() == pytest.approx([2 * 0.5 + 2 * 0.5, 2 * -0.4 + 0.5], rel=1e-15)
