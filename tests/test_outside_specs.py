@@ -202,3 +202,29 @@ def test_d_of_max_min_and_sign_is_autograds_derivative_not_an_internal_error(bac
     s = torch.tensor([[0.5, -0.4]], dtype=torch.float64)
     rates = model.dynamics.function(torch.tensor(0.0, dtype=torch.float64), s)
     assert rates[0].tolist() == pytest.approx([2 * 0.5 + 2 * 0.5, 2 * -0.4 + 0.5], rel=1e-15)
+
+
+KINKED_LQR = """problem kinked
+state x = 0.5, v = 0
+net policy(x, v): mlp(hidden=[4])
+control u = policy(x, v)
+der(x) = v
+der(v) = u - 0.1*v*abs(v) + 0.05*max(x, 0)^2{extra}
+horizon 1
+minimize integral(x^2 + v^2 + u^2)
+reference lqr(Q=diag(1, 1), R=1) at x=0, v=0
+"""
+
+
+@pytest.mark.parametrize("extra", [" - 0.01*sign(v)", " + min(x, 0)", " + abs(x)"])
+def test_lqr_at_a_kink_of_the_dynamics_is_a_located_error(extra: str) -> None:
+    """sign(v)'s derivative at v = 0 is SymPy's DiracDelta(0) ('internal error: Cannot convert
+    expression to float'); min(x, 0) and abs(x) at x = 0 gave the silent one-sided choices 1/2 and 0."""
+    with pytest.raises(SpecError, match=r"9:1: error: cannot linearise the dynamics: they are not differentiable"):
+        impsolve.load(KINKED_LQR.format(extra=extra))
+
+
+def test_lqr_where_a_kinked_term_vanishes_at_the_point_linearises() -> None:
+    """v*abs(v) and max(x, 0)^2 have derivative 0 at the point: A = [[0, 1], [0, 0]], B = [[0], [1]]."""
+    reference = impsolve.load(KINKED_LQR.format(extra="")).program.problem.references[0]
+    assert (reference.A, reference.B) == ([[0.0, 1.0], [0.0, 0.0]], [[0.0], [1.0]])
