@@ -47,26 +47,44 @@ KINKS = (sp.Heaviside, sp.DiracDelta, sp.sign)   # the derivatives of max, min, 
 
 
 def _at_point(derivatives: sp.Matrix, point: dict[sp.Symbol, sp.Expr]) -> sp.Matrix:
-    """`derivatives` at `point`; a ValueError where one depends on a kink of min, max, abs or sign
-    at the point (a Heaviside, DiracDelta or sign of a quantity that is 0 there: the one-sided
-    derivatives differ, and SymPy's Heaviside(0) = 1/2 would be a silent choice). A kink whose
-    term vanishes there (the derivative of v*abs(v), max(x, 0)^2) is no obstacle."""
+    """`derivatives` at `point`; a ValueError where one depends on a kink at the point: a Heaviside,
+    DiracDelta or sign (the derivatives of max, min, abs and sign) of a quantity that is 0 there,
+    or a `where` on its boundary there whose sides differ (the one-sided derivatives differ, and
+    SymPy's Heaviside(0) = 1/2 or the piece that happens to hold would be a silent choice). A kink
+    whose term vanishes there (the derivative of v*abs(v), max(x, 0)^2) is no obstacle."""
     undecided: set[sp.Symbol] = set()
+
+    def kink() -> sp.Symbol:
+        symbol = sp.Dummy("kink")       # its value at the point is not decided
+        undecided.add(symbol)
+        return symbol
 
     def at_kink(function):
         def rebuild(argument, *rest):
-            if not argument.xreplace(point).is_zero:
-                return function(argument, *rest)
-            symbol = sp.Dummy("kink")       # its value at the point is not decided
-            undecided.add(symbol)
-            return symbol
+            return kink() if argument.xreplace(point).is_zero else function(argument, *rest)
         return rebuild
+
+    def at_piecewise(*pieces):
+        """The value of the piece that holds at the point, or of every piece up to it whose
+        condition is on its boundary there, when they agree."""
+        values = []
+        for value, condition in (piece.args for piece in pieces):
+            boundary = isinstance(condition, sp.core.relational.Relational) and \
+                (condition.lhs - condition.rhs).xreplace(point).is_zero
+            held = condition.xreplace(point)
+            if held not in (sp.true, sp.false) and not boundary:
+                return sp.Piecewise(*pieces)        # not decided by the point alone
+            if boundary or held == sp.true:
+                values.append(value.xreplace(point))
+            if held == sp.true and not boundary:
+                break
+        return values[0] if all((v - values[0]).is_zero for v in values[1:]) else kink()
 
     for function in KINKS:
         derivatives = derivatives.replace(function, at_kink(function))
-    values = derivatives.xreplace(point)
+    values = derivatives.replace(sp.Piecewise, at_piecewise).xreplace(point)
     if any(entry.free_symbols & undecided for entry in values):
-        raise ValueError("they are not differentiable at the point (min, max, abs or sign of a quantity "
+        raise ValueError("they are not differentiable at the point (min, max, abs, sign or where of a quantity "
                          "that is 0 there)")
     return values
 

@@ -209,22 +209,23 @@ state x = 0.5, v = 0
 net policy(x, v): mlp(hidden=[4])
 control u = policy(x, v)
 der(x) = v
-der(v) = u - 0.1*v*abs(v) + 0.05*max(x, 0)^2{extra}
+der(v) = u - 0.1*v*abs(v) + 0.05*max(x, 0)^2 + where(x >= 0, x^2, -x^2){extra}
 horizon 1
 minimize integral(x^2 + v^2 + u^2)
 reference lqr(Q=diag(1, 1), R=1) at x=0, v=0
 """
 
 
-@pytest.mark.parametrize("extra", [" - 0.01*sign(v)", " + min(x, 0)", " + abs(x)"])
+@pytest.mark.parametrize("extra", [" - 0.01*sign(v)", " + min(x, 0)", " + abs(x)", " + where(x > 0, x, 0)"])
 def test_lqr_at_a_kink_of_the_dynamics_is_a_located_error(extra: str) -> None:
     """sign(v)'s derivative at v = 0 is SymPy's DiracDelta(0) ('internal error: Cannot convert
-    expression to float'); min(x, 0) and abs(x) at x = 0 gave the silent one-sided choices 1/2 and 0."""
+    expression to float'); min(x, 0), abs(x) and where(x > 0, x, 0) at x = 0 gave the silent choices
+    1/2, 0 and 0."""
     with pytest.raises(SpecError, match=r"9:1: error: cannot linearise the dynamics: they are not differentiable"):
         impsolve.load(KINKED_LQR.format(extra=extra))
 
 
 def test_lqr_where_a_kinked_term_vanishes_at_the_point_linearises() -> None:
-    """v*abs(v) and max(x, 0)^2 have derivative 0 at the point: A = [[0, 1], [0, 0]], B = [[0], [1]]."""
+    """v*abs(v), max(x, 0)^2 and where(x >= 0, x^2, -x^2) have derivative 0 at the point: A = [[0, 1], [0, 0]], B = [[0], [1]]."""
     reference = impsolve.load(KINKED_LQR.format(extra="")).program.problem.references[0]
     assert (reference.A, reference.B) == ([[0.0, 1.0], [0.0, 0.0]], [[0.0], [1.0]])
