@@ -226,6 +226,27 @@ def test_lqr_at_a_kink_of_the_dynamics_is_a_located_error(extra: str) -> None:
 
 
 def test_lqr_where_a_kinked_term_vanishes_at_the_point_linearises() -> None:
-    """v*abs(v), max(x, 0)^2 and where(x >= 0, x^2, -x^2) have derivative 0 at the point: A = [[0, 1], [0, 0]], B = [[0], [1]]."""
+    """v*abs(v), max(x, 0)^2 and where(x >= 0, x^2, -x^2) have derivative 0 at the point:
+    A = [[0, 1], [0, 0]], B = [[0], [1]]."""
     reference = impsolve.load(KINKED_LQR.format(extra="")).program.problem.references[0]
     assert (reference.A, reference.B) == ([[0.0, 1.0], [0.0, 0.0]], [[0.0], [1.0]])
+
+
+ANGLE = """problem angle
+state x = 0, th = 0
+der(x) = 1
+der(th) = atan2(1, x) + atan2(x, 2) - atan2(x, 2)
+horizon 1
+minimize th(T)
+solve ode(rtol=1e-10, atol=1e-12)
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchdiffeq"])
+def test_atan2_of_a_number_and_a_state(backend: str) -> None:
+    """The generated torch code printed torch.atan2(1.0, x): 'internal error: atan2(): argument
+    'input' must be Tensor' on torchdiffeq (and wherever the float kernel falls back to it).
+    The integral of atan2(1, t) over [0, 1] is pi/4 + log(2)/2."""
+    model = impsolve.load(ANGLE, {"solve.backend": backend}).compile(device="cpu")
+    model.dynamics.function = getattr(model.dynamics.function, "fallback", model.dynamics.function)
+    assert float(model().detach()) == pytest.approx(math.pi / 4 + math.log(2) / 2, rel=1e-9)
