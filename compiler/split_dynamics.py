@@ -49,13 +49,16 @@ def net_calls(exprs: list[sp.Expr], nets: list[str]) -> tuple[list[NetCall], dic
 
 
 def smooth_pieces(expr: sp.Expr) -> sp.Expr:
-    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside)."""
+    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside):
+    at a tie, the mean of the two arguments, whose derivative is half of each argument's, as
+    torch.maximum and torch.minimum split the gradient."""
     def fold(args, keep):
         out = args[0]
         for a in args[1:]:
-            out = sp.Piecewise((out, keep(out, a)), (a, True))
+            out = sp.Piecewise((out, keep(out, a)), (out / 2 + a / 2, sp.Eq(out, a)), (a, True))
         return out
-    return expr.replace(sp.Max, lambda *a: fold(a, sp.GreaterThan)).replace(sp.Min, lambda *a: fold(a, sp.LessThan))
+    return expr.replace(sp.Max, lambda *a: fold(a, sp.StrictGreaterThan)) \
+        .replace(sp.Min, lambda *a: fold(a, sp.StrictLessThan))
 
 
 def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
