@@ -104,12 +104,19 @@ def test_a_nan_passes_through_max_and_min() -> None:
     assert math.isnan(float(value))
 
 
-def test_a_backward_python_cannot_take_gives_nan_gradients() -> None:
-    """d sqrt(x)/dx at 0: torch gives inf, the kernel nan: both non-finite, which training reports."""
-    kernel = _compiled(_one_state("", "sqrt(x)")).dynamics.function
-    s = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(kernel(torch.tensor(0.0, dtype=torch.float64), s), s)
-    assert not bool(torch.isfinite(grad).all())
+def test_a_backward_python_cannot_take_is_torchs_inf_and_nan_entry_by_entry() -> None:
+    """d sqrt(x)/dx at 0: Python raises; the VJP again on numpy float64s gives torch's inf for x and
+    the finite gradients of the rest (it gave nan for every input, k's included)."""
+    text = 'problem one "one"\nparam k = 0.5\nstate x = 0, y = 2\nder(x) = sqrt(x) + k*y\nder(y) = 1/y\nhorizon 1\n' \
+           'minimize x(T)\n'
+    kernel = _compiled(text).dynamics.function
+    s = torch.tensor([[0.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.0, dtype=torch.float64)
+    inputs = [s, kernel.params[0]]
+    got = torch.autograd.grad(kernel(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    expected = torch.autograd.grad(kernel.fallback(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    assert got[0].tolist() == expected[0].tolist() == [[math.inf, 0.5 - 0.25]]
+    assert float(got[1]) == float(expected[1]) == 2.0
 
 
 def test_other_calls_go_to_the_torch_dynamics() -> None:
