@@ -61,10 +61,20 @@ def smooth_pieces(expr: sp.Expr) -> sp.Expr:
         .replace(sp.Min, lambda *a: fold(a, sp.StrictLessThan))
 
 
+class GuardedAtan2(sp.Function):
+    """atan2(y, x) whose derivatives are 0 at the origin, as torch's (SymPy's are 0/0 there)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        y, x = self.args
+        radius = x**2 + y**2
+        return sp.Piecewise((sp.Integer(0), sp.Eq(radius, 0)), ((x if argindex == 1 else -y) / radius, True))
+
+
 def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
-    """d expr / d variable with torch's conventions where SymPy has distributions: the derivative
-    of sign is 0 (DiracDelta dropped)."""
-    return sp.diff(expr, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
+    """d expr / d variable with torch's conventions where SymPy has distributions or 0/0: the
+    derivative of sign is 0 (DiracDelta dropped), atan2's is 0 at the origin."""
+    guarded = expr.replace(sp.atan2, GuardedAtan2)
+    return sp.diff(guarded, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0)).replace(GuardedAtan2, sp.atan2)
 
 
 def gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:

@@ -193,3 +193,18 @@ def test_at_a_tie_max_and_min_split_the_gradient_as_torch_does() -> None:
     expected = torch.autograd.grad(kernel.fallback(t, s), [s, a], weights)
     assert all(torch.allclose(g, e, rtol=1e-14, atol=0) for g, e in zip(got, expected))
     assert float(got[1]) == -1.0      # max(max(x, y), 2a), all 1: half to 2a, as torch's nested maximum
+
+
+def test_atan2_at_the_origin_has_torchs_zero_gradient() -> None:
+    """SymPy's d atan2(y, x) = (x dy - y dx)/(x^2 + y^2) is 0/0 at the origin, where torch gives 0:
+    a heading atan2(y, x) of a state that starts at rest gave nan gradients (training stopped)."""
+    text = 'problem heading "h"\nparam k = 0.5\nstate x = 0, y = 0\nder(x) = k*atan2(y, x)\nder(y) = atan2(x, k*y)\n' \
+           'horizon 1\nminimize x(T)\n'
+    kernel = _compiled(text).dynamics.function
+    s = torch.zeros(1, 2, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.0, dtype=torch.float64)
+    inputs = [s, kernel.params[0]]
+    got = torch.autograd.grad(kernel(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    expected = torch.autograd.grad(kernel.fallback(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+    assert bool(torch.isfinite(got[0]).all()) and float(got[1]) == 0.0
