@@ -70,11 +70,29 @@ class GuardedAtan2(sp.Function):
         return sp.Piecewise((sp.Integer(0), sp.Eq(radius, 0)), ((x if argindex == 1 else -y) / radius, True))
 
 
+class GuardedPow(sp.Function):
+    """base^exponent (an exponent that is not a number) with torch's derivatives: exponent *
+    base^(exponent - 1) (SymPy's exponent * base^exponent / base is 0/0 at base 0), and 0 by the
+    exponent where base = 0 and exponent >= 0 (SymPy's base^exponent * log(base) is 0 * -inf)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        base, exponent = self.args
+        if argindex == 1:
+            return exponent * GuardedPow(base, exponent - 1)
+        return sp.Piecewise((sp.Integer(0), sp.And(sp.Eq(base, 0), exponent >= 0)), (self * sp.log(base), True))
+
+
+def _guarded(expr: sp.Expr) -> sp.Expr:
+    return expr.replace(sp.atan2, GuardedAtan2).replace(lambda e: e.is_Pow and not e.exp.is_Number,
+                                                        lambda e: GuardedPow(*e.args))
+
+
 def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
     """d expr / d variable with torch's conventions where SymPy has distributions or 0/0: the
-    derivative of sign is 0 (DiracDelta dropped), atan2's is 0 at the origin."""
-    guarded = expr.replace(sp.atan2, GuardedAtan2)
-    return sp.diff(guarded, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0)).replace(GuardedAtan2, sp.atan2)
+    derivative of sign is 0 (DiracDelta dropped), atan2's is 0 at the origin, a power's as
+    GuardedPow says."""
+    result = sp.diff(_guarded(expr), variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
+    return result.replace(GuardedAtan2, sp.atan2).replace(GuardedPow, sp.Pow)
 
 
 def gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:
