@@ -72,13 +72,14 @@ class GuardedAtan2(sp.Function):
 
 class GuardedPow(sp.Function):
     """base^exponent (an exponent that is not a number) with torch's derivatives: exponent *
-    base^(exponent - 1) (SymPy's exponent * base^exponent / base is 0/0 at base 0), and 0 by the
-    exponent where base = 0 and exponent >= 0 (SymPy's base^exponent * log(base) is 0 * -inf)."""
+    base^(exponent - 1), 0 where exponent = 0 (SymPy's exponent * base^exponent / base is 0/0 at
+    base 0), and 0 by the exponent where base = 0 and exponent >= 0 (SymPy's base^exponent *
+    log(base) is 0 * -inf)."""
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         base, exponent = self.args
         if argindex == 1:
-            return exponent * GuardedPow(base, exponent - 1)
+            return sp.Piecewise((sp.Integer(0), sp.Eq(exponent, 0)), (exponent * GuardedPow(base, exponent - 1), True))
         return sp.Piecewise((sp.Integer(0), sp.And(sp.Eq(base, 0), exponent >= 0)), (self * sp.log(base), True))
 
 

@@ -212,8 +212,10 @@ def test_atan2_at_the_origin_has_torchs_zero_gradient() -> None:
 
 def test_a_param_power_at_base_zero_has_torchs_gradients() -> None:
     """d t^k/dk = t^k log t is 0 * -inf at t = 0 and d x^k/dx = k x^k / x is 0/0 at x = 0, where
-    torch gives 0: der(x) = t^k gave a nan gradient at the first step, and L-BFGS then nan params."""
-    text = 'problem power "p"\nparam k = 2\nstate x = 0\nder(x) = t^k + x^k + (x + 1)^(k*t)\nhorizon 1\nminimize x(T)\n'
+    torch gives 0 (and for x^x at x = 0): der(x) = t^k gave a nan gradient at the first step, and
+    L-BFGS then nan params."""
+    text = ('problem power "p"\nparam k = 2\nstate x = 0\nder(x) = t^k + x^k + (x + 1)^(k*t) + (k*x)^x\nhorizon 1\n'
+            'minimize x(T)\n')
     kernel = _compiled(text).dynamics.function
     s = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)
     t = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
