@@ -159,6 +159,8 @@ class TorchPrinter(PythonCodePrinter):
         if name in LIBRARY_FUNCTIONS:
             return f"{LIBRARY_FUNCTIONS[name]}({args})"
         if name in TORCH_FUNCTIONS:
+            if len(expr.args) > 1:     # atan2(1, x): torch's functions of two take no Python number
+                args = ", ".join(self._print(a) if a.free_symbols else f"_tensor({self._print(a)})" for a in expr.args)
             return f"{TORCH_FUNCTIONS[name]}({args})"
         if name == "sech":
             return f"(1/torch.cosh({args}))"

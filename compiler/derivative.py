@@ -8,6 +8,7 @@ from __future__ import annotations
 import sympy as sp
 
 from . import ir
+from .split_dynamics import smooth_pieces
 
 SYMBOLIC_UNKNOWNS_LIMIT = 3   # implicit systems up to this size are differentiated symbolically
 
@@ -41,6 +42,15 @@ def total_derivative(expr: sp.Expr, wrt: sp.Symbol, implicits: list[ir.Implicit]
     if result.has(sp.Derivative) or result.has(sp.Subs):
         raise ValueError("it depends on a net, whose derivative is not symbolic")
     return result
+
+
+def spec_derivative(expr: sp.Expr, wrt: sp.Symbol, implicits: list[ir.Implicit],
+                    moving: dict[sp.Symbol, str]) -> sp.Expr:
+    """The spec's `d(expr, wrt)`: `total_derivative` with autograd's conventions where SymPy has
+    distributions (the generated code prints neither): min and max pass the derivative of the
+    argument they select (as piecewise values, not Heaviside), sign's derivative is 0 (no DiracDelta)."""
+    result = total_derivative(smooth_pieces(expr), wrt, implicits, moving)
+    return result.replace(sp.DiracDelta, lambda *a: sp.Integer(0))
 
 
 def _feeds(implicit: ir.Implicit, implicits: list[ir.Implicit], expr: sp.Expr) -> bool:

@@ -17,7 +17,7 @@ from ..dsl.check import CheckedSpec
 from ..dsl.errors import SpecError
 from ..dsl.functions import DESIGN_FUNCTIONS
 from . import ir
-from .derivative import solution_symbols, total_derivative
+from .derivative import solution_symbols, spec_derivative
 from .functions import CONSTANTS, ELEMENTWISE, batch_mean, compare, net_output
 from .indexing import Item, ranges, resolve
 from .values import ShapeError, Value, array, elementwise, entries, filled, is_matrix, matmul, reduce, shape, \
@@ -259,7 +259,7 @@ class ExpressionLowering:
         symbols = self.env[target.id]
         accumulated = [*self.integrals, *self.totals]
         try:
-            result = [[total_derivative(e, s, self.implicits, solution_symbols(self.state_components, accumulated, s))
+            result = [[spec_derivative(e, s, self.implicits, solution_symbols(self.state_components, accumulated, s))
                        for s in entries(symbols)] for e in entries(value)]
         except ValueError as err:
             raise self.error(f"cannot differentiate: {err}", span) from None

@@ -31,8 +31,8 @@ def linearize(dynamics: dict[str, sp.Expr], implicits: list[ir.Implicit], states
     point: dict[sp.Symbol, sp.Expr] = {ir.state_symbol(s): sp.Float(equilibrium[s]) for s in states}
     point.update({symbol: sp.Integer(0) for symbol in u})
     point.update(_implicit_values(implicits, point))
-    a = jacobian(f, x, implicits).xreplace(point)
-    b = jacobian(f, u, implicits).xreplace(point)
+    a = _at_point(jacobian(f, x, implicits), point)
+    b = _at_point(jacobian(f, u, implicits), point)
     rates = sp.Matrix(f).xreplace(point)
     for matrix in (a, b, rates):
         if matrix.atoms(AppliedUndef) or matrix.free_symbols:
@@ -41,6 +41,52 @@ def linearize(dynamics: dict[str, sp.Expr], implicits: list[ir.Implicit], states
             raise ValueError("the dynamics or their derivatives are not finite real numbers at the equilibrium")
     return Linearisation([[float(v) for v in a.row(i)] for i in range(a.rows)],
                          [[float(v) for v in b.row(i)] for i in range(b.rows)], [float(v) for v in rates])
+
+
+KINKS = (sp.Heaviside, sp.DiracDelta, sp.sign)   # the derivatives of max, min, sign and abs
+
+
+def _at_point(derivatives: sp.Matrix, point: dict[sp.Symbol, sp.Expr]) -> sp.Matrix:
+    """`derivatives` at `point`; a ValueError where one depends on a kink at the point: a Heaviside,
+    DiracDelta or sign (the derivatives of max, min, abs and sign) of a quantity that is 0 there,
+    or a `where` on its boundary there whose sides differ (the one-sided derivatives differ, and
+    SymPy's Heaviside(0) = 1/2 or the piece that happens to hold would be a silent choice). A kink
+    whose term vanishes there (the derivative of v*abs(v), max(x, 0)^2) is no obstacle."""
+    undecided: set[sp.Symbol] = set()
+
+    def kink() -> sp.Symbol:
+        symbol = sp.Dummy("kink")       # its value at the point is not decided
+        undecided.add(symbol)
+        return symbol
+
+    def at_kink(function):
+        def rebuild(argument, *rest):
+            return kink() if argument.xreplace(point).is_zero else function(argument, *rest)
+        return rebuild
+
+    def at_piecewise(*pieces):
+        """The value of the piece that holds at the point, or of every piece up to it whose
+        condition is on its boundary there, when they agree."""
+        values = []
+        for value, condition in (piece.args for piece in pieces):
+            boundary = isinstance(condition, sp.core.relational.Relational) and \
+                (condition.lhs - condition.rhs).xreplace(point).is_zero
+            held = condition.xreplace(point)
+            if held not in (sp.true, sp.false) and not boundary:
+                return sp.Piecewise(*pieces)        # not decided by the point alone
+            if boundary or held == sp.true:
+                values.append(value.xreplace(point))
+            if held == sp.true and not boundary:
+                break
+        return values[0] if all((v - values[0]).is_zero for v in values[1:]) else kink()
+
+    for function in KINKS:
+        derivatives = derivatives.replace(function, at_kink(function))
+    values = derivatives.replace(sp.Piecewise, at_piecewise).xreplace(point)
+    if any(entry.free_symbols & undecided for entry in values):
+        raise ValueError("they are not differentiable at the point (min, max, abs, sign or where of a quantity "
+                         "that is 0 there)")
+    return values
 
 
 def _implicit_values(implicits: list[ir.Implicit], point: dict[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:

@@ -49,19 +49,51 @@ def net_calls(exprs: list[sp.Expr], nets: list[str]) -> tuple[list[NetCall], dic
 
 
 def smooth_pieces(expr: sp.Expr) -> sp.Expr:
-    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside)."""
+    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside):
+    at a tie, the mean of the two arguments, whose derivative is half of each argument's, as
+    torch.maximum and torch.minimum split the gradient."""
     def fold(args, keep):
         out = args[0]
         for a in args[1:]:
-            out = sp.Piecewise((out, keep(out, a)), (a, True))
+            out = sp.Piecewise((out, keep(out, a)), (out / 2 + a / 2, sp.Eq(out, a)), (a, True))
         return out
-    return expr.replace(sp.Max, lambda *a: fold(a, sp.GreaterThan)).replace(sp.Min, lambda *a: fold(a, sp.LessThan))
+    return expr.replace(sp.Max, lambda *a: fold(a, sp.StrictGreaterThan)) \
+        .replace(sp.Min, lambda *a: fold(a, sp.StrictLessThan))
+
+
+class GuardedAtan2(sp.Function):
+    """atan2(y, x) whose derivatives are 0 at the origin, as torch's (SymPy's are 0/0 there)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        y, x = self.args
+        radius = x**2 + y**2
+        return sp.Piecewise((sp.Integer(0), sp.Eq(radius, 0)), ((x if argindex == 1 else -y) / radius, True))
+
+
+class GuardedPow(sp.Function):
+    """base^exponent (an exponent that is not a number) with torch's derivatives: exponent *
+    base^(exponent - 1), 0 where exponent = 0 (SymPy's exponent * base^exponent / base is 0/0 at
+    base 0), and 0 by the exponent where base = 0 and exponent >= 0 (SymPy's base^exponent *
+    log(base) is 0 * -inf)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        base, exponent = self.args
+        if argindex == 1:
+            return sp.Piecewise((sp.Integer(0), sp.Eq(exponent, 0)), (exponent * GuardedPow(base, exponent - 1), True))
+        return sp.Piecewise((sp.Integer(0), sp.And(sp.Eq(base, 0), exponent >= 0)), (self * sp.log(base), True))
+
+
+def _guarded(expr: sp.Expr) -> sp.Expr:
+    return expr.replace(sp.atan2, GuardedAtan2).replace(lambda e: e.is_Pow and not e.exp.is_Number,
+                                                        lambda e: GuardedPow(*e.args))
 
 
 def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
-    """d expr / d variable with torch's conventions where SymPy has distributions: the derivative
-    of sign is 0 (DiracDelta dropped)."""
-    return sp.diff(expr, variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
+    """d expr / d variable with torch's conventions where SymPy has distributions or 0/0: the
+    derivative of sign is 0 (DiracDelta dropped), atan2's is 0 at the origin, a power's as
+    GuardedPow says."""
+    result = sp.diff(_guarded(expr), variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
+    return result.replace(GuardedAtan2, sp.atan2).replace(GuardedPow, sp.Pow)
 
 
 def gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:

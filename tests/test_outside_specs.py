@@ -181,3 +181,72 @@ def test_realizations_on_a_spec_that_is_not_a_rollout_is_an_argument_error():
     problem = impsolve.load("state x = 1\nder(x) = -x\nhorizon 1\nminimize x(T)^2\n")
     with pytest.raises(ArgumentError, match="not a discrete-time rollout"):
         problem.compile(device="cpu", realizations=3)
+
+
+MAX_SIGN_DERIVATIVES = """problem gradient_flow
+state x = 0.5, y = -0.4
+der(x) = d(max(x, y)^2 + sign(x)*x^2, x)
+der(y) = d(min(x, y, 0.1)^2 + abs(x)*y, y)
+horizon 1
+minimize x(T)^2 + y(T)^2
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchdiffeq"])
+def test_d_of_max_min_and_sign_is_autograds_derivative_not_an_internal_error(backend: str) -> None:
+    """d(max(x, y)^2, x) is 2 max(x, y) where x is the larger (SymPy: Heaviside), d(sign(x), x) is
+    0 (SymPy: DiracDelta); the generated code printed neither ('internal error: no torch translation
+    for Heaviside')."""
+    import torch
+    model = impsolve.load(MAX_SIGN_DERIVATIVES, {"solve.backend": backend}).compile(device="cpu")
+    s = torch.tensor([[0.5, -0.4]], dtype=torch.float64)
+    rates = model.dynamics.function(torch.tensor(0.0, dtype=torch.float64), s)
+    assert rates[0].tolist() == pytest.approx([2 * 0.5 + 2 * 0.5, 2 * -0.4 + 0.5], rel=1e-15)
+
+
+KINKED_LQR = """problem kinked
+state x = 0.5, v = 0
+net policy(x, v): mlp(hidden=[4])
+control u = policy(x, v)
+der(x) = v
+der(v) = u - 0.1*v*abs(v) + 0.05*max(x, 0)^2 + where(x >= 0, x^2, -x^2){extra}
+horizon 1
+minimize integral(x^2 + v^2 + u^2)
+reference lqr(Q=diag(1, 1), R=1) at x=0, v=0
+"""
+
+
+@pytest.mark.parametrize("extra", [" - 0.01*sign(v)", " + min(x, 0)", " + abs(x)", " + where(x > 0, x, 0)"])
+def test_lqr_at_a_kink_of_the_dynamics_is_a_located_error(extra: str) -> None:
+    """sign(v)'s derivative at v = 0 is SymPy's DiracDelta(0) ('internal error: Cannot convert
+    expression to float'); min(x, 0), abs(x) and where(x > 0, x, 0) at x = 0 gave the silent choices
+    1/2, 0 and 0."""
+    with pytest.raises(SpecError, match=r"9:1: error: cannot linearise the dynamics: they are not differentiable"):
+        impsolve.load(KINKED_LQR.format(extra=extra))
+
+
+def test_lqr_where_a_kinked_term_vanishes_at_the_point_linearises() -> None:
+    """v*abs(v), max(x, 0)^2 and where(x >= 0, x^2, -x^2) have derivative 0 at the point:
+    A = [[0, 1], [0, 0]], B = [[0], [1]]."""
+    reference = impsolve.load(KINKED_LQR.format(extra="")).program.problem.references[0]
+    assert (reference.A, reference.B) == ([[0.0, 1.0], [0.0, 0.0]], [[0.0], [1.0]])
+
+
+ANGLE = """problem angle
+state x = 0, th = 0
+der(x) = 1
+der(th) = atan2(1, x) + atan2(x, 2) - atan2(x, 2)
+horizon 1
+minimize th(T)
+solve ode(rtol=1e-10, atol=1e-12)
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchdiffeq"])
+def test_atan2_of_a_number_and_a_state(backend: str) -> None:
+    """The generated torch code printed torch.atan2(1.0, x): 'internal error: atan2(): argument
+    'input' must be Tensor' on torchdiffeq (and wherever the float kernel falls back to it).
+    The integral of atan2(1, t) over [0, 1] is pi/4 + log(2)/2."""
+    model = impsolve.load(ANGLE, {"solve.backend": backend}).compile(device="cpu")
+    model.dynamics.function = getattr(model.dynamics.function, "fallback", model.dynamics.function)
+    assert float(model().detach()) == pytest.approx(math.pi / 4 + math.log(2) / 2, rel=1e-9)

@@ -104,12 +104,19 @@ def test_a_nan_passes_through_max_and_min() -> None:
     assert math.isnan(float(value))
 
 
-def test_a_backward_python_cannot_take_gives_nan_gradients() -> None:
-    """d sqrt(x)/dx at 0: torch gives inf, the kernel nan: both non-finite, which training reports."""
-    kernel = _compiled(_one_state("", "sqrt(x)")).dynamics.function
-    s = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(kernel(torch.tensor(0.0, dtype=torch.float64), s), s)
-    assert not bool(torch.isfinite(grad).all())
+def test_a_backward_python_cannot_take_is_torchs_inf_and_nan_entry_by_entry() -> None:
+    """d sqrt(x)/dx at 0: Python raises; the VJP again on numpy float64s gives torch's inf for x and
+    the finite gradients of the rest (it gave nan for every input, k's included)."""
+    text = 'problem one "one"\nparam k = 0.5\nstate x = 0, y = 2\nder(x) = sqrt(x) + k*y\nder(y) = 1/y\nhorizon 1\n' \
+           'minimize x(T)\n'
+    kernel = _compiled(text).dynamics.function
+    s = torch.tensor([[0.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.0, dtype=torch.float64)
+    inputs = [s, kernel.params[0]]
+    got = torch.autograd.grad(kernel(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    expected = torch.autograd.grad(kernel.fallback(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    assert got[0].tolist() == expected[0].tolist() == [[math.inf, 0.5 - 0.25]]
+    assert float(got[1]) == float(expected[1]) == 2.0
 
 
 def test_other_calls_go_to_the_torch_dynamics() -> None:
@@ -170,3 +177,50 @@ def test_every_shipped_spec_gives_the_same_solve_with_and_without_the_kernel(nam
     (v1, g1, n1), (v2, g2, n2) = solves
     assert n1 == n2 and abs(v1 - v2) <= 1e-13 * max(abs(v2), 1e-300)
     assert torch.allclose(g1, g2, rtol=1e-12, atol=1e-14 * float(g2.abs().max()))
+
+
+def test_at_a_tie_max_and_min_split_the_gradient_as_torch_does() -> None:
+    """torch.maximum/minimum give half the gradient to each argument at a tie; the kernel gave it
+    all to one, so symmetric states (x = y all along) got a gradient 47 % off the torchdiffeq tier's."""
+    text = ('problem tie "ties"\nparam a = 0.5\nstate x = 1, y = 1\nder(x) = -max(x, y, a*2) + min(x, y)^2\n'
+            'der(y) = x*min(y, x)\nhorizon 1\nminimize x(T) + 2*y(T)\n')
+    kernel = _compiled(text).dynamics.function
+    s = torch.ones(1, 2, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.0, dtype=torch.float64)
+    a = kernel.params[0]
+    weights = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    got = torch.autograd.grad(kernel(t, s), [s, a], weights)
+    expected = torch.autograd.grad(kernel.fallback(t, s), [s, a], weights)
+    assert all(torch.allclose(g, e, rtol=1e-14, atol=0) for g, e in zip(got, expected))
+    assert float(got[1]) == -1.0      # max(max(x, y), 2a), all 1: half to 2a, as torch's nested maximum
+
+
+def test_atan2_at_the_origin_has_torchs_zero_gradient() -> None:
+    """SymPy's d atan2(y, x) = (x dy - y dx)/(x^2 + y^2) is 0/0 at the origin, where torch gives 0:
+    a heading atan2(y, x) of a state that starts at rest gave nan gradients (training stopped)."""
+    text = 'problem heading "h"\nparam k = 0.5\nstate x = 0, y = 0\nder(x) = k*atan2(y, x)\nder(y) = atan2(x, k*y)\n' \
+           'horizon 1\nminimize x(T)\n'
+    kernel = _compiled(text).dynamics.function
+    s = torch.zeros(1, 2, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.0, dtype=torch.float64)
+    inputs = [s, kernel.params[0]]
+    got = torch.autograd.grad(kernel(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    expected = torch.autograd.grad(kernel.fallback(t, s), inputs, torch.ones(1, 2, dtype=torch.float64))
+    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+    assert bool(torch.isfinite(got[0]).all()) and float(got[1]) == 0.0
+
+
+def test_a_param_power_at_base_zero_has_torchs_gradients() -> None:
+    """d t^k/dk = t^k log t is 0 * -inf at t = 0 and d x^k/dx = k x^k / x is 0/0 at x = 0, where
+    torch gives 0 (and for x^x at x = 0): der(x) = t^k gave a nan gradient at the first step, and
+    L-BFGS then nan params."""
+    text = ('problem power "p"\nparam k = 2\nstate x = 0\nder(x) = t^k + x^k + (x + 1)^(k*t) + (k*x)^x\nhorizon 1\n'
+            'minimize x(T)\n')
+    kernel = _compiled(text).dynamics.function
+    s = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    inputs = [s, t, kernel.params[0]]
+    got = torch.autograd.grad(kernel(t, s), inputs)
+    expected = torch.autograd.grad(kernel.fallback(t, s), inputs)
+    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+    assert [float(g) for g in got] == [0.0, 0.0, 0.0]

@@ -5,13 +5,17 @@ evaluated on Python floats (compiler.py_kernel), the nets as torch modules.
 same gradients. The expressions between the nets become one autograd node each (`Expressions`),
 whose backward is the generated vector-Jacobian product. Where Python raises on a float operation
 (log(0), sqrt(-1), 1/0.0, exp overflow) the call is evaluated by the generated torch dynamics,
-which give torch's inf or nan; a backward that raises gives nan gradients, which training reports
-as non-finite. Any other call (a batch, another dtype or device) goes to the torch dynamics too."""
+which give torch's inf or nan; a backward that raises is evaluated again on numpy float64s, whose
+IEEE arithmetic gives inf and nan where torch's does (and finite gradients where only an unused
+branch or a factor 0 meets the singularity). Any other call (a batch, another dtype or device)
+goes to the torch dynamics too."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Callable
 
+import numpy
 import torch
 
 from ...compiler.py_kernel import ScalarKernel
@@ -22,7 +26,7 @@ FLOAT_ERRORS = (ArithmeticError, ValueError)   # ZeroDivisionError, OverflowErro
 
 
 def _sign(x: float) -> float:
-    return float((x > 0.0) - (x < 0.0))
+    return float(x > 0.0) - float(x < 0.0)      # 0 for nan, as torch.sign
 
 
 def _sigmoid(x: float) -> float:
@@ -53,6 +57,36 @@ KERNEL_LIBRARY = {"_math": math, "_abs": abs, "_sign": _sign, "_sigmoid": _sigmo
                   "_sech": _sech, "_max": _max, "_min": _min}
 
 
+def _ieee_sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + numpy.exp(-x))
+
+
+def _ieee_softplus(x: float) -> float:
+    return x if x > 20.0 else numpy.log1p(numpy.exp(x))
+
+
+def _ieee_sech(x: float) -> float:
+    e = numpy.exp(-abs(x))
+    return 2.0 * e / (1.0 + e * e)
+
+
+IEEE_MATH = SimpleNamespace(sin=numpy.sin, cos=numpy.cos, tan=numpy.tan, asin=numpy.arcsin, acos=numpy.arccos,
+                            atan=numpy.arctan, atan2=numpy.arctan2, sinh=numpy.sinh, cosh=numpy.cosh,
+                            tanh=numpy.tanh, exp=numpy.exp, log=numpy.log, sqrt=numpy.sqrt, pow=numpy.power)
+IEEE_LIBRARY = {**KERNEL_LIBRARY, "_math": IEEE_MATH, "_sigmoid": _ieee_sigmoid, "_softplus": _ieee_softplus,
+                "_sech": _ieee_sech}   # the kernel's functions on numpy float64s: inf and nan, never an exception
+
+
+def _vjp(vjps: tuple[Callable, Callable], values: list[float], adjoints: list[float]) -> list[float]:
+    """The VJP on Python floats; where Python raises, the same source on numpy float64s."""
+    exact, ieee = vjps
+    try:
+        return exact(values, adjoints)
+    except FLOAT_ERRORS:
+        with numpy.errstate(all="ignore"):
+            return [float(v) for v in ieee([numpy.float64(v) for v in values], [numpy.float64(g) for g in adjoints])]
+
+
 def _values(tensors: tuple[torch.Tensor, ...]) -> list[float]:
     """The entries of `tensors`, flattened in order, as Python floats."""
     out: list[float] = []
@@ -63,11 +97,12 @@ def _values(tensors: tuple[torch.Tensor, ...]) -> list[float]:
 
 class Expressions(torch.autograd.Function):
     """The expressions' `outputs` (1 x m, computed from `values`, the entries of `tensors`) as one
-    autograd node; backward by the generated VJP `vjp`."""
+    autograd node; backward by the generated VJP (`vjps`: on floats, and on numpy float64s)."""
 
     @staticmethod
-    def forward(ctx, vjp: Callable, values: list[float], outputs: list[float], *tensors: torch.Tensor) -> torch.Tensor:
-        ctx.vjp, ctx.values, ctx.shapes = vjp, values, [x.shape for x in tensors]
+    def forward(ctx, vjps: tuple[Callable, Callable], values: list[float], outputs: list[float],
+                *tensors: torch.Tensor) -> torch.Tensor:
+        ctx.vjps, ctx.values, ctx.shapes = vjps, values, [x.shape for x in tensors]
         return torch.tensor([outputs], dtype=torch.float64)
 
     @staticmethod
@@ -75,10 +110,7 @@ class Expressions(torch.autograd.Function):
         if torch.is_grad_enabled():     # create_graph: the gradients below are floats, with no graph
             raise RuntimeError("a second derivative through the torch tier's float kernel is not computed; "
                                "compile with solve.backend=torchdiffeq for one")
-        try:
-            flat = ctx.vjp(ctx.values, grad.reshape(-1).tolist())
-        except FLOAT_ERRORS:
-            flat = [math.nan] * len(ctx.values)
+        flat = _vjp(ctx.vjps, ctx.values, grad.reshape(-1).tolist())
         grads, start = [], 0
         for shape, needed in zip(ctx.shapes, ctx.needs_input_grad[3:]):
             size = math.prod(shape)
@@ -94,8 +126,9 @@ class KernelDynamics:
     def __init__(self, kernel: ScalarKernel, fallback: Callable, params: list[torch.Tensor],
                  nets: list[torch.nn.Module]) -> None:
         functions = run_generated(kernel.source, dict(KERNEL_LIBRARY), KERNEL_FILENAME)
-        self.rhs, self.rhs_vjp = functions["_rhs"], functions["_rhs_vjp"]
-        self.inputs, self.inputs_vjp = functions.get("_inputs"), functions.get("_inputs_vjp")
+        ieee = run_generated(kernel.source, dict(IEEE_LIBRARY), KERNEL_FILENAME)
+        self.rhs, self.rhs_vjp = functions["_rhs"], (functions["_rhs_vjp"], ieee["_rhs_vjp"])
+        self.inputs, self.inputs_vjp = functions.get("_inputs"), (functions.get("_inputs_vjp"), ieee.get("_inputs_vjp"))
         self.kernel, self.fallback = kernel, fallback
         self.params = [params[j] for j in kernel.params]
         self.nets = [nets[c.net] for c in kernel.calls]
