@@ -250,3 +250,26 @@ def test_atan2_of_a_number_and_a_state(backend: str) -> None:
     model = impsolve.load(ANGLE, {"solve.backend": backend}).compile(device="cpu")
     model.dynamics.function = getattr(model.dynamics.function, "fallback", model.dynamics.function)
     assert float(model().detach()) == pytest.approx(math.pi / 4 + math.log(2) / 2, rel=1e-9)
+
+
+NESTED_CONDITION = """problem nested_condition
+{batch}state x = 0, y = 0.2
+der(x) = where(where(t < 0.5, -1, y) <= 0.1, 1, 2) + where(where(t < y, 0.1, y) <= where(x > 9, y, 1), 0, 5)
+der(y) = 0
+horizon 1
+minimize {objective}
+solve ode(method=rk4, step_size=0.125)
+"""
+
+
+@pytest.mark.parametrize("backend, batch", [("torchdiffeq", 1), ("torch", 1), ("torchdiffeq", 2)])
+def test_a_where_in_the_condition_of_a_where(backend: str, batch: int) -> None:
+    """SymPy makes where(c, -1, y) <= 0.1 a condition ITE(c, True, y <= 0.1): the torch code made its
+    True a float tensor ('where expected condition to be a boolean tensor') and joined conditions
+    with Python's `and`/`or` (a batch: 'Boolean value of Tensor ... is ambiguous'). x(1) = 0.5 + 2 * 0.5,
+    and h/8 more: rk4 (the 3/8 rule) evaluates the step ending at t = 0.5 there, where 2 holds."""
+    text = NESTED_CONDITION.format(batch=f"batch {batch}\n" if batch > 1 else "",
+                                   objective="mean(x(T))" if batch > 1 else "x(T)")
+    model = impsolve.load(text, {"solve.backend": backend}).compile(device="cpu")
+    model.dynamics.function = getattr(model.dynamics.function, "fallback", model.dynamics.function)
+    assert float(model().detach()) == pytest.approx(1.5 + 0.125 / 8, rel=1e-12)
