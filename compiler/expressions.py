@@ -130,12 +130,20 @@ class ExpressionLowering:
             if isinstance(n, ast.BinOp):
                 return self.binary(n, go(n.left), go(n.right))
             if isinstance(n, ast.Compare):
-                return elementwise(compare(n.op), go(n.left), go(n.right))
+                return self.comparison(n, go(n.left), go(n.right))
             if isinstance(n, ast.Call):
                 return self.call(n, go, at_time, shape_of)
             raise self.error("this expression is not supported here", n.span)
 
         return go(node)
+
+    def comparison(self, n: ast.Compare, left: Value, right: Value) -> Value:
+        """left op right, entry by entry; SymPy refuses to order a side it knows is not real."""
+        try:
+            return elementwise(compare(n.op), left, right)
+        except TypeError:     # "Invalid comparison of non-real ..."
+            raise self.error("cannot compare: a side is never a real number", n.span,
+                             "a fractional power of a negative value is not real (torch gives nan)") from None
 
     def name_value(self, name: str) -> Value:
         """The value of a name: `t`, `T`, or a declared value (a deferred one lowered now)."""

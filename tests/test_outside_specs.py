@@ -273,3 +273,11 @@ def test_a_where_in_the_condition_of_a_where(backend: str, batch: int) -> None:
     model = impsolve.load(text, {"solve.backend": backend}).compile(device="cpu")
     model.dynamics.function = getattr(model.dynamics.function, "fallback", model.dynamics.function)
     assert float(model().detach()) == pytest.approx(1.5 + 0.125 / 8, rel=1e-12)
+
+
+def test_a_comparison_of_a_value_that_is_never_real_is_a_located_error() -> None:
+    """min(x, -1)^(1/3) is not real for any x: SymPy refuses to order it ('internal error:
+    TypeError: Invalid comparison of non-real Min(-1, x)**(1/3)')."""
+    text = "problem q\nstate x = 0.3\nder(x) = where(min(x, -1)^(1/3) >= 0, 1, 2)\nhorizon 1\nminimize x(T)\n"
+    with pytest.raises(SpecError, match=r"3:16: error: cannot compare: a side is never a real number"):
+        impsolve.load(text)
