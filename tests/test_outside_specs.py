@@ -281,3 +281,14 @@ def test_a_comparison_of_a_value_that_is_never_real_is_a_located_error() -> None
     text = "problem q\nstate x = 0.3\nder(x) = where(min(x, -1)^(1/3) >= 0, 1, 2)\nhorizon 1\nminimize x(T)\n"
     with pytest.raises(SpecError, match=r"3:16: error: cannot compare: a side is never a real number"):
         impsolve.load(text)
+
+
+@pytest.mark.parametrize("value, column", [("sqrt(-k)", 10), ("(-k)^(1/3)", 10)])
+def test_a_value_that_is_never_real_is_a_located_error(value: str, column: int) -> None:
+    """sqrt(-k) with k > 0 is I*sqrt(k) to SymPy: in the dynamics the torch code mixed complex and
+    real tensors (internal error); in an objective torch dropped the imaginary part with a warning."""
+    for statement in (f"der(x) = {value}\nhorizon 1\nminimize x(T)\n", f"der(x) = -x\nhorizon 1\nminimize {value}\n"):
+        text = "problem q\nparam k > 0 = 0.7\nstate x = 0.3\n" + statement
+        line = 4 if statement.startswith(f"der(x) = {value}") else 6
+        with pytest.raises(SpecError, match=rf"{line}:{column}: error: this is never a real number"):
+            impsolve.load(text)
