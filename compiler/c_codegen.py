@@ -25,7 +25,7 @@ from .c_fixed import FIXED_SOLVER, fixed_solver_header
 from .c_open_loop import PiecewiseLayout, piecewise_source
 from .c_kernel import FROM_OUTPUT, KERNEL_ENTRIES, activation_helpers, kernel_header
 from .c_solver import SOLVER, solver_header
-from .split_dynamics import NetCall, Unsupported, gradient, net_calls, output_symbol, smooth_pieces
+from .split_dynamics import NetCall, Unsupported, gradient, net_calls, output_symbol, torch_min_max
 from .values import component_names
 
 MAX_WIDTH = 256             # widest MLP layer the native tier generates
@@ -193,7 +193,7 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
     generated loops through the nets along the rows, whose activations come from `zw` (the forward
     evaluation's, kept or computed again); the nets' output and input gradients in gn<c>, gi<c>."""
     outputs = _output_names(calls, mlps)
-    adjoint = sum((sp.Symbol(f"_a{i}", real=True) * smooth_pieces(e) for i, e in enumerate(dynamics)), sp.Integer(0))
+    adjoint = sum((sp.Symbol(f"_a{i}", real=True) * torch_min_max(e) for i, e in enumerate(dynamics)), sp.Integer(0))
     local = {**names, **outputs, **{sp.Symbol(f"_a{i}", real=True): f"a[{i}]" for i in range(len(dynamics))}}
     targets = {s: f"gs[{i}]+" for i, s in enumerate(states)}
     targets.update({p: f"g{code}+" for p, code in params.items()})
@@ -207,7 +207,7 @@ def _vjp(dynamics: list[sp.Expr], calls: list[NetCall], mlps: list[MlpLayout], n
     deltas, _ = _delta_offsets(calls, mlps)
     lines += [f"    net{call.net}_backward(th, za{c}, gn{c}, gi{c}, "
               + ("gth, n);" if deltas[c] is None else f"gd + {deltas[c]} * n, n);") for c, call in enumerate(calls)]
-    chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * smooth_pieces(a) for c, call in enumerate(calls)
+    chain = sum((sp.Symbol(f"_g{c}_{j}", real=True) * torch_min_max(a) for c, call in enumerate(calls)
                  for j, a in enumerate(call.args)), sp.Integer(0))
     local.update({sp.Symbol(f"_g{c}_{j}", real=True): f"gi{c}[{j} * n + r]"
                   for c, call in enumerate(calls) for j in range(len(call.args))})

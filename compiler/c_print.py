@@ -16,7 +16,7 @@ C_FUNCTIONS = {
     **{name: name + "({})" for name in ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh",
                                         "exp", "log")},
     "Abs": "fabs({})", "sigmoid": "imp_sigmoid({})", "softplus": "imp_softplus({})", "sech": "(1.0/cosh({}))",
-    "sign": "imp_sign({})",
+    "sign": "imp_sign({})", "TieMax": "imp_max({})", "TieMin": "imp_min({})",
 }
 
 

@@ -193,13 +193,24 @@ class TorchPrinter(PythonCodePrinter):
 
     def _print_Piecewise(self, expr):
         *pieces, (last, _) = expr.args
+        truth = isinstance(last, sp.logic.boolalg.Boolean)   # a condition (ITE): True, False or comparisons
+        wrap = "{}" if truth else "_tensor({})"              # _tensor would make True a float tensor
         out = self._print(last)
         for value, cond in reversed(pieces):
-            out = f"torch.where({self._print(cond)}, _tensor({self._print(value)}), _tensor({out}))"
+            out = f"torch.where({self._print(cond)}, {wrap.format(self._print(value))}, {wrap.format(out)})"
         return out
 
     def _print_Relational(self, expr):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
+
+    def _print_And(self, expr):     # elementwise on the conditions' tensors (Python's `and` is not)
+        return "(" + " & ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        return "(" + " | ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Not(self, expr):
+        return f"(~{self._print(expr.args[0])})"
 
     def _print_NumberSymbol(self, expr):
         return repr(float(expr))

@@ -31,6 +31,17 @@ LINEAR_ALGEBRA = {"sum", "norm", "normalize", "trace", "det", "logdet", "inv", "
 AtTime = Callable[[str, ast.Call], Value]
 
 
+def _may_leave_the_reals(node: ast.Expr) -> bool:
+    """A power or a function call: where SymPy may make a real value complex (sqrt(-k), k > 0)."""
+    return isinstance(node, ast.Call) or (isinstance(node, ast.BinOp) and node.op == "^")
+
+
+def _never_real(entry: sp.Expr) -> bool:
+    """SymPy wrote the value with the imaginary unit or a non-real root of -1: the generated code
+    would compute complex tensors (an internal error, or the imaginary part dropped silently)."""
+    return entry.has(sp.I) or any(a.is_number and a.is_real is False for a in entry.atoms(sp.Pow))
+
+
 class StudyLowering(Protocol):
     """What a study adds to the lowering (registered in `compiler.kinds`): its params, its calls
     in objectives and expects (e.g. `sens(...)`), its statements, and its part of the problem."""
@@ -111,6 +122,9 @@ class ExpressionLowering:
                 if entry.is_number and (entry.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or entry.is_real is False
                                         or not finite_if_numeric(entry)):
                     raise self.error(f"this is not a finite real number ({entry})", n.span)
+                if _may_leave_the_reals(n) and _never_real(entry):
+                    raise self.error("this is never a real number", n.span,
+                                     "the square root or a fractional power of a value that is always negative")
             return value
 
         def step(n: ast.Expr) -> Value:
@@ -130,12 +144,20 @@ class ExpressionLowering:
             if isinstance(n, ast.BinOp):
                 return self.binary(n, go(n.left), go(n.right))
             if isinstance(n, ast.Compare):
-                return elementwise(compare(n.op), go(n.left), go(n.right))
+                return self.comparison(n, go(n.left), go(n.right))
             if isinstance(n, ast.Call):
                 return self.call(n, go, at_time, shape_of)
             raise self.error("this expression is not supported here", n.span)
 
         return go(node)
+
+    def comparison(self, n: ast.Compare, left: Value, right: Value) -> Value:
+        """left op right, entry by entry; SymPy refuses to order a side it knows is not real."""
+        try:
+            return elementwise(compare(n.op), left, right)
+        except TypeError:     # "Invalid comparison of non-real ..."
+            raise self.error("cannot compare: a side is never a real number", n.span,
+                             "a fractional power of a negative value is not real (torch gives nan)") from None
 
     def name_value(self, name: str) -> Value:
         """The value of a name: `t`, `T`, or a declared value (a deferred one lowered now)."""

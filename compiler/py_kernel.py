@@ -17,7 +17,7 @@ import sympy as sp
 
 from . import ir
 from .py_print import function_source
-from .split_dynamics import NetCall, Unsupported, derivative, net_calls, output_symbol, smooth_pieces
+from .split_dynamics import NetCall, Unsupported, derivative, net_calls, output_symbol, torch_min_max
 from .values import component_names
 
 
@@ -73,7 +73,7 @@ def _block(name: str, outputs: list[sp.Expr], inputs: list[sp.Symbol]) -> str:
     """`name(_v)` giving `outputs`, and `name_vjp(_v, _g)` giving sum_i _g_i d outputs_i / d _v."""
     names = {s: f"_v{k}" for k, s in enumerate(inputs)}
     adjoints = [sp.Symbol(f"_g{i}", real=True) for i in range(len(outputs))]
-    scalar = sum((a * smooth_pieces(e) for a, e in zip(adjoints, outputs)), sp.Integer(0))
+    scalar = sum((a * torch_min_max(e) for a, e in zip(adjoints, outputs)), sp.Integer(0))
     grads = [derivative(scalar, v) for v in inputs]
     adjoint_names = {a: f"_g{i}" for i, a in enumerate(adjoints)}
     values = list(names.values())

@@ -17,7 +17,7 @@ FLOAT_FUNCTIONS = {
     **{name: f"_math.{name}({{}})" for name in ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh",
                                                "tanh", "exp", "log")},
     "Abs": "_abs({})", "sign": "_sign({})", "sigmoid": "_sigmoid({})", "softplus": "_softplus({})",
-    "sech": "_sech({})",
+    "sech": "_sech({})", "TieMax": "_max({})", "TieMin": "_min({})",
 }
 INDENT = "    "
 

@@ -48,17 +48,32 @@ def net_calls(exprs: list[sp.Expr], nets: list[str]) -> tuple[list[NetCall], dic
     return result, subs
 
 
-def smooth_pieces(expr: sp.Expr) -> sp.Expr:
-    """min and max as piecewise values, so that their derivatives are piecewise too (no Heaviside):
-    at a tie, the mean of the two arguments, whose derivative is half of each argument's, as
-    torch.maximum and torch.minimum split the gradient."""
-    def fold(args, keep):
+class TieMax(sp.Function):
+    """max(a, b) whose derivative is the larger argument's, and half of each at a tie, as
+    torch.maximum's (SymPy's Max has Heaviside derivatives, which no generated code prints)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        first, second = self.args if argindex == 1 else reversed(self.args)
+        return sp.Piecewise((sp.Integer(1), first > second), (sp.Integer(0), first < second), (sp.Rational(1, 2), True))
+
+
+class TieMin(sp.Function):
+    """min(a, b), differentiated as torch.minimum (see TieMax)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        first, second = self.args if argindex == 1 else reversed(self.args)
+        return sp.Piecewise((sp.Integer(1), first < second), (sp.Integer(0), first > second), (sp.Rational(1, 2), True))
+
+
+def torch_min_max(expr: sp.Expr) -> sp.Expr:
+    """min and max (of any number of arguments) as nested TieMin/TieMax of two, as the generated
+    torch code nests torch.minimum/maximum, so their derivatives are torch's, ties included."""
+    def fold(args, function):
         out = args[0]
         for a in args[1:]:
-            out = sp.Piecewise((out, keep(out, a)), (out / 2 + a / 2, sp.Eq(out, a)), (a, True))
+            out = function(out, a)
         return out
-    return expr.replace(sp.Max, lambda *a: fold(a, sp.StrictGreaterThan)) \
-        .replace(sp.Min, lambda *a: fold(a, sp.StrictLessThan))
+    return expr.replace(sp.Max, lambda *a: fold(a, TieMax)).replace(sp.Min, lambda *a: fold(a, TieMin))
 
 
 class GuardedAtan2(sp.Function):

@@ -250,3 +250,45 @@ def test_atan2_of_a_number_and_a_state(backend: str) -> None:
     model = impsolve.load(ANGLE, {"solve.backend": backend}).compile(device="cpu")
     model.dynamics.function = getattr(model.dynamics.function, "fallback", model.dynamics.function)
     assert float(model().detach()) == pytest.approx(math.pi / 4 + math.log(2) / 2, rel=1e-9)
+
+
+NESTED_CONDITION = """problem nested_condition
+{batch}state x = 0, y = 0.2
+der(x) = where(where(t < 0.5, -1, y) <= 0.1, 1, 2) + where(where(t < y, 0.1, y) <= where(x > 9, y, 1), 0, 5)
+der(y) = 0
+horizon 1
+minimize {objective}
+solve ode(method=rk4, step_size=0.125)
+"""
+
+
+@pytest.mark.parametrize("backend, batch", [("torchdiffeq", 1), ("torch", 1), ("torchdiffeq", 2)])
+def test_a_where_in_the_condition_of_a_where(backend: str, batch: int) -> None:
+    """SymPy makes where(c, -1, y) <= 0.1 a condition ITE(c, True, y <= 0.1): the torch code made its
+    True a float tensor ('where expected condition to be a boolean tensor') and joined conditions
+    with Python's `and`/`or` (a batch: 'Boolean value of Tensor ... is ambiguous'). x(1) = 0.5 + 2 * 0.5,
+    and h/8 more: rk4 (the 3/8 rule) evaluates the step ending at t = 0.5 there, where 2 holds."""
+    text = NESTED_CONDITION.format(batch=f"batch {batch}\n" if batch > 1 else "",
+                                   objective="mean(x(T))" if batch > 1 else "x(T)")
+    model = impsolve.load(text, {"solve.backend": backend}).compile(device="cpu")
+    model.dynamics.function = getattr(model.dynamics.function, "fallback", model.dynamics.function)
+    assert float(model().detach()) == pytest.approx(1.5 + 0.125 / 8, rel=1e-12)
+
+
+def test_a_comparison_of_a_value_that_is_never_real_is_a_located_error() -> None:
+    """min(x, -1)^(1/3) is not real for any x: SymPy refuses to order it ('internal error:
+    TypeError: Invalid comparison of non-real Min(-1, x)**(1/3)')."""
+    text = "problem q\nstate x = 0.3\nder(x) = where(min(x, -1)^(1/3) >= 0, 1, 2)\nhorizon 1\nminimize x(T)\n"
+    with pytest.raises(SpecError, match=r"3:16: error: cannot compare: a side is never a real number"):
+        impsolve.load(text)
+
+
+@pytest.mark.parametrize("value, column", [("sqrt(-k)", 10), ("(-k)^(1/3)", 10)])
+def test_a_value_that_is_never_real_is_a_located_error(value: str, column: int) -> None:
+    """sqrt(-k) with k > 0 is I*sqrt(k) to SymPy: in the dynamics the torch code mixed complex and
+    real tensors (internal error); in an objective torch dropped the imaginary part with a warning."""
+    for statement in (f"der(x) = {value}\nhorizon 1\nminimize x(T)\n", f"der(x) = -x\nhorizon 1\nminimize {value}\n"):
+        text = "problem q\nparam k > 0 = 0.7\nstate x = 0.3\n" + statement
+        line = 4 if statement.startswith(f"der(x) = {value}") else 6
+        with pytest.raises(SpecError, match=rf"{line}:{column}: error: this is never a real number"):
+            impsolve.load(text)

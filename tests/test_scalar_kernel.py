@@ -224,3 +224,18 @@ def test_a_param_power_at_base_zero_has_torchs_gradients() -> None:
     expected = torch.autograd.grad(kernel.fallback(t, s), inputs)
     assert all(torch.equal(g, e) for g, e in zip(got, expected))
     assert [float(g) for g in got] == [0.0, 0.0, 0.0]
+
+
+def test_a_max_of_a_max_inside_a_condition_compiles() -> None:
+    """max(w - max(z, y), atan2(x, min(k, t))) as nested piecewise values sent SymPy's Piecewise
+    into endless re-evaluation (RecursionError while generating the kernel)."""
+    text = ('problem nested "n"\nparam k = 0.7, w = 0.3\nstate x = 0.3, y = -0.2, z = 1.1\n'
+            'der(x) = max(w - max(z, y), atan2(x, min(k, t)))\nder(y) = -y\nder(z) = 0\nhorizon 1\nminimize x(T)\n')
+    model = _compiled(text)
+    assert isinstance(model.dynamics.function, KernelDynamics)
+    s = torch.tensor([[0.3, -0.2, 1.1]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.2, dtype=torch.float64)
+    kernel = model.dynamics.function
+    got = torch.autograd.grad(kernel(t, s).sum(), s)[0]
+    expected = torch.autograd.grad(kernel.fallback(t, s).sum(), s)[0]
+    assert torch.allclose(got, expected, rtol=1e-14, atol=1e-15)
