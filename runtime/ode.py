@@ -72,6 +72,7 @@ class SolveWatch:
         self.evaluations, self.reach = 0, 0.0
         self.checked_at = (0, 0.0)            # (evaluations, reach) at the previous look
         self.limited = 0                      # consecutive looks that found the step stability-limited
+        self.h_rho: float | None = None       # step x |largest eigenvalue| at the latest look
         self.start = self.reported = time.perf_counter()
 
     def observe(self, t: torch.Tensor, s: torch.Tensor | None = None, function: Callable | None = None,
@@ -98,25 +99,41 @@ class SolveWatch:
         if s is not None and function is not None and step > 0:
             t, s = t.detach(), s.detach()
             rho = spectral_radius(function, t, s)
-            h_rho = step * rho
+            h_rho = self.h_rho = step * rho
             stiff = h_rho >= STABILITY_LIMITED * STABILITY[method] and stiffness_ratio(function, t, s, rho) >= STIFF_RATIO
             self.limited = self.limited + 1 if stiff else 0
             if self.limited >= 2 and projected > STIFF_SHARE * self.budget:
                 raise self.stiff(projected, h_rho)
         if self.evaluations >= PROJECT_AFTER * self.budget and projected > self.budget:
-            raise self.stiff(projected)
+            raise self.not_progressing(projected)
 
-    def stiff(self, projected: float, h_rho: float | None = None) -> SolverFailure:
+    def reached(self, projected: float) -> str:
+        return (f"after {self.evaluations} evaluations of the dynamics it reached t = {self.t0 + self.reach:.4g} "
+                f"of {self.t0 + self.span:.4g}; at this pace it needs about "
+                f"{projected / STAGES[self.options.method]:.2g} steps")
+
+    def not_progressing(self, projected: float) -> SolverFailure:
+        """The pace projects beyond max_steps: stiffness, unless the latest look found the step well
+        inside the method's stability region (then accuracy holds it: a low order for the tolerance)."""
         o = self.options
-        reached = (f"after {self.evaluations} evaluations of the dynamics it reached t = {self.t0 + self.reach:.4g} "
-                   f"of {self.t0 + self.span:.4g}; at this pace it needs about {projected / STAGES[o.method]:.2g} steps")
-        if h_rho is None:
+        head = (f"the ODE solve is not progressing: {self.reached(projected)}, more than max_steps={o.max_steps} "
+                f"({o.method}, rtol={o.rtol:g}, atol={o.atol:g}). ")
+        if self.limited == 0 and self.h_rho is not None:
             return SolverFailure(
-                f"the ODE solve is not progressing: {reached}, more than max_steps={o.max_steps} ({o.method}, "
-                f"rtol={o.rtol:g}, atol={o.atol:g}). The step size has collapsed: the dynamics are probably stiff",
-                "loosen rtol/atol, use a fixed-step method (method=rk4, step_size=...) with a step the dynamics "
-                "allow, rescale the states or time so their rates are comparable, shorten the horizon, or raise "
-                "solve ode(max_steps=...) to let it run")
+                head + f"The step is held by accuracy, not stability (step x |largest eigenvalue of the Jacobian| = "
+                f"{self.h_rho:.2g}, inside {o.method}'s stability region of {STABILITY[o.method]:g}): the method's "
+                "order is low for these tolerances",
+                "use a higher-order method (solve ode(method=dopri5) or dopri8), loosen rtol/atol, shorten the "
+                "horizon, or raise solve ode(max_steps=...) to let it run")
+        return SolverFailure(
+            head + "The step size has collapsed: the dynamics are probably stiff",
+            "loosen rtol/atol, use a fixed-step method (method=rk4, step_size=...) with a step the dynamics "
+            "allow, rescale the states or time so their rates are comparable, shorten the horizon, or raise "
+            "solve ode(max_steps=...) to let it run")
+
+    def stiff(self, projected: float, h_rho: float) -> SolverFailure:
+        o = self.options
+        reached = self.reached(projected)
         return SolverFailure(
             f"the dynamics are stiff: {reached} ({o.method}). The step is held by stability, not accuracy: "
             f"step x |largest eigenvalue of the Jacobian| = {h_rho:.2g}, at the edge of {o.method}'s stability "

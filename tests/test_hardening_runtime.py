@@ -217,6 +217,29 @@ def test_stiff_dynamics_stop_early_with_a_hint(tmp_path, capsys, write_spec):
     assert "loosen rtol/atol, use a fixed-step method" in err
 
 
+SLOW_LOW_ORDER = """
+problem osc "a harmonic oscillator at a tolerance too tight for a second-order method"
+param k = 1
+state x = 1, v = 0
+der(x) = v
+der(v) = -k*x
+horizon 20
+minimize x(T)^2
+train adam(lr=0.001, steps=2)
+solve ode(method=adaptive_heun, rtol=1e-9, atol=1e-11, max_steps=2000)
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchdiffeq"])
+def test_a_step_held_by_accuracy_is_not_called_stiff(tmp_path, capsys, write_spec, backend):
+    """The pace projects past max_steps, but the step is far inside the stability region: the hint is
+    a higher-order method, not stiffness (it used to say 'the dynamics are probably stiff')."""
+    assert main([write_spec(SLOW_LOW_ORDER), "--out", str(tmp_path / "o"), "--quiet", "--backend", backend]) == 3
+    err = capsys.readouterr().err
+    assert "the ODE solve is not progressing" in err and "stiff" not in err
+    assert "held by accuracy, not stability" in err and "use a higher-order method" in err
+
+
 def test_stiff_dynamics_with_default_settings_stop_within_a_few_thousand_evaluations(tmp_path, capsys, write_spec):
     spec = ROBERTSON.replace("solve ode(max_steps=2000)\n", "")
     assert main([write_spec(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 3
