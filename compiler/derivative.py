@@ -8,7 +8,7 @@ from __future__ import annotations
 import sympy as sp
 
 from . import ir
-from .split_dynamics import TieMax, TieMin, torch_min_max
+from .split_dynamics import TieMax, TieMin, guarded, torch_min_max, unguarded
 
 SYMBOLIC_UNKNOWNS_LIMIT = 3   # implicit systems up to this size are differentiated symbolically
 
@@ -48,9 +48,11 @@ def spec_derivative(expr: sp.Expr, wrt: sp.Symbol, implicits: list[ir.Implicit],
                     moving: dict[sp.Symbol, str]) -> sp.Expr:
     """The spec's `d(expr, wrt)`: `total_derivative` with autograd's conventions where SymPy has
     distributions (the generated code prints neither): min and max pass the derivative of the
-    argument they select, half of each at a tie (TieMin, TieMax), sign's derivative is 0 (no DiracDelta)."""
-    result = total_derivative(torch_min_max(expr), wrt, implicits, moving)
-    return result.replace(sp.DiracDelta, lambda *a: sp.Integer(0)).replace(TieMax, sp.Max).replace(TieMin, sp.Min)
+    argument they select, half of each at a tie (TieMin, TieMax), sign's derivative is 0 (no DiracDelta),
+    atan2's is 0 at the origin and a power's as torch's (split_dynamics.guarded)."""
+    result = total_derivative(guarded(torch_min_max(expr)), wrt, implicits, moving)
+    result = result.replace(sp.DiracDelta, lambda *a: sp.Integer(0)).replace(TieMax, sp.Max).replace(TieMin, sp.Min)
+    return unguarded(result)
 
 
 def _feeds(implicit: ir.Implicit, implicits: list[ir.Implicit], expr: sp.Expr) -> bool:

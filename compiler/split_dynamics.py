@@ -98,17 +98,22 @@ class GuardedPow(sp.Function):
         return sp.Piecewise((sp.Integer(0), sp.And(sp.Eq(base, 0), exponent >= 0)), (self * sp.log(base), True))
 
 
-def _guarded(expr: sp.Expr) -> sp.Expr:
+def guarded(expr: sp.Expr) -> sp.Expr:
+    """`expr` with atan2 and non-number powers as GuardedAtan2, GuardedPow (torch's derivatives)."""
     return expr.replace(sp.atan2, GuardedAtan2).replace(lambda e: e.is_Pow and not e.exp.is_Number,
                                                         lambda e: GuardedPow(*e.args))
+
+
+def unguarded(expr: sp.Expr) -> sp.Expr:
+    """A derivative of a `guarded` expression in plain SymPy again (what the printers know)."""
+    return expr.replace(GuardedAtan2, sp.atan2).replace(GuardedPow, sp.Pow)
 
 
 def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
     """d expr / d variable with torch's conventions where SymPy has distributions or 0/0: the
     derivative of sign is 0 (DiracDelta dropped), atan2's is 0 at the origin, a power's as
     GuardedPow says."""
-    result = sp.diff(_guarded(expr), variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
-    return result.replace(GuardedAtan2, sp.atan2).replace(GuardedPow, sp.Pow)
+    return unguarded(sp.diff(guarded(expr), variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0)))
 
 
 def gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:

@@ -292,3 +292,11 @@ def test_a_value_that_is_never_real_is_a_located_error(value: str, column: int) 
         line = 4 if statement.startswith(f"der(x) = {value}") else 6
         with pytest.raises(SpecError, match=rf"{line}:{column}: error: this is never a real number"):
             impsolve.load(text)
+
+
+def test_d_of_atan2_at_the_origin_is_torch_s_zero_not_nan():
+    """d(atan2(a, b), a) at a = b = 0 was SymPy's b/(a^2 + b^2) = 0/0 = nan in the generated torch
+    code (the kernel and native tiers already gave torch's 0 there)."""
+    text = ('problem at "atan2 at the origin"\nparam a = 0, b = 0\n'
+            'minimize d(atan2(a, b), a) + d(atan2(a, b), b) + (a - 1)^2\n')
+    assert float(impsolve.load(text).compile(device="cpu")().detach()) == 1.0
