@@ -100,9 +100,15 @@ def collect_settings(checker: Checker, out: CheckedSpec, s: ast.SettingsStmt) ->
 
 
 def collect_batch(checker: Checker, out: CheckedSpec, s: ast.BatchStmt) -> None:
-    value = literal(s.size, checker.error)
+    """`batch N`: N a number, or a scalar const declared as one (`const B = 100` ... `batch B`)."""
+    size = s.size
+    if isinstance(size, ast.Name) and size.id in out.consts:
+        const = out.consts[size.id]
+        size = const.value if not const.shape and isinstance(const.value, ast.Number) else size
+    value = literal(size, checker.error)
     if not isinstance(value, int) or value < 1:
-        raise checker.error("batch must be a positive integer", s.size.span)
+        raise checker.error("batch must be a positive integer", s.size.span,
+                            "a number, or a const declared as one (const B = 100)")
     out.batch = value
 
 

@@ -300,3 +300,11 @@ def test_d_of_atan2_at_the_origin_is_torch_s_zero_not_nan():
     text = ('problem at "atan2 at the origin"\nparam a = 0, b = 0\n'
             'minimize d(atan2(a, b), a) + d(atan2(a, b), b) + (a - 1)^2\n')
     assert float(impsolve.load(text).compile(device="cpu")().detach()) == 1.0
+
+
+def test_batch_takes_a_const_declared_as_a_number():
+    text = ('problem b "b"\nconst B = 4\nbatch B\nstate x ~ normal(0, 1)\nder(x) = -x\nhorizon 1\n'
+            'minimize mean(x(T)^2)\n')
+    problem = impsolve.load(text)
+    assert problem.checked.batch == 4
+    assert problem.compile(device="cpu").initial_state().shape == (4, 1)

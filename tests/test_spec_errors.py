@@ -120,6 +120,8 @@ CASES = [
     ("positional option", BASE + "solve ode(1e-6)\n", 5, 11, "options of ode() are given as name=value", None),
     ("fixed step without step_size", BASE + "solve ode(method=rk4)\n", 5, 1, "needs step_size", "step_size=0.01"),
     ("batch not an integer", BASE + "batch 2.5\n", 5, 7, "batch must be a positive integer", None),
+    ("batch a const not given as a number", BASE + "const B = 2*2\nbatch B\n", 6, 7, "batch must be a positive integer",
+     "a number, or a const declared as one"),
     ("unknown distribution", "state z ~ gauss(0, 1)\nder(z) = 0\nhorizon 1\nminimize mean(z(T))\n", 1, 11,
      "unknown distribution 'gauss'", None),
     ("const from a distribution", "const a ~ normal(0, 1)\n" + BASE, 1, 11, "a const cannot be drawn", None),
