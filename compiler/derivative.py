@@ -50,9 +50,8 @@ def spec_derivative(expr: sp.Expr, wrt: sp.Symbol, implicits: list[ir.Implicit],
     distributions (the generated code prints neither): min and max pass the derivative of the
     argument they select, half of each at a tie (TieMin, TieMax), sign's derivative is 0 (no DiracDelta),
     atan2's is 0 at the origin and a power's as torch's (split_dynamics.guarded)."""
-    result = total_derivative(guarded(torch_min_max(expr)), wrt, implicits, moving)
-    result = result.replace(sp.DiracDelta, lambda *a: sp.Integer(0)).replace(TieMax, sp.Max).replace(TieMin, sp.Min)
-    return unguarded(result)
+    result = unguarded(total_derivative(guarded(torch_min_max(expr)), wrt, implicits, moving))
+    return result.replace(TieMax, sp.Max).replace(TieMin, sp.Min)   # the torch printer's min and max
 
 
 def _feeds(implicit: ir.Implicit, implicits: list[ir.Implicit], expr: sp.Expr) -> bool:

@@ -104,16 +104,18 @@ def guarded(expr: sp.Expr) -> sp.Expr:
                                                         lambda e: GuardedPow(*e.args))
 
 
-def unguarded(expr: sp.Expr) -> sp.Expr:
-    """A derivative of a `guarded` expression in plain SymPy again (what the printers know)."""
-    return expr.replace(GuardedAtan2, sp.atan2).replace(GuardedPow, sp.Pow)
+def unguarded(derivative_: sp.Expr) -> sp.Expr:
+    """A derivative of a `guarded` expression in plain SymPy again (what the printers know), sign's
+    derivative 0 (its DiracDelta dropped)."""
+    plain = derivative_.replace(GuardedAtan2, sp.atan2).replace(GuardedPow, sp.Pow)
+    return plain.replace(sp.DiracDelta, lambda *a: sp.Integer(0))
 
 
 def derivative(expr: sp.Expr, variable: sp.Symbol) -> sp.Expr:
     """d expr / d variable with torch's conventions where SymPy has distributions or 0/0: the
     derivative of sign is 0 (DiracDelta dropped), atan2's is 0 at the origin, a power's as
     GuardedPow says."""
-    return unguarded(sp.diff(guarded(expr), variable).replace(sp.DiracDelta, lambda *a: sp.Integer(0)))
+    return unguarded(sp.diff(guarded(expr), variable))
 
 
 def gradient(scalar: sp.Expr, variables: dict[sp.Symbol, str]) -> list[tuple[str, sp.Expr]]:

@@ -29,22 +29,6 @@ def _sign(x: float) -> float:
     return float(x > 0.0) - float(x < 0.0)      # 0 for nan, as torch.sign
 
 
-def _sigmoid(x: float) -> float:
-    if x >= 0.0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)                    # no overflow for x << 0, where torch gives 0 too
-    return e / (1.0 + e)
-
-
-def _softplus(x: float) -> float:
-    return x if x > 20.0 else math.log1p(math.exp(x))     # torch's threshold
-
-
-def _sech(x: float) -> float:
-    e = math.exp(-abs(x))              # 2 / (e^x + e^-x), without cosh's overflow
-    return 2.0 * e / (1.0 + e * e)
-
-
 def _max(a: float, b: float) -> float:
     return a if a >= b else b if b >= a else a + b          # a nan propagates, as torch.maximum
 
@@ -53,28 +37,31 @@ def _min(a: float, b: float) -> float:
     return a if a <= b else b if b <= a else a + b
 
 
-KERNEL_LIBRARY = {"_math": math, "_abs": abs, "_sign": _sign, "_sigmoid": _sigmoid, "_softplus": _softplus,
-                  "_sech": _sech, "_max": _max, "_min": _min}
+def _exp_functions(m) -> dict[str, Callable]:
+    """sigmoid, softplus (torch's threshold 20) and sech through the module `m`'s exp and log1p,
+    written so that math's never overflow where torch's give 0 or x."""
+    def sigmoid(x: float) -> float:
+        if x >= 0.0:
+            return 1.0 / (1.0 + m.exp(-x))
+        e = m.exp(x)
+        return e / (1.0 + e)
+
+    def softplus(x: float) -> float:
+        return x if x > 20.0 else m.log1p(m.exp(x))
+
+    def sech(x: float) -> float:
+        e = m.exp(-abs(x))              # 2 / (e^x + e^-x), without cosh's overflow
+        return 2.0 * e / (1.0 + e * e)
+    return {"_sigmoid": sigmoid, "_softplus": softplus, "_sech": sech}
 
 
-def _ieee_sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + numpy.exp(-x))
-
-
-def _ieee_softplus(x: float) -> float:
-    return x if x > 20.0 else numpy.log1p(numpy.exp(x))
-
-
-def _ieee_sech(x: float) -> float:
-    e = numpy.exp(-abs(x))
-    return 2.0 * e / (1.0 + e * e)
-
-
+KERNEL_LIBRARY = {"_math": math, "_abs": abs, "_sign": _sign, "_max": _max, "_min": _min, **_exp_functions(math)}
 IEEE_MATH = SimpleNamespace(sin=numpy.sin, cos=numpy.cos, tan=numpy.tan, asin=numpy.arcsin, acos=numpy.arccos,
                             atan=numpy.arctan, atan2=numpy.arctan2, sinh=numpy.sinh, cosh=numpy.cosh,
-                            tanh=numpy.tanh, exp=numpy.exp, log=numpy.log, sqrt=numpy.sqrt, pow=numpy.power)
-IEEE_LIBRARY = {**KERNEL_LIBRARY, "_math": IEEE_MATH, "_sigmoid": _ieee_sigmoid, "_softplus": _ieee_softplus,
-                "_sech": _ieee_sech}   # the kernel's functions on numpy float64s: inf and nan, never an exception
+                            tanh=numpy.tanh, exp=numpy.exp, log=numpy.log, log1p=numpy.log1p, sqrt=numpy.sqrt,
+                            pow=numpy.power)
+# the kernel's functions on numpy float64s: inf and nan, never an exception
+IEEE_LIBRARY = {**KERNEL_LIBRARY, "_math": IEEE_MATH, **_exp_functions(IEEE_MATH)}
 
 
 def _vjp(vjps: tuple[Callable, Callable], values: list[float], adjoints: list[float]) -> list[float]:
@@ -138,9 +125,10 @@ class KernelDynamics:
             return self.fallback(t, s, *rest, **named)
         head = (t, s, *self.params)
         try:
-            outputs = self._net_outputs(head)
+            head_values = _values(head)
+            outputs = self._net_outputs(head, head_values)
             inputs = (*head, *outputs)
-            values = _values(inputs)
+            values = head_values + _values(outputs)
             derivatives = self.rhs(values)
         except FLOAT_ERRORS:
             return self.fallback(t, s)
@@ -148,11 +136,11 @@ class KernelDynamics:
             return torch.tensor([derivatives], dtype=s.dtype)
         return Expressions.apply(self.rhs_vjp, values, derivatives, *inputs)
 
-    def _net_outputs(self, head: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-        """Each call's net output (1 x outputs), its inputs sliced from s or from the kernel's."""
+    def _net_outputs(self, head: tuple[torch.Tensor, ...], values: list[float]) -> list[torch.Tensor]:
+        """Each call's net output (1 x outputs), its inputs sliced from s or from the kernel's
+        (`values`: the entries of `head`)."""
         computed = head[1]
         if self.kernel.computes_inputs:
-            values = _values(head)
             entries = self.inputs(values)
             computed = Expressions.apply(self.inputs_vjp, values, entries, *head) if torch.is_grad_enabled() \
                 else torch.tensor([entries], dtype=torch.float64)
